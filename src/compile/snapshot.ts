@@ -1,0 +1,161 @@
+// The ProxySnapshot: the only contract between control plane and data plane. Plain JSON-able data,
+// fully resolved: the proxy needs no Istio resource to run it. Encoding (JSON over the push stream)
+// is kept separate from this shape.
+
+export const SNAPSHOT_SCHEMA_VERSION = 1;
+
+export type ProxyRole = 'sidecar' | 'gateway';
+
+/** What a proxy says about itself when it connects (cf. Envoy's Node metadata). */
+export interface ProxyNode {
+  /** Unique per proxy instance, e.g. `reviews-v1-0.default`. */
+  id: string;
+  role: ProxyRole;
+  /** The Workload resource it belongs to. */
+  workload: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  /** Address peers reach its inbound listener at. */
+  address: string;
+  /** Port of the mTLS inbound listener (sidecars). */
+  inboundPort?: number;
+  /** Workload (container) ports the app listens on. */
+  ports: WorkloadPort[];
+  /** Gateway listeners: server port number → bound host port. */
+  gatewayPorts?: Record<string, number>;
+  /** Whether the app answers its readiness probe. */
+  healthy: boolean;
+}
+
+export interface WorkloadPort {
+  name?: string;
+  port: number;
+  protocol?: string;
+}
+
+export interface ProxySnapshot {
+  schema: number;
+  /** Content hash: equal versions are equal snapshots. */
+  version: string;
+  /** Store revision this snapshot was compiled from; `apply` returns it, proxy-status compares with it. */
+  revision: number;
+  proxy: { id: string; role: ProxyRole; namespace: string; identity: string };
+  trustDomain: string;
+  listeners: Listener[];
+  routeTables: RouteTable[];
+  clusters: Cluster[];
+}
+
+export type Listener = OutboundListener | InboundListener | GatewayListener;
+
+/** Where the app's calls land: an HTTP forward proxy in the local runtime. */
+export interface OutboundListener {
+  name: 'outbound';
+  type: 'outbound';
+  routeTable: string;
+}
+
+/** The mesh-facing mTLS listener of a sidecar; forwards to the app. */
+export interface InboundListener {
+  name: 'inbound';
+  type: 'inbound';
+  /** STRICT: mutual TLS only, plaintext refused. */
+  mtls: 'STRICT' | 'PERMISSIVE';
+  /** Service port (by SNI `outbound_.<port>_.<subset>_.<host>`) → the workload port to forward to. */
+  services: InboundService[];
+  /** Workload ports this proxy forwards to, each an inbound cluster `inbound|<port>||`. */
+  ports: number[];
+}
+
+export interface InboundService {
+  host: string;
+  port: number;
+  targetPort: number;
+}
+
+/** One listener per Gateway server port. */
+export interface GatewayListener {
+  name: string; // `0.0.0.0_<port>`
+  type: 'gateway';
+  port: number;
+  protocol: 'HTTP';
+  routeTable: string;
+  /** The Gateway resources (ns/name) whose servers make up this listener. */
+  gateways: string[];
+}
+
+export interface RouteTable {
+  name: string;
+  virtualHosts: VirtualHost[];
+}
+
+export interface VirtualHost {
+  name: string;
+  /** Exact host names (lower-case, with and without `:port`) and `*.suffix` wildcards; `*` matches all. */
+  domains: string[];
+  routes: Route[];
+}
+
+export interface StringMatch {
+  exact?: string;
+  prefix?: string;
+  /** RE2-compatible pattern, matched against the whole value. */
+  regex?: string;
+}
+
+export interface HeaderMatch {
+  name: string; // lower-case
+  match: StringMatch;
+}
+
+export interface RouteMatch {
+  uri?: StringMatch;
+  headers?: HeaderMatch[];
+}
+
+export interface WeightedCluster {
+  cluster: string;
+  weight: number;
+}
+
+export interface Route {
+  /** `<namespace>/<virtualservice>` plus rule index, or `default` for the implicit route. */
+  name: string;
+  /** The user resource this route came from, for explaining decisions. */
+  origin: string;
+  /** ORed; an empty list matches every request. */
+  matches: RouteMatch[];
+  action: RouteAction;
+}
+
+export type RouteAction =
+  | { type: 'forward'; clusters: WeightedCluster[]; timeoutMs?: number }
+  | { type: 'direct'; status: number; body?: string };
+
+export interface Cluster {
+  /** Istio-style: `outbound|<port>|<subset>|<fqdn>` or `inbound|<port>||`. */
+  name: string;
+  direction: 'outbound' | 'inbound';
+  service?: string;
+  port: number;
+  subset?: string;
+  /** `DestinationRule ns/name` that shaped this cluster, if any. */
+  origin?: string;
+  lb: 'ROUND_ROBIN';
+  /** ISTIO_MUTUAL between proxies; DISABLE for the local app. */
+  tls: { mode: 'ISTIO_MUTUAL'; sni: string; identities: string[] } | { mode: 'DISABLE' };
+  endpoints: Endpoint[];
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  /** SPIFFE ID the endpoint's proxy presents. */
+  identity?: string;
+  labels?: Record<string, string>;
+  /** Workload name, for telemetry (destination_workload). */
+  workload?: string;
+  namespace?: string;
+  healthy: boolean;
+}
