@@ -175,7 +175,7 @@ export function array(
         seen.add(k);
       });
     }
-    v.forEach((e, i) => item(e, join(path, i), ctx));
+    for (let i = 0; i < v.length; i++) item(v[i], join(path, i), ctx);
   };
 }
 
