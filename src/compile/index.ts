@@ -1,0 +1,173 @@
+// The mesh as compile sees it: services, their endpoints and the routing resources, indexed once
+// per change and shared by every proxy's compile.
+import type { Resource } from '../api/resource.ts';
+import { kindKey } from '../api/resource.ts';
+import { resolveHost, serviceFqdn } from './hosts.ts';
+import type { Endpoint, ProxyNode } from './snapshot.ts';
+
+export interface MeshConfig {
+  trustDomain: string;
+}
+
+export interface CompileInput {
+  revision: number;
+  resources: readonly Resource[];
+  /** Every connected proxy: the registry's workload instances. */
+  proxies: readonly ProxyNode[];
+  mesh: MeshConfig;
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort: number | string;
+}
+
+export interface MeshService {
+  fqdn: string;
+  name: string;
+  namespace: string;
+  selector: Record<string, string>;
+  ports: ServicePort[];
+  /** Sidecar instances the selector picks, with the workload port each service port lands on. */
+  instances: { node: ProxyNode; targetPorts: Map<number, number> }[];
+}
+
+// Only the fields compile reads; the API layer validated the whole document.
+interface StringMatchSpec {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+}
+export interface VirtualServiceSpec {
+  hosts?: string[];
+  gateways?: string[];
+  http?: {
+    name?: string;
+    match?: { name?: string; uri?: StringMatchSpec; headers?: Record<string, StringMatchSpec> }[];
+    route?: { destination: { host: string; subset?: string; port?: { number?: number } }; weight?: number }[];
+    timeout?: string;
+    directResponse?: { status: number; body?: { string?: string; bytes?: string } };
+  }[];
+}
+export interface DestinationRuleSpec {
+  host: string;
+  subsets?: { name: string; labels?: Record<string, string> }[];
+}
+export interface GatewaySpec {
+  selector?: Record<string, string>;
+  servers?: { port: { number: number; name: string; protocol: string }; hosts: string[]; name?: string }[];
+}
+interface ServiceSpec {
+  selector?: Record<string, string>;
+  ports?: { name?: string; port: number; targetPort?: number | string }[];
+}
+
+export interface MeshIndex {
+  revision: number;
+  mesh: MeshConfig;
+  /** By FQDN. */
+  services: Map<string, MeshService>;
+  /** Sorted oldest first: for sidecars the first VirtualService for a host wins, as in Istio. */
+  virtualServices: Resource<VirtualServiceSpec>[];
+  /** By resolved host. */
+  destinationRules: Map<string, Resource<DestinationRuleSpec>>;
+  gateways: Resource<GatewaySpec>[];
+}
+
+const K = {
+  service: kindKey('v1', 'Service'),
+  virtualService: kindKey('networking.istio.io/v1', 'VirtualService'),
+  destinationRule: kindKey('networking.istio.io/v1', 'DestinationRule'),
+  gateway: kindKey('networking.istio.io/v1', 'Gateway'),
+};
+
+export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
+
+function byAge(a: Resource, b: Resource): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const na = `${a.metadata.namespace}/${a.metadata.name}`;
+  const nb = `${b.metadata.namespace}/${b.metadata.name}`;
+  return na < nb ? -1 : na > nb ? 1 : 0;
+}
+
+export function buildMeshIndex(input: CompileInput): MeshIndex {
+  const services = new Map<string, MeshService>();
+  const virtualServices: Resource<VirtualServiceSpec>[] = [];
+  const destinationRules = new Map<string, Resource<DestinationRuleSpec>>();
+  const gateways: Resource<GatewaySpec>[] = [];
+  const drs: Resource<DestinationRuleSpec>[] = [];
+
+  for (const r of input.resources) {
+    const key = kindKey(r.apiVersion, r.kind);
+    if (key === K.service) {
+      const spec = r.spec as ServiceSpec;
+      const fqdn = serviceFqdn(r.metadata.name, r.metadata.namespace);
+      services.set(fqdn, {
+        fqdn,
+        name: r.metadata.name,
+        namespace: r.metadata.namespace,
+        selector: spec.selector ?? {},
+        ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port })),
+        instances: [],
+      });
+    } else if (key === K.virtualService) virtualServices.push(r as Resource<VirtualServiceSpec>);
+    else if (key === K.destinationRule) drs.push(r as Resource<DestinationRuleSpec>);
+    else if (key === K.gateway) gateways.push(r as Resource<GatewaySpec>);
+  }
+
+  // A service without a selector has no endpoints from workloads (Kubernetes semantics).
+  const sidecars = [...input.proxies].filter((p) => p.role === 'sidecar').sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const svc of services.values()) {
+    if (Object.keys(svc.selector).length === 0) continue;
+    for (const node of sidecars) {
+      if (node.namespace !== svc.namespace || !labelsMatch(svc.selector, node.labels)) continue;
+      const targetPorts = new Map<number, number>();
+      for (const sp of svc.ports) {
+        const wp =
+          typeof sp.targetPort === 'number'
+            ? node.ports.find((p) => p.port === sp.targetPort)
+            : node.ports.find((p) => p.name === sp.targetPort);
+        if (wp) targetPorts.set(sp.port, wp.port);
+      }
+      if (targetPorts.size > 0) svc.instances.push({ node, targetPorts });
+    }
+  }
+
+  // The oldest DestinationRule for a host wins; Istio merges, but only for non-overlapping parts.
+  for (const dr of drs.sort(byAge)) {
+    const host = resolveHost(dr.spec.host, dr.metadata.namespace);
+    if (!destinationRules.has(host)) destinationRules.set(host, dr);
+  }
+
+  return {
+    revision: input.revision,
+    mesh: input.mesh,
+    services,
+    virtualServices: virtualServices.sort(byAge),
+    destinationRules,
+    gateways: gateways.sort(byAge),
+  };
+}
+
+export function endpointIdentity(trustDomain: string, node: ProxyNode): string {
+  return `spiffe://${trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
+}
+
+export function endpointOf(index: MeshIndex, node: ProxyNode): Endpoint {
+  return {
+    address: node.address,
+    port: node.inboundPort ?? 0,
+    identity: endpointIdentity(index.mesh.trustDomain, node),
+    labels: node.labels,
+    workload: node.workload,
+    namespace: node.namespace,
+    healthy: node.healthy,
+  };
+}

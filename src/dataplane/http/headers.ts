@@ -1,0 +1,59 @@
+// Header hygiene between hops: hop-by-hop headers never cross the proxy (RFC 9110 §7.6.1), HTTP/2
+// forbids connection-specific ones, and the proxy owns x-forwarded-* and x-request-id.
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'http2-settings',
+]);
+
+/** Headers the proxies use among themselves; an app can neither send nor see them. */
+export const PEER_HEADER = 'x-trellis-peer';
+
+export interface ForwardedInfo {
+  clientAddress: string | undefined;
+  proto: 'http' | 'https';
+}
+
+/**
+ * The headers to send upstream. Also listed in `Connection` are dropped, pseudo-headers are left to
+ * the caller, and x-request-id is generated when absent so every hop logs the same id.
+ */
+export function upstreamHeaders(src: IncomingHttpHeaders, fwd: ForwardedInfo | undefined): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  const connection = src.connection;
+  const listed = connection ? new Set(String(connection).toLowerCase().split(/\s*,\s*/)) : undefined;
+  for (const name in src) {
+    if (name.charCodeAt(0) === 58 /* : */ || hopByHop.has(name) || name === PEER_HEADER) continue;
+    if (listed?.has(name)) continue;
+    out[name] = src[name];
+  }
+  if (src.te === 'trailers') out.te = 'trailers';
+  if (fwd) {
+    const prior = src['x-forwarded-for'];
+    if (fwd.clientAddress) out['x-forwarded-for'] = prior ? `${prior}, ${fwd.clientAddress}` : fwd.clientAddress;
+    out['x-forwarded-proto'] ??= fwd.proto;
+  }
+  if (!out['x-request-id']) out['x-request-id'] = randomUUID();
+  return out;
+}
+
+/** Response headers to pass back to the client. */
+export function downstreamHeaders(src: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name in src) {
+    if (name.charCodeAt(0) === 58 || hopByHop.has(name)) continue;
+    out[name] = src[name];
+  }
+  return out;
+}
