@@ -1,0 +1,26 @@
+// The push protocol between proxy and control plane: newline-delimited JSON on one long-lived HTTP/2
+// stream over mutual TLS (`POST /v1/stream`). The proxy speaks first (hello), the control plane sends
+// snapshots, the proxy answers each with an ACK or a NACK carrying the reason.
+import type { ProxyNode, ProxySnapshot } from './snapshot.ts';
+
+export const PUSH_PATH = '/v1/stream';
+export const CERTIFICATE_PATH = '/v1/certificates';
+
+export type ProxyMessage =
+  | { type: 'hello'; node: ProxyNode; /** version the proxy runs from before a reconnect */ running?: string }
+  | { type: 'ack'; version: string }
+  | { type: 'nack'; version: string; reason: string }
+  | { type: 'health'; healthy: boolean };
+
+export type ControlPlaneMessage = { type: 'snapshot'; snapshot: ProxySnapshot };
+
+export interface CertificateRequest {
+  csr: string;
+  namespace: string;
+  serviceAccount: string;
+}
+
+export interface CertificateResponse {
+  certChain: string;
+  trustBundle: string;
+}

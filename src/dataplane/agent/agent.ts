@@ -1,0 +1,206 @@
+// The proxy's link to the control plane: certificate (CSR, rotation at half-life) and the push stream
+// (hello, snapshots, ACK/NACK, health). When the control plane is away the proxy keeps serving its last
+// good snapshot and reconnects with backoff and jitter.
+import http2, { type ClientHttp2Session } from 'node:http2';
+import type { ProxyMessage, CertificateResponse, ControlPlaneMessage } from '../../compile/protocol.ts';
+import { CERTIFICATE_PATH, PUSH_PATH } from '../../compile/protocol.ts';
+import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
+import { backoffDelay } from '../../lib/backoff.ts';
+import { errorMessage } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import { certValidity, rotationDelayMs } from '../identity/cert.ts';
+import { generateKeyAndCsr } from '../identity/csr.ts';
+import type { CredentialStore } from './credentials.ts';
+
+export interface AgentOptions {
+  /** `https://127.0.0.1:15012` */
+  controlPlane: string;
+  rootCertPem: string;
+  /** Bootstrap token for the first certificate. */
+  token?: string;
+  node: ProxyNode;
+  identity: string;
+  creds: CredentialStore;
+  /** Applies a snapshot; throws to NACK it. */
+  apply(snapshot: ProxySnapshot): Promise<void>;
+  log: Logger;
+}
+
+export class Agent {
+  private readonly o: AgentOptions;
+  private session?: ClientHttp2Session;
+  private stream?: http2.ClientHttp2Stream;
+  private stopped = false;
+  private attempt = 0;
+  private rotation?: NodeJS.Timeout;
+  private reconnect?: NodeJS.Timeout;
+  running?: string;
+  connected = false;
+
+  constructor(o: AgentOptions) {
+    this.o = o;
+  }
+
+  /** Resolves once the proxy holds a certificate. */
+  async start(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.renewCertificate();
+        break;
+      } catch (err) {
+        this.o.log.warn('certificate request failed; retrying', { error: errorMessage(err) });
+        await sleep(backoffDelay(attempt));
+      }
+    }
+  }
+
+  private async renewCertificate(): Promise<void> {
+    const { keyPem, csrPem } = await generateKeyAndCsr(this.o.identity);
+    const body = JSON.stringify({ csr: csrPem, namespace: this.o.node.namespace, serviceAccount: this.o.node.serviceAccount });
+    // Authenticate with the current certificate while it is valid, else with the bootstrap token.
+    const useCert = this.o.creds.has() && this.o.creds.get().notAfter.getTime() > Date.now();
+    const res = await this.request(CERTIFICATE_PATH, body, useCert);
+    const { certChain, trustBundle } = JSON.parse(res) as CertificateResponse;
+    const { notBefore, notAfter } = certValidity(certChain);
+    this.o.creds.set({ keyPem, certChainPem: certChain, trustBundlePem: trustBundle, identity: this.o.identity, notBefore, notAfter });
+    this.o.log.info('certificate issued', { identity: this.o.identity, notAfter: notAfter.toISOString() });
+    this.scheduleRotation();
+  }
+
+  private scheduleRotation(): void {
+    clearTimeout(this.rotation);
+    const c = this.o.creds.get();
+    this.rotation = setTimeout(() => this.rotate(0), rotationDelayMs(c.notBefore, c.notAfter));
+    this.rotation.unref();
+  }
+
+  private rotate(attempt: number): void {
+    if (this.stopped) return;
+    this.renewCertificate().catch((err) => {
+      this.o.log.warn('certificate rotation failed; retrying', { error: errorMessage(err) });
+      this.rotation = setTimeout(() => this.rotate(attempt + 1), backoffDelay(attempt, 100, 2000));
+      this.rotation.unref();
+    });
+  }
+
+  private request(path: string, body: string, withCert: boolean): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const tls = withCert ? { key: this.o.creds.get().keyPem, cert: this.o.creds.get().certChainPem } : {};
+      const session = http2.connect(this.o.controlPlane, { ca: this.o.rootCertPem, ...tls });
+      session.on('error', reject);
+      const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path, 'content-type': 'application/json' };
+      if (!withCert && this.o.token) headers.authorization = `Bearer ${this.o.token}`;
+      const req = session.request(headers);
+      let status = 0;
+      let text = '';
+      req.setEncoding('utf8');
+      req.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      req.on('data', (c: string) => {
+        text += c;
+      });
+      req.on('end', () => {
+        session.close();
+        if (status === 200) resolve(text);
+        else reject(new Error(`${path}: HTTP ${status}: ${text.slice(0, 300)}`));
+      });
+      req.on('error', (err) => {
+        session.destroy();
+        reject(err);
+      });
+      req.end(body);
+    });
+  }
+
+  /** Opens the push stream; it reconnects by itself until stop(). */
+  connect(): void {
+    if (this.stopped) return;
+    const { keyPem, certChainPem } = this.o.creds.get();
+    const session = http2.connect(this.o.controlPlane, { ca: this.o.rootCertPem, key: keyPem, cert: certChainPem });
+    this.session = session;
+    session.on('error', () => {});
+    session.on('close', () => this.disconnected());
+    session.setTimeout(0);
+    const stream = session.request({ ':method': 'POST', ':path': PUSH_PATH, 'content-type': 'application/x-ndjson' });
+    this.stream = stream;
+    stream.on('error', () => {});
+    stream.on('response', (h) => {
+      if (Number(h[':status']) !== 200) {
+        this.o.log.warn('push stream refused', { status: h[':status'] });
+        return void session.destroy();
+      }
+      this.connected = true;
+      this.attempt = 0;
+      this.o.log.info('connected to control plane', { controlPlane: this.o.controlPlane });
+    });
+    this.send({ type: 'hello', node: this.o.node, running: this.running });
+    let buf = '';
+    let chain = Promise.resolve();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf('\n');
+        if (!line) continue;
+        // Snapshots apply one at a time, in order.
+        chain = chain.then(() => this.onMessage(line));
+      }
+    });
+    stream.on('close', () => session.destroy());
+  }
+
+  private async onMessage(line: string): Promise<void> {
+    let msg: ControlPlaneMessage;
+    try {
+      msg = JSON.parse(line) as ControlPlaneMessage;
+    } catch {
+      this.o.log.warn('ignoring malformed message from control plane');
+      return;
+    }
+    if (msg.type !== 'snapshot') return;
+    const snap = msg.snapshot;
+    try {
+      await this.o.apply(snap);
+      this.running = snap.version;
+      this.send({ type: 'ack', version: snap.version });
+    } catch (err) {
+      const reason = errorMessage(err);
+      this.o.log.warn('snapshot rejected; keeping the previous one', { version: snap.version, reason });
+      this.send({ type: 'nack', version: snap.version, reason });
+    }
+  }
+
+  private send(msg: ProxyMessage): void {
+    if (this.stream && !this.stream.closed) this.stream.write(`${JSON.stringify(msg)}\n`);
+  }
+
+  reportHealth(healthy: boolean): void {
+    if (this.o.node.healthy === healthy) return;
+    this.o.node.healthy = healthy;
+    this.send({ type: 'health', healthy });
+  }
+
+  private disconnected(): void {
+    if (this.connected) this.o.log.warn('lost control plane; serving the last snapshot');
+    this.connected = false;
+    this.stream = undefined;
+    if (this.stopped) return;
+    clearTimeout(this.reconnect);
+    this.reconnect = setTimeout(() => this.connect(), backoffDelay(this.attempt++, 100, 3000));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.rotation);
+    clearTimeout(this.reconnect);
+    this.session?.destroy();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

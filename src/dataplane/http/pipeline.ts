@@ -1,0 +1,342 @@
+// The request pipeline of one proxy, in its fixed phases:
+//   parse/normalize → route → upstream (load balance, pool, timeout) → response → telemetry.
+// Later phases (authenticate, authorize, waf, rate limit, fault, retries) slot in between without
+// changing the shape. Every response the proxy makes itself carries a response flag and the rule that
+// made it, in a header, the access log and the metrics.
+import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
+import type { Route } from '../../compile/snapshot.ts';
+import type { Logger } from '../../lib/log.ts';
+import type { IstioMetrics } from '../../telemetry/istio.ts';
+import type { ProxyConfig } from '../config.ts';
+import { decodePeer, encodePeer, endpointPeer, type PeerInfo, recordRequest, UNKNOWN_PEER } from '../telemetry.ts';
+import type { PeerPool } from '../upstream/peer-pool.ts';
+import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
+import { normalizeRequestTarget } from './normalize.ts';
+import { CompiledRouteTable, type RequestView } from './route-table.ts';
+
+/** What both HTTP/1 and HTTP/2 (compat) requests and responses offer; all the pipeline needs. */
+export interface DownstreamRequest extends NodeJS.ReadableStream {
+  method?: string;
+  url?: string;
+  headers: IncomingHttpHeaders;
+  socket: unknown;
+}
+export interface DownstreamResponse {
+  headersSent: boolean;
+  writableEnded: boolean;
+  writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
+  end(body?: string): unknown;
+  destroy(err?: Error): unknown;
+  on(event: 'close' | 'finish', cb: () => void): unknown;
+}
+
+export const FLAGS_HEADER = 'x-trellis-response-flags';
+export const RULE_HEADER = 'x-trellis-rule';
+
+export interface PipelineDeps {
+  config(): ProxyConfig | undefined;
+  self: PeerInfo;
+  peers: PeerPool;
+  /** Where the app listens for a workload port. */
+  appPort(workloadPort: number): number;
+  metrics: IstioMetrics;
+  log: Logger;
+  accessLog: boolean;
+}
+
+/** Per-exchange state; one object, no per-phase closures. */
+class Exchange {
+  readonly start = performance.now();
+  flags = '-';
+  code = 0;
+  rule = '';
+  service = 'unknown';
+  peer: PeerInfo = UNKNOWN_PEER;
+  requestBytes = 0;
+  responseBytes = 0;
+  authority = '';
+  path = '';
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  constructor(req: DownstreamRequest, res: DownstreamResponse) {
+    this.req = req;
+    this.res = res;
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'bad request',
+  404: 'no route',
+  502: 'upstream connection termination',
+  503: 'no healthy upstream',
+  504: 'upstream request timeout',
+};
+
+export class Pipeline {
+  private readonly deps: PipelineDeps;
+  private readonly appAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+
+  constructor(deps: PipelineDeps) {
+    this.deps = deps;
+  }
+
+  /** The proxy answers by itself: flag and rule go to the client, the log and the metrics. */
+  private local(ex: Exchange, status: number, flags: string, rule: string, body?: string): void {
+    ex.code = status;
+    ex.flags = flags;
+    ex.rule = rule;
+    if (ex.res.headersSent) {
+      ex.res.destroy();
+      return;
+    }
+    const text = body ?? `${STATUS_TEXT[status] ?? 'error'}\n`;
+    ex.res.writeHead(status, { 'content-type': 'text/plain', [FLAGS_HEADER]: flags, [RULE_HEADER]: rule, 'content-length': Buffer.byteLength(text) });
+    ex.res.end(text);
+    ex.responseBytes = Buffer.byteLength(text);
+    this.deps.log.info('proxy response', { code: status, flags, rule, authority: ex.authority, path: ex.path });
+  }
+
+  // ---- outbound / gateway ----------------------------------------------------
+
+  /**
+   * A request from the app (sidecar outbound) or from a client (gateway). `authorityHint` is the
+   * CONNECT target when the request came through a tunnel.
+   */
+  outbound(req: DownstreamRequest, res: DownstreamResponse, tableName: string, authorityHint?: string): void {
+    const ex = new Exchange(req, res);
+    let target = req.url ?? '/';
+    let authority = authorityHint ?? String(req.headers.host ?? '');
+    if (target.startsWith('http://')) {
+      // Absolute form: the app used us as its HTTP proxy.
+      const slash = target.indexOf('/', 7);
+      authority = slash < 0 ? target.slice(7) : target.slice(7, slash);
+      target = slash < 0 ? '/' : target.slice(slash);
+    }
+    ex.authority = authority.toLowerCase();
+    const norm = normalizeRequestTarget(target);
+    if (!norm.ok) {
+      this.local(ex, 400, 'DPE', `normalize: ${norm.reason}`);
+      return this.track(ex, 'source');
+    }
+    ex.path = norm.path;
+    const cfg = this.deps.config();
+    if (!cfg) {
+      this.local(ex, 503, 'NC', 'proxy has no configuration yet');
+      return this.track(ex, 'source');
+    }
+    const table = cfg.routeTables.get(tableName);
+    const vh = table?.virtualHost(ex.authority);
+    if (!vh) {
+      this.local(ex, 404, 'NR', `no virtual host for ${ex.authority} in ${tableName}`);
+      return this.track(ex, 'source');
+    }
+    const view: RequestView = { path: norm.path, header: (n) => headerValue(req.headers[n]) };
+    const route = CompiledRouteTable.route(vh, view);
+    if (!route) {
+      this.local(ex, 404, 'NR', `no route matched in ${vh.name}`);
+      return this.track(ex, 'source');
+    }
+    ex.rule = route.origin;
+    if (route.action.type === 'direct') {
+      ex.code = route.action.status;
+      const body = route.action.body ?? '';
+      res.writeHead(route.action.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return this.track(ex, 'source');
+    }
+    if (route.action.clusters.length === 0) {
+      this.local(ex, 503, 'UH', `every destination of ${route.origin} has weight 0`);
+      return this.track(ex, 'source');
+    }
+    const clusterName = pickWeighted(route);
+    const cluster = cfg.clusters.get(clusterName)!;
+    ex.service = cluster.cluster.service ?? 'unknown';
+    const ep = cluster.lb.pick();
+    if (!ep) {
+      this.local(ex, 503, 'UH', `no healthy upstream in ${clusterName} (${route.origin})`);
+      return this.track(ex, 'source');
+    }
+    ex.peer = endpointPeer(ep);
+    if (cluster.cluster.tls.mode !== 'ISTIO_MUTUAL') {
+      {
+      this.local(ex, 503, 'UF', `cluster ${clusterName} is not a mesh cluster`);
+      return this.track(ex, 'source');
+    }
+    }
+    const tls = cluster.cluster.tls;
+    const headers = upstreamHeaders(req.headers, { clientAddress: remoteAddress(req), proto: 'http' });
+    headers[':method'] = req.method ?? 'GET';
+    headers[':path'] = norm.path + norm.query;
+    headers[':authority'] = authority;
+    headers[':scheme'] = 'http';
+    headers[PEER_HEADER] = encodePeer(this.deps.self);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      const session = this.deps.peers.session(ep, tls.sni, tls.identities);
+      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+      stream = session.request(headers, { endStream: !hasBody });
+      if (hasBody) req.pipe(stream);
+    } catch (err) {
+      {
+      this.local(ex, 503, 'UF', `connect to ${ep.address}:${ep.port}: ${(err as Error).message}`);
+      return this.track(ex, 'source');
+    }
+    }
+    const timeoutMs = route.action.timeoutMs;
+    const timer = timeoutMs
+      ? setTimeout(() => {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          this.local(ex, 504, 'UT', `timeout ${timeoutMs}ms of ${route.origin}`);
+        }, timeoutMs)
+      : undefined;
+    stream.on('response', (h) => {
+      ex.code = Number(h[':status']);
+      res.writeHead(ex.code, downstreamHeaders(h as IncomingHttpHeaders));
+      stream.on('data', (c: Buffer) => {
+        ex.responseBytes += c.length;
+      });
+      stream.pipe(res as unknown as NodeJS.WritableStream);
+    });
+    stream.on('error', (err) => {
+      if (ex.code && ex.flags !== '-') return;
+      const connectFailed = !ex.code && (stream.session?.connecting || (err as NodeJS.ErrnoException).code === 'ECONNREFUSED');
+      this.local(ex, connectFailed ? 503 : 502, connectFailed ? 'UF' : 'UC', `${ep.address}:${ep.port}: ${err.message}`);
+    });
+    stream.on('close', () => {
+      if (timer) clearTimeout(timer);
+      if (!ex.code && ex.flags === '-') {
+        const code = stream.rstCode;
+        this.local(ex, 502, 'UC', `upstream reset (code ${code}) by ${ep.address}:${ep.port}`);
+      }
+    });
+    this.track(ex, 'source', stream);
+  }
+
+  // ---- inbound -------------------------------------------------------------
+
+  /** A request from another proxy over mTLS, for the app beside this proxy. */
+  inbound(req: DownstreamRequest, res: DownstreamResponse, peer: { identity?: string; sni?: string }): void {
+    const ex = new Exchange(req, res);
+    ex.authority = String(req.headers[':authority'] ?? req.headers.host ?? '').toLowerCase();
+    ex.peer = decodePeer(headerValue(req.headers[PEER_HEADER]), peer.identity);
+    const norm = normalizeRequestTarget(String(req.headers[':path'] ?? req.url ?? '/'));
+    if (!norm.ok) {
+      this.local(ex, 400, 'DPE', `normalize: ${norm.reason}`);
+      return this.track(ex, 'destination');
+    }
+    ex.path = norm.path;
+    const cfg = this.deps.config();
+    if (!cfg?.inbound) {
+      this.local(ex, 503, 'NC', 'proxy has no inbound configuration yet');
+      return this.track(ex, 'destination');
+    }
+    // The client proxy names the service port in the SNI (`outbound_.<port>_.<subset>_.<host>`).
+    const sni = peer.sni ? /^outbound_\.(\d+)_\.[^_]*_\.(.+)$/.exec(peer.sni) : null;
+    const targetPort = sni ? cfg.inboundByService.get(`${sni[2]}:${sni[1]}`) : cfg.inbound.ports.length === 1 ? cfg.inbound.ports[0] : undefined;
+    if (targetPort === undefined) {
+      {
+      this.local(ex, 404, 'NR', `no inbound service for SNI ${peer.sni ?? '<none>'}`);
+      return this.track(ex, 'destination');
+    }
+    }
+    ex.service = sni ? sni[2] : 'unknown';
+    const headers = upstreamHeaders(req.headers, undefined);
+    headers.host = ex.authority;
+    const up = http.request({
+      host: '127.0.0.1',
+      port: this.deps.appPort(targetPort),
+      method: req.method,
+      path: norm.path + norm.query,
+      headers,
+      agent: this.appAgent,
+    });
+    up.on('response', (upRes) => {
+      ex.code = upRes.statusCode ?? 502;
+      res.writeHead(ex.code, downstreamHeaders(upRes.headers));
+      upRes.on('data', (c: Buffer) => {
+        ex.responseBytes += c.length;
+      });
+      upRes.pipe(res as unknown as NodeJS.WritableStream);
+    });
+    up.on('error', (err: NodeJS.ErrnoException) => {
+      if (ex.code) return void res.destroy();
+      const refused = err.code === 'ECONNREFUSED';
+      this.local(ex, refused ? 503 : 502, refused ? 'UF' : 'UC', `inbound|${targetPort}||: ${err.message}`);
+    });
+    req.pipe(up);
+    res.on('close', () => {
+      if (!up.destroyed && !ex.code) up.destroy();
+    });
+    this.track(ex, 'destination');
+  }
+
+  // ---- telemetry -------------------------------------------------------------
+
+  /** Telemetry is recorded once the downstream response is done, whoever answered. */
+  private track(ex: Exchange, reporter: 'source' | 'destination', stream?: http2.ClientHttp2Stream): void {
+    ex.res.on('close', () => {
+      if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (!ex.code) ex.flags = 'DC'; // the client went away before any response
+      this.record(ex, reporter);
+    });
+  }
+
+  private record(ex: Exchange, reporter: 'source' | 'destination'): void {
+    const durationMs = performance.now() - ex.start;
+    const outbound = reporter === 'source';
+    recordRequest(this.deps.metrics, {
+      reporter,
+      source: outbound ? this.deps.self : ex.peer,
+      destination: outbound ? ex.peer : this.deps.self,
+      service: ex.service,
+      protocol: 'http',
+      code: ex.code,
+      flags: ex.flags,
+      mtls: !outbound,
+      durationMs,
+      requestBytes: Number(ex.req.headers['content-length'] ?? 0) || 0,
+      responseBytes: ex.responseBytes,
+    });
+    if (this.deps.accessLog) {
+      this.deps.log.info('access', {
+        reporter,
+        authority: ex.authority,
+        path: ex.path,
+        code: ex.code,
+        flags: ex.flags,
+        rule: ex.rule,
+        durationMs: Math.round(durationMs * 1000) / 1000,
+        requestId: headerValue(ex.req.headers['x-request-id']),
+      });
+    }
+  }
+
+  close(): void {
+    this.appAgent.destroy();
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+function remoteAddress(req: DownstreamRequest): string | undefined {
+  return (req.socket as { remoteAddress?: string } | undefined)?.remoteAddress;
+}
+
+/** Weighted choice among a route's clusters; weights are relative. */
+function pickWeighted(route: Route): string {
+  if (route.action.type !== 'forward') throw new Error('not a forward route');
+  const cs = route.action.clusters;
+  if (cs.length === 1) return cs[0].cluster;
+  let total = 0;
+  for (const c of cs) total += c.weight;
+  let r = Math.random() * total;
+  for (const c of cs) {
+    r -= c.weight;
+    if (r < 0) return c.cluster;
+  }
+  return cs[cs.length - 1].cluster;
+}
+

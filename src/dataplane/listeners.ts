@@ -1,0 +1,82 @@
+// The proxy's sockets: the outbound listener (the app's HTTP proxy, CONNECT tunnels included), the
+// mTLS inbound listener, and one plain listener per Gateway server port.
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { CredentialStore } from './agent/credentials.ts';
+import type { DownstreamRequest, DownstreamResponse, Pipeline } from './http/pipeline.ts';
+import { peerIdentity } from './identity/cert.ts';
+
+const TUNNEL = Symbol('trellis.tunnel');
+const PEER = Symbol('trellis.peer');
+
+export function listen(server: http.Server | http2.Http2SecureServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export function closeServer(server: http.Server | http2.Http2SecureServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    (server as http.Server).closeIdleConnections?.();
+  });
+}
+
+/**
+ * The app's calls arrive here: absolute-form requests (`GET http://reviews:9080/...`), or CONNECT
+ * tunnels — Node's env-proxy fetch tunnels even plain-HTTP requests — inside which we parse HTTP and
+ * route it like any other request, so the app never talks to a peer directly.
+ */
+export function outboundServer(pipeline: Pipeline): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    const hint = (req.socket as Socket & { [TUNNEL]?: string })[TUNNEL];
+    pipeline.outbound(req, res, 'outbound', hint);
+  });
+  server.on('connect', (req, socket: Socket & { [TUNNEL]?: string }, head) => {
+    socket[TUNNEL] = req.url ?? '';
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length) socket.unshift(head);
+    server.emit('connection', socket);
+  });
+  return server;
+}
+
+/** `table` is updated in place when a snapshot renames the route table of this port. */
+export function gatewayServer(pipeline: Pipeline, table: { name: string }): http.Server {
+  return http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => pipeline.outbound(req, res, table.name));
+}
+
+interface PeerTls {
+  identity?: string;
+  sni?: string;
+}
+
+/**
+ * Mutual TLS only: a client without a certificate from the mesh's trust bundle never completes the
+ * handshake, so plaintext and foreign clients are refused before any byte reaches the app.
+ */
+export function inboundServer(pipeline: Pipeline, creds: CredentialStore): http2.Http2SecureServer {
+  const server = http2.createSecureServer({
+    ...creds.tlsOptions(),
+    allowHTTP1: true,
+    requestCert: true,
+    rejectUnauthorized: true,
+  });
+  server.on('secureConnection', (socket: TLSSocket & { [PEER]?: PeerTls }) => {
+    socket[PEER] = { identity: peerIdentity(socket.getPeerCertificate()), sni: (socket as TLSSocket & { servername?: string }).servername || undefined };
+  });
+  server.on('request', (req, res) => {
+    // For HTTP/2 the compat socket proxies property reads to the TLS socket.
+    const peer = (req.socket as unknown as { [PEER]?: PeerTls })[PEER] ?? {};
+    pipeline.inbound(req as unknown as DownstreamRequest, res as unknown as DownstreamResponse, peer);
+  });
+  creds.onChange(() => server.setSecureContext(creds.tlsOptions()));
+  return server;
+}

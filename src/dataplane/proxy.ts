@@ -1,0 +1,186 @@
+// One proxy process: identity, listeners, pipeline, admin endpoint and the agent, wired together.
+// Snapshots are applied off the request path and swapped in atomically; in-flight requests finish on
+// the config they started with.
+import http from 'node:http';
+import type { ProxyNode, ProxySnapshot } from '../compile/snapshot.ts';
+import { errorMessage, TrellisError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { createIstioMetrics } from '../telemetry/istio.ts';
+import { processMetrics, Registry } from '../telemetry/metrics.ts';
+import { Agent } from './agent/agent.ts';
+import { CredentialStore } from './agent/credentials.ts';
+import { ProxyConfig } from './config.ts';
+import { Pipeline } from './http/pipeline.ts';
+import { closeServer, gatewayServer, inboundServer, listen, outboundServer } from './listeners.ts';
+import { selfPeer } from './telemetry.ts';
+import { PeerPool } from './upstream/peer-pool.ts';
+
+export interface ProxyOptions {
+  node: ProxyNode;
+  trustDomain: string;
+  controlPlane: string;
+  rootCertPem: string;
+  token?: string;
+  /** Address every listener binds to. */
+  bindHost: string;
+  outboundPort: number;
+  inboundPort: number;
+  adminPort: number;
+  /** Workload port → the port the app really listens on (the local runtime moves them). */
+  appPorts: Map<number, number>;
+  /** HTTP readiness path on the app's first port; without it, a TCP connect is the probe. */
+  readinessPath?: string;
+  probeIntervalMs: number;
+  accessLog: boolean;
+  log: Logger;
+}
+
+export interface RunningProxy {
+  ports: { outbound?: number; inbound?: number; admin: number };
+  agent: Agent;
+  current(): ProxySnapshot | undefined;
+  close(): Promise<void>;
+}
+
+interface GatewayBinding {
+  server: http.Server;
+  table: { name: string };
+}
+
+export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
+  const { node, log } = o;
+  const identity = `spiffe://${o.trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
+  const creds = new CredentialStore();
+  const registry = new Registry();
+  processMetrics(registry);
+  const metrics = createIstioMetrics(registry);
+  const peers = new PeerPool(creds);
+  let config: ProxyConfig | undefined;
+  const pipeline = new Pipeline({
+    config: () => config,
+    self: selfPeer(node, identity),
+    peers,
+    appPort: (p) => o.appPorts.get(p) ?? p,
+    metrics,
+    log,
+    accessLog: o.accessLog,
+  });
+  const gateways = new Map<number, GatewayBinding>();
+
+  async function apply(snapshot: ProxySnapshot): Promise<void> {
+    const next = ProxyConfig.build(snapshot);
+    if (node.role === 'gateway') await reconcileGateways(next);
+    config = next;
+    const keep = new Set<string>();
+    for (const c of next.clusters.values()) {
+      if (c.cluster.tls.mode === 'ISTIO_MUTUAL') for (const e of c.cluster.endpoints) keep.add(PeerPool.key(e, c.cluster.tls.sni));
+    }
+    peers.retain(keep);
+    log.info('snapshot applied', { version: snapshot.version, revision: snapshot.revision });
+  }
+
+  /** Binds new gateway ports first; if any fails, the snapshot is rejected and nothing changes. */
+  async function reconcileGateways(next: ProxyConfig): Promise<void> {
+    const wanted = new Map<number, string>();
+    for (const l of next.snapshot.listeners) if (l.type === 'gateway') wanted.set(l.port, l.routeTable);
+    const opened: [number, GatewayBinding][] = [];
+    for (const [port, table] of wanted) {
+      if (gateways.has(port)) continue;
+      const ref = { name: table };
+      const binding: GatewayBinding = { table: ref, server: gatewayServer(pipeline, ref) };
+      const hostPort = node.gatewayPorts?.[String(port)] ?? port;
+      try {
+        await listen(binding.server, o.bindHost, hostPort);
+      } catch (err) {
+        await Promise.all(opened.map(([, b]) => closeServer(b.server)));
+        throw new TrellisError('TRL_SNAPSHOT_REJECTED', `listener 0.0.0.0_${port}: cannot bind ${o.bindHost}:${hostPort}: ${errorMessage(err)}`);
+      }
+      log.info('gateway listener bound', { port, hostPort });
+      opened.push([port, binding]);
+    }
+    for (const [port, b] of opened) gateways.set(port, b);
+    for (const [port, b] of gateways) {
+      const table = wanted.get(port);
+      if (table) b.table.name = table;
+      else {
+        gateways.delete(port);
+        void closeServer(b.server);
+      }
+    }
+  }
+
+  const agent = new Agent({ controlPlane: o.controlPlane, rootCertPem: o.rootCertPem, token: o.token, node, identity, creds, apply, log });
+  await agent.start();
+
+  const servers: (http.Server | import('node:http2').Http2SecureServer)[] = [];
+  const ports: RunningProxy['ports'] = { admin: 0 };
+  if (node.role === 'sidecar') {
+    const outbound = outboundServer(pipeline);
+    ports.outbound = await listen(outbound, o.bindHost, o.outboundPort);
+    const inbound = inboundServer(pipeline, creds);
+    ports.inbound = await listen(inbound, o.bindHost, o.inboundPort);
+    node.inboundPort = ports.inbound;
+    servers.push(outbound, inbound);
+  }
+
+  const admin = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url === '/stats/prometheus' || url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(registry.render());
+    } else if (url === '/config_dump') {
+      res.writeHead(config ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(config?.snapshot ?? null, null, 2));
+    } else if (url === '/ready') {
+      res.writeHead(config ? 200 : 503);
+      res.end(config ? 'LIVE\n' : 'no snapshot yet\n');
+    } else if (url === '/healthz') {
+      res.writeHead(200);
+      res.end('ok\n');
+    } else {
+      res.writeHead(404);
+      res.end('endpoints: /stats/prometheus /config_dump /ready /healthz\n');
+    }
+  });
+  ports.admin = await listen(admin, o.bindHost, o.adminPort);
+  servers.push(admin);
+
+  let probeTimer: NodeJS.Timeout | undefined;
+  if (node.role === 'sidecar' && node.ports.length > 0) {
+    const appPort = o.appPorts.get(node.ports[0].port) ?? node.ports[0].port;
+    node.healthy = await probe(appPort, o.readinessPath);
+    const tick = async () => {
+      agent.reportHealth(await probe(appPort, o.readinessPath));
+      probeTimer = setTimeout(tick, o.probeIntervalMs);
+    };
+    probeTimer = setTimeout(tick, o.probeIntervalMs);
+  } else node.healthy = true;
+
+  agent.connect();
+
+  return {
+    ports,
+    agent,
+    current: () => config?.snapshot,
+    async close() {
+      clearTimeout(probeTimer);
+      agent.stop();
+      // Graceful drain: stop accepting, let in-flight exchanges finish, then drop pooled sessions.
+      await Promise.all([...servers, ...[...gateways.values()].map((g) => g.server)].map(closeServer));
+      peers.close();
+      pipeline.close();
+    },
+  };
+}
+
+function probe(port: number, path: string | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: path ?? '/', timeout: 1000, agent: false }, (res) => {
+      res.resume();
+      // Without a readiness path any answer means the app is up.
+      resolve(path ? (res.statusCode ?? 500) < 400 : true);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
