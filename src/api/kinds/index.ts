@@ -1,0 +1,72 @@
+// Every kind the API serves, and how users may name them (kind, plural, short name, `plural.group`).
+import { authorizationPolicy } from './authorization-policy.ts';
+import { destinationRule } from './destination-rule.ts';
+import { gateway } from './gateway.ts';
+import { peerAuthentication } from './peer-authentication.ts';
+import { requestAuthentication } from './request-authentication.ts';
+import { service } from './service.ts';
+import { serviceEntry } from './service-entry.ts';
+import type { KindInfo } from './types.ts';
+import { virtualService } from './virtual-service.ts';
+import { workload } from './workload.ts';
+
+export type * from './authorization-policy.ts';
+export type * from './common.ts';
+export type * from './destination-rule.ts';
+export type * from './gateway.ts';
+export type * from './peer-authentication.ts';
+export type * from './request-authentication.ts';
+export type * from './service.ts';
+export type * from './service-entry.ts';
+export type { KindInfo } from './types.ts';
+export type * from './virtual-service.ts';
+export type * from './workload.ts';
+
+export const kinds: KindInfo[] = [
+  virtualService,
+  destinationRule,
+  gateway,
+  serviceEntry,
+  peerAuthentication,
+  requestAuthentication,
+  authorizationPolicy,
+  service,
+  workload,
+];
+
+/** Istio kinds Trellis recognizes but does not serve yet, by group. */
+export const unsupportedKinds: Readonly<Record<string, readonly string[]>> = {
+  'networking.istio.io': ['Sidecar', 'WorkloadEntry', 'WorkloadGroup', 'EnvoyFilter', 'ProxyConfig'],
+  'telemetry.istio.io': ['Telemetry'],
+  'extensions.istio.io': ['WasmPlugin', 'TrafficExtension'],
+};
+
+/** `networking.istio.io/v1` → `v1`; `v1` → `v1`. */
+export function versionOf(apiVersion: string): string {
+  return apiVersion.slice(apiVersion.indexOf('/') + 1);
+}
+
+export function apiVersionOf(info: KindInfo, version = info.versions[0]): string {
+  return info.group ? `${info.group}/${version}` : version;
+}
+
+/** Resolves what a user typed (`VirtualService`, `virtualservices`, `vs`, `vs.networking.istio.io`). */
+export function lookupKind(name: string): KindInfo | undefined {
+  const n = name.toLowerCase();
+  const dot = n.indexOf('.');
+  const head = dot < 0 ? n : n.slice(0, dot);
+  const group = dot < 0 ? undefined : n.slice(dot + 1);
+  return kinds.find(
+    (k) =>
+      (group === undefined || k.group === group) &&
+      (k.kind.toLowerCase() === head || k.plural === head || k.shortNames.includes(head)),
+  );
+}
+
+/** The kind a document's apiVersion and kind denote, when the version is served. */
+export function kindFor(apiVersion: string, kind: string): KindInfo | undefined {
+  const slash = apiVersion.indexOf('/');
+  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  const version = versionOf(apiVersion);
+  return kinds.find((k) => k.kind === kind && k.group === group && k.versions.includes(version));
+}

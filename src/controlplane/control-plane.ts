@@ -1,0 +1,114 @@
+// The control-plane process, assembled: store, CA, registry, push, the proxies' TLS door and the API.
+// Everything lives in the state directory, so a restart loses nothing.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Logger } from '../lib/log.ts';
+import { createApiServer } from './api-server.ts';
+import { CertificateAuthority } from './ca/ca.ts';
+import { PushServer } from './push/push.ts';
+import { Registry } from './registry/registry.ts';
+import { FileStore } from './store/file.ts';
+import { createXdsServer } from './xds-server.ts';
+
+export interface ControlPlaneOptions {
+  stateDir: string;
+  host: string;
+  apiPort: number;
+  xdsPort: number;
+  trustDomain: string;
+  workloadCertTtlMs?: number;
+  /** Istio `cacerts` layout: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem. */
+  pluggedCaDir?: string;
+  /** How long restored registry entries wait for their proxies. */
+  registryGraceMs?: number;
+  version: string;
+  log: Logger;
+}
+
+/** Written to `<state>/control-plane.json` for the CLI and the local runtime. */
+export interface ControlPlaneInfo {
+  pid: number;
+  api: string;
+  xds: string;
+  rootCert: string;
+  tokenFile: string;
+}
+
+export interface RunningControlPlane {
+  info: ControlPlaneInfo;
+  push: PushServer;
+  close(): Promise<void>;
+}
+
+async function writeAtomic(file: string, text: string, mode = 0o600): Promise<void> {
+  await writeFile(`${file}.tmp`, text, { mode });
+  await rename(`${file}.tmp`, file);
+}
+
+async function bootstrapToken(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const token = randomBytes(32).toString('base64url');
+    await writeAtomic(file, `${token}\n`);
+    return token;
+  }
+}
+
+export async function startControlPlane(o: ControlPlaneOptions): Promise<RunningControlPlane> {
+  await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+  const log = o.log;
+  const store = await FileStore.open(path.join(o.stateDir, 'store'), { logger: log });
+  const ca = await CertificateAuthority.loadOrCreate({
+    dir: path.join(o.stateDir, 'ca'),
+    trustDomain: o.trustDomain,
+    pluggedDir: o.pluggedCaDir,
+    workloadCertTtlMs: o.workloadCertTtlMs,
+  });
+  const registry = new Registry({ stateDir: o.stateDir, log });
+  await registry.restore(o.registryGraceMs ?? 10_000);
+  const push = new PushServer({ store, registry, mesh: { trustDomain: ca.trustDomain }, log });
+  const tokenFile = path.join(o.stateDir, 'bootstrap-token');
+  const token = await bootstrapToken(tokenFile);
+  const serving = await ca.issueServingCert({
+    dnsNames: ['localhost', 'trellis-control-plane'],
+    ipAddresses: ['127.0.0.1', '::1'],
+    identity: { namespace: 'trellis-system', serviceAccount: 'trellis-control-plane' },
+    ttlMs: 365 * 24 * 3600 * 1000,
+  });
+  const xds = createXdsServer({ ca, push, token, serving, workloadCertTtlMs: o.workloadCertTtlMs, log });
+  const api = createApiServer({ store, push, registry, version: o.version, log });
+  await new Promise<void>((resolve, reject) => {
+    xds.once('error', reject);
+    xds.listen(o.xdsPort, o.host, () => resolve());
+  });
+  await new Promise<void>((resolve, reject) => {
+    api.once('error', reject);
+    api.listen(o.apiPort, o.host, () => resolve());
+  });
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const rootCert = path.join(o.stateDir, 'ca', 'root-cert.pem');
+  await writeAtomic(rootCert, ca.trustBundlePem(), 0o644);
+  const info: ControlPlaneInfo = {
+    pid: process.pid,
+    api: `http://${host}:${(api.address() as AddressInfo).port}`,
+    xds: `https://${host}:${(xds.address() as AddressInfo).port}`,
+    rootCert,
+    tokenFile,
+  };
+  await writeAtomic(path.join(o.stateDir, 'control-plane.json'), `${JSON.stringify(info, null, 2)}\n`);
+  log.info('control plane ready', { api: info.api, xds: info.xds, trustDomain: ca.trustDomain, revision: store.revision });
+  return {
+    info,
+    push,
+    async close() {
+      push.close();
+      await Promise.all([new Promise((r) => api.close(r)), new Promise((r) => xds.close(r))]);
+      api.closeAllConnections();
+      await registry.close();
+      await store.close();
+    },
+  };
+}
