@@ -1,5 +1,6 @@
 // A route table compiled for the hot path: host lookup is one Map get (with a wildcard fallback),
 // matchers are precompiled closures built when the snapshot is applied, never per request.
+import { compileRe2 } from '../../api/kinds/re2.ts';
 import type { HeaderMatch, Route, RouteTable, StringMatch } from '../../compile/snapshot.ts';
 
 export type Matcher = (value: string | undefined) => boolean;
@@ -13,8 +14,8 @@ export function compileStringMatch(m: StringMatch): Matcher {
     const prefix = m.prefix;
     return (v) => v !== undefined && v.startsWith(prefix);
   }
-  // Envoy's safe_regex matches the whole value, not a substring.
-  const re = new RegExp(`^(?:${m.regex})$`);
+  // Same RE2 translation the API validated with; Envoy's safe_regex matches the whole value.
+  const re = compileRe2(m.regex ?? '', { fullMatch: true });
   return (v) => v !== undefined && re.test(v);
 }
 

@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import type { ProxyNode } from '../../compile/snapshot.ts';
+import { startProxy } from '../../dataplane/proxy.ts';
+import { createLogger } from '../../lib/log.ts';
+
+export const help = `Run a Trellis proxy (sidecar or gateway). Normally started by \`trellis up\`.
+
+Usage: trellis proxy --bootstrap <file.json>
+
+The bootstrap file says who the proxy is and where its control plane is:
+  {
+    "node": {"id", "role": "sidecar"|"gateway", "workload", "namespace", "serviceAccount",
+             "labels", "address", "ports": [{"name","port","protocol"}], "gatewayPorts": {"80": 8080}},
+    "trustDomain": "cluster.local",
+    "controlPlane": "https://127.0.0.1:15012", "rootCertFile": "...", "tokenFile": "...",
+    "bindHost": "127.0.0.1", "outboundPort": 0, "inboundPort": 0, "adminPort": 0,
+    "appPorts": {"9080": 34567}, "readinessPath": "/health", "probeIntervalMs": 1000,
+    "accessLog": false
+  }
+`;
+
+export interface ProxyBootstrap {
+  node: Omit<ProxyNode, 'healthy'>;
+  trustDomain: string;
+  controlPlane: string;
+  rootCertFile: string;
+  tokenFile?: string;
+  bindHost: string;
+  outboundPort: number;
+  inboundPort: number;
+  adminPort: number;
+  appPorts: Record<string, number>;
+  readinessPath?: string;
+  probeIntervalMs?: number;
+  accessLog?: boolean;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const i = args.indexOf('--bootstrap');
+  if (i < 0 || !args[i + 1]) {
+    process.stderr.write(`error: --bootstrap <file> is required\n\n${help}`);
+    return 64;
+  }
+  const b = JSON.parse(await readFile(args[i + 1], 'utf8')) as ProxyBootstrap;
+  const log = createLogger({ component: 'proxy', proxy: b.node.id });
+  const proxy = await startProxy({
+    node: { ...b.node, healthy: false },
+    trustDomain: b.trustDomain,
+    controlPlane: b.controlPlane,
+    rootCertPem: await readFile(b.rootCertFile, 'utf8'),
+    token: b.tokenFile ? (await readFile(b.tokenFile, 'utf8')).trim() : undefined,
+    bindHost: b.bindHost,
+    outboundPort: b.outboundPort,
+    inboundPort: b.inboundPort,
+    adminPort: b.adminPort,
+    appPorts: new Map(Object.entries(b.appPorts).map(([k, v]) => [Number(k), v])),
+    readinessPath: b.readinessPath,
+    probeIntervalMs: b.probeIntervalMs ?? 1000,
+    accessLog: b.accessLog ?? false,
+    log,
+  });
+  log.info('proxy started', { ports: proxy.ports });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await proxy.close();
+  return 0;
+}

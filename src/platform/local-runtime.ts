@@ -1,0 +1,231 @@
+// `trellis up`: the whole mesh on one machine. Reads the mesh file (Services, Workloads and any Istio
+// resources), starts the control plane, applies the file, then every workload's app beside its sidecar
+// and the gateways; supervises them all and stops them all.
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { WorkloadSpec } from '../api/kinds/workload.ts';
+import { kindKey, type Resource } from '../api/resource.ts';
+import { validateText } from '../api/validate.ts';
+import type { ProxyBootstrap } from '../cli/commands/proxy.ts';
+import type { ControlPlaneInfo } from '../controlplane/control-plane.ts';
+import { TrellisError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { freePort } from './ports.ts';
+import { Supervised } from './process.ts';
+
+export interface MeshOptions {
+  /** A mesh file, or a directory holding `mesh.yaml`. */
+  source: string;
+  stateDir: string;
+  /** Overrides the first gateway port's hostPort (0 = any free port). */
+  gatewayPort?: number;
+  apiPort: number;
+  xdsPort: number;
+  workloadCertTtl?: string;
+  accessLog?: boolean;
+  log: Logger;
+}
+
+export interface InstanceInfo {
+  id: string;
+  workload: string;
+  namespace: string;
+  role: 'sidecar' | 'gateway';
+  appPort?: number;
+  outboundPort?: number;
+  inboundPort?: number;
+  adminPort: number;
+  gatewayPorts?: Record<string, number>;
+}
+
+/** Written to `<state>/mesh.json`: what runs where, for users and tests. */
+export interface MeshInfo {
+  controlPlane: ControlPlaneInfo;
+  gateways: string[];
+  instances: InstanceInfo[];
+}
+
+export interface RunningMesh {
+  info: MeshInfo;
+  processes: Map<string, Supervised>;
+  stop(): Promise<void>;
+}
+
+const CLI = path.resolve(import.meta.dirname, '../cli/main.ts');
+
+function meshFile(source: string): string {
+  if (!existsSync(source)) throw new TrellisError('TRL_INVALID_ARGUMENT', `${source}: no such file or directory`);
+  if (statSync(source).isDirectory()) {
+    const f = path.join(source, 'mesh.yaml');
+    if (!existsSync(f)) throw new TrellisError('TRL_INVALID_ARGUMENT', `${source} has no mesh.yaml: pass the mesh file itself or a directory that holds one`);
+    return f;
+  }
+  return source;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new TrellisError('TRL_UNAVAILABLE', `timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
+  const file = meshFile(o.source);
+  const baseDir = path.dirname(path.resolve(file));
+  const text = await readFile(file, 'utf8');
+  const validated = validateText(text, file);
+  if (validated.errors.length) throw new TrellisError('TRL_VALIDATION', `${file} is not valid; nothing was started`, { issues: validated.errors });
+  const workloads = validated.resources.filter((r) => kindKey(r.apiVersion, r.kind) === 'trellis.dev/Workload') as Resource<WorkloadSpec>[];
+
+  const stateDir = path.resolve(o.stateDir);
+  const logDir = path.join(stateDir, 'logs');
+  await mkdir(logDir, { recursive: true, mode: 0o700 });
+  await mkdir(path.join(stateDir, 'proxies'), { recursive: true, mode: 0o700 });
+  const cpFile = path.join(stateDir, 'control-plane.json');
+  await rm(cpFile, { force: true });
+
+  const processes = new Map<string, Supervised>();
+  const node = process.execPath;
+  const env = { ...process.env, TRELLIS_LOG_FORMAT: 'json' };
+
+  // The control plane first: proxies need its root certificate and token.
+  const cpArgs = [CLI, 'control-plane', '--state-dir', stateDir, '--api-port', String(o.apiPort), '--xds-port', String(o.xdsPort)];
+  if (o.workloadCertTtl) cpArgs.push('--workload-cert-ttl', o.workloadCertTtl);
+  const cp = new Supervised({ name: 'control-plane', command: node, args: cpArgs, cwd: process.cwd(), env, logFile: path.join(logDir, 'control-plane.log') }, o.log);
+  processes.set('control-plane', cp);
+  await cp.start();
+  const cpInfo = await waitFor(
+    'the control plane',
+    async () => {
+      const info = JSON.parse(await readFile(cpFile, 'utf8')) as ControlPlaneInfo;
+      return info.pid === cp.pid ? info : undefined;
+    },
+    30_000,
+  );
+  // Fixed ports keep the address stable across control-plane restarts.
+  const cpPorts = { api: Number(new URL(cpInfo.api).port), xds: Number(new URL(cpInfo.xds).port) };
+  cp.spec.args.splice(cp.spec.args.indexOf('--api-port') + 1, 1, String(cpPorts.api));
+  cp.spec.args.splice(cp.spec.args.indexOf('--xds-port') + 1, 1, String(cpPorts.xds));
+
+  const res = await fetch(`${cpInfo.api}/api/v1/apply`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sources: [{ file, text }] }),
+  });
+  if (!res.ok) throw new TrellisError('TRL_VALIDATION', `applying ${file} failed: ${await res.text()}`);
+
+  const instances: InstanceInfo[] = [];
+  const gateways: string[] = [];
+  let gatewayOverride = o.gatewayPort;
+  for (const w of workloads) {
+    const spec = w.spec;
+    const role = spec.role ?? 'sidecar';
+    const replicas = spec.replicas ?? 1;
+    for (let i = 0; i < replicas; i++) {
+      const id = `${w.metadata.name}-${i}.${w.metadata.namespace}`;
+      const hostname = `${w.metadata.name}-${i}`;
+      const ports = (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol ?? 'HTTP' }));
+      const inst: InstanceInfo = { id, workload: w.metadata.name, namespace: w.metadata.namespace, role, adminPort: await freePort() };
+      const appPorts: Record<string, number> = {};
+      const gatewayPorts: Record<string, number> = {};
+      if (role === 'sidecar') {
+        for (const p of ports) appPorts[String(p.port)] = await freePort();
+        inst.appPort = ports[0] ? appPorts[String(ports[0].port)] : undefined;
+        inst.outboundPort = await freePort();
+        inst.inboundPort = await freePort();
+      } else {
+        for (const p of spec.ports ?? []) {
+          let hostPort = p.hostPort ?? p.port;
+          if (gatewayOverride !== undefined) {
+            hostPort = gatewayOverride === 0 ? await freePort() : gatewayOverride;
+            gatewayOverride = undefined;
+          }
+          if (hostPort === 0) hostPort = await freePort();
+          gatewayPorts[String(p.port)] = hostPort;
+          gateways.push(`http://localhost:${hostPort}`);
+        }
+        inst.gatewayPorts = gatewayPorts;
+      }
+      const bootstrap: ProxyBootstrap = {
+        node: {
+          id,
+          role,
+          workload: w.metadata.name,
+          namespace: w.metadata.namespace,
+          serviceAccount: spec.serviceAccount ?? 'default',
+          labels: spec.labels ?? {},
+          address: '127.0.0.1',
+          ports,
+          gatewayPorts: role === 'gateway' ? gatewayPorts : undefined,
+        },
+        trustDomain: 'cluster.local',
+        controlPlane: cpInfo.xds,
+        rootCertFile: cpInfo.rootCert,
+        tokenFile: cpInfo.tokenFile,
+        bindHost: '127.0.0.1',
+        outboundPort: inst.outboundPort ?? 0,
+        inboundPort: inst.inboundPort ?? 0,
+        adminPort: inst.adminPort,
+        appPorts,
+        readinessPath: spec.readinessProbe?.httpGet.path,
+        probeIntervalMs: (spec.readinessProbe?.periodSeconds ?? 1) * 1000,
+        accessLog: o.accessLog,
+      };
+      const bootstrapFile = path.join(stateDir, 'proxies', `${id}.json`);
+      await writeFile(bootstrapFile, JSON.stringify(bootstrap, null, 2), { mode: 0o600 });
+      const proxy = new Supervised(
+        { name: `proxy ${id}`, command: node, args: [CLI, 'proxy', '--bootstrap', bootstrapFile], cwd: process.cwd(), env, logFile: path.join(logDir, `${id}.proxy.log`) },
+        o.log,
+      );
+      processes.set(`proxy ${id}`, proxy);
+      await proxy.start();
+      if (role === 'sidecar' && spec.command) {
+        const appEnv: NodeJS.ProcessEnv = {
+          ...process.env,
+          ...spec.env,
+          PORT: String(inst.appPort),
+          HOSTNAME: hostname,
+          // The sidecar is the app's HTTP proxy: plain names like http://reviews:9080 go through it.
+          HTTP_PROXY: `http://127.0.0.1:${inst.outboundPort}`,
+          http_proxy: `http://127.0.0.1:${inst.outboundPort}`,
+          NO_PROXY: 'localhost,127.0.0.1,::1',
+          no_proxy: 'localhost,127.0.0.1,::1',
+          NODE_USE_ENV_PROXY: '1',
+        };
+        const command = spec.command === 'node' ? node : spec.command;
+        const app = new Supervised(
+          {
+            name: `app ${id}`,
+            command,
+            args: spec.args ?? [],
+            cwd: path.resolve(baseDir, spec.workingDir ?? '.'),
+            env: appEnv,
+            logFile: path.join(logDir, `${id}.app.log`),
+          },
+          o.log,
+        );
+        processes.set(`app ${id}`, app);
+        await app.start();
+      }
+      instances.push(inst);
+    }
+  }
+
+  const info: MeshInfo = { controlPlane: cpInfo, gateways, instances };
+  await writeFile(path.join(stateDir, 'mesh.json'), `${JSON.stringify(info, null, 2)}\n`);
+  return {
+    info,
+    processes,
+    async stop() {
+      // Apps first, then their proxies, the control plane last.
+      const order = (k: string) => (k.startsWith('app ') ? 0 : k.startsWith('proxy ') ? 1 : 2);
+      const groups = [0, 1, 2].map((g) => [...processes].filter(([k]) => order(k) === g).map(([, p]) => p));
+      for (const g of groups) await Promise.all(g.map((p) => p.stop()));
+    },
+  };
+}
