@@ -51,6 +51,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const { node, log } = o;
   const identity = `spiffe://${o.trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
   const creds = new CredentialStore();
+  let certsIssued = 0;
+  creds.onChange(() => certsIssued++);
   const registry = new Registry();
   processMetrics(registry);
   const metrics = createIstioMetrics(registry);
@@ -134,12 +136,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     } else if (url === '/ready') {
       res.writeHead(config ? 200 : 503);
       res.end(config ? 'LIVE\n' : 'no snapshot yet\n');
+    } else if (url === '/certs') {
+      const c = creds.has() ? creds.get() : undefined;
+      res.writeHead(c ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(c ? { identity: c.identity, notBefore: c.notBefore, notAfter: c.notAfter, issued: certsIssued } : null));
     } else if (url === '/healthz') {
       res.writeHead(200);
       res.end('ok\n');
     } else {
       res.writeHead(404);
-      res.end('endpoints: /stats/prometheus /config_dump /ready /healthz\n');
+      res.end('endpoints: /stats/prometheus /config_dump /certs /ready /healthz\n');
     }
   });
   ports.admin = await listen(admin, o.bindHost, o.adminPort);

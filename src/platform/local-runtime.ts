@@ -86,6 +86,8 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   const logDir = path.join(stateDir, 'logs');
   await mkdir(logDir, { recursive: true, mode: 0o700 });
   await mkdir(path.join(stateDir, 'proxies'), { recursive: true, mode: 0o700 });
+  const pidDir = path.join(stateDir, 'pids');
+  await mkdir(pidDir, { recursive: true, mode: 0o700 });
   const cpFile = path.join(stateDir, 'control-plane.json');
   await rm(cpFile, { force: true });
 
@@ -96,7 +98,10 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   // The control plane first: proxies need its root certificate and token.
   const cpArgs = [CLI, 'control-plane', '--state-dir', stateDir, '--api-port', String(o.apiPort), '--xds-port', String(o.xdsPort)];
   if (o.workloadCertTtl) cpArgs.push('--workload-cert-ttl', o.workloadCertTtl);
-  const cp = new Supervised({ name: 'control-plane', command: node, args: cpArgs, cwd: process.cwd(), env, logFile: path.join(logDir, 'control-plane.log') }, o.log);
+  const cp = new Supervised(
+    { name: 'control-plane', command: node, args: cpArgs, cwd: process.cwd(), env, logFile: path.join(logDir, 'control-plane.log'), pidFile: path.join(pidDir, 'control-plane.pid') },
+    o.log,
+  );
   processes.set('control-plane', cp);
   await cp.start();
   const cpInfo = await waitFor(
@@ -179,7 +184,15 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
       const bootstrapFile = path.join(stateDir, 'proxies', `${id}.json`);
       await writeFile(bootstrapFile, JSON.stringify(bootstrap, null, 2), { mode: 0o600 });
       const proxy = new Supervised(
-        { name: `proxy ${id}`, command: node, args: [CLI, 'proxy', '--bootstrap', bootstrapFile], cwd: process.cwd(), env, logFile: path.join(logDir, `${id}.proxy.log`) },
+        {
+          name: `proxy ${id}`,
+          command: node,
+          args: [CLI, 'proxy', '--bootstrap', bootstrapFile],
+          cwd: process.cwd(),
+          env,
+          logFile: path.join(logDir, `${id}.proxy.log`),
+          pidFile: path.join(pidDir, `${id}.proxy.pid`),
+        },
         o.log,
       );
       processes.set(`proxy ${id}`, proxy);
@@ -206,6 +219,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
             cwd: path.resolve(baseDir, spec.workingDir ?? '.'),
             env: appEnv,
             logFile: path.join(logDir, `${id}.app.log`),
+            pidFile: path.join(pidDir, `${id}.app.pid`),
           },
           o.log,
         );

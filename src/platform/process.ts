@@ -1,6 +1,7 @@
 // A supervised child process: restarted with backoff when it dies, stopped with SIGTERM then SIGKILL.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { backoffDelay } from '../lib/backoff.ts';
 import type { Logger } from '../lib/log.ts';
 
@@ -11,6 +12,8 @@ export interface ProcessSpec {
   cwd: string;
   env: NodeJS.ProcessEnv;
   logFile: string;
+  /** Holds the pid of the running process, rewritten at every restart. */
+  pidFile?: string;
   /** Called before every (re)start, e.g. to announce or to prepare files. */
   beforeStart?: () => Promise<void>;
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
@@ -42,6 +45,7 @@ export class Supervised {
     this.startedAt = Date.now();
     const child = spawn(this.spec.command, this.spec.args, { cwd: this.spec.cwd, env: this.spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    if (this.spec.pidFile && child.pid) await writeFile(this.spec.pidFile, `${child.pid}\n`);
     child.stdout?.pipe(this.out, { end: false });
     child.stderr?.pipe(this.out, { end: false });
     child.on('error', (err) => this.log.error('cannot start process', { process: this.spec.name, error: err.message }));

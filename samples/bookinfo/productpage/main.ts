@@ -27,6 +27,9 @@ const sessions = new Sessions();
 /** Headers for calls made on behalf of `req`: the forwarded set, plus the signed-in user. */
 function outboundHeaders(req: IncomingMessage): Record<string, string> {
   const headers = forwardHeaders(req);
+  // productpage is the edge: who the end user is comes from its session only, never from a header a
+  // client could set to get someone else's routing.
+  delete headers['end-user'];
   const user = sessions.userOf(req);
   if (user !== undefined) headers['end-user'] = user;
   return headers;
