@@ -1,0 +1,182 @@
+import type {
+  Cluster,
+  Endpoint,
+  ProxySnapshot,
+  Route,
+  RouteMatch,
+  StringMatch,
+} from '../../compile/snapshot.ts';
+import { CONNECTION_FLAGS, maxPositionals, oneOf, parseArgs, UsageError } from '../args.ts';
+import { connect, connectionFrom } from '../client.ts';
+import { json, table, write, yamlDocs } from '../output.ts';
+
+export const help = `Show the configuration a proxy was sent: its listeners, routes, clusters and endpoints.
+
+Usage: trellis proxy-config <proxy> [listeners|routes|clusters|endpoints|all] [flags]
+Alias: pc
+
+Flags:
+  -o, --output <format>   json or yaml (the snapshot, or the chosen section of it; default: tables)
+      --api <url>         control plane API (default $TRELLIS_API, else <state-dir>/control-plane.json)
+      --state-dir <dir>   state directory of \`trellis up\` (default $TRELLIS_STATE_DIR, else .trellis)
+
+Examples:
+  trellis proxy-config productpage-v1-0.default
+  trellis pc productpage-v1-0.default routes
+  trellis pc istio-ingressgateway-0.istio-system clusters -o json
+`;
+
+const FLAGS = {
+  output: { type: 'string', short: 'o' },
+  ...CONNECTION_FLAGS,
+} as const;
+
+const SECTIONS = ['listeners', 'routes', 'clusters', 'endpoints', 'all'] as const;
+type Section = (typeof SECTIONS)[number];
+
+function stringMatch(m: StringMatch): string {
+  if (m.exact !== undefined) return m.exact;
+  if (m.prefix !== undefined) return `${m.prefix}*`;
+  if (m.regex !== undefined) return `~${m.regex}`;
+  return '*';
+}
+
+/** `/reviews*`, `~^/api/v[0-9]+`, `/x header[end-user]=jason`; `/*` when it matches every request. */
+export function formatMatch(matches: readonly RouteMatch[]): string {
+  if (matches.length === 0) return '/*';
+  return matches
+    .map((m) => {
+      const parts = m.uri ? [stringMatch(m.uri)] : [];
+      for (const h of m.headers ?? []) parts.push(`header[${h.name}]=${stringMatch(h.match)}`);
+      return parts.length > 0 ? parts.join(' ') : '/*';
+    })
+    .join(' | ');
+}
+
+/** The clusters a route forwards to, with weights when split; or `direct <status>`. */
+export function formatAction(route: Route): string {
+  const a = route.action;
+  if (a.type === 'direct') return `direct ${a.status}`;
+  if (a.clusters.length === 0) return '<none>';
+  if (a.clusters.length === 1) return a.clusters[0].cluster;
+  return a.clusters.map((c) => `${c.cluster} ${c.weight}%`).join(', ');
+}
+
+/** The two shortest domains (`reviews, reviews:9080`) and how many more. */
+export function formatDomains(domains: readonly string[]): string {
+  if (domains.length <= 2) return domains.join(', ');
+  const shortest = [...domains].sort((a, b) => a.length - b.length).slice(0, 2);
+  return `${shortest.join(', ')} +${domains.length - 2} more`;
+}
+
+export function listenersTable(s: ProxySnapshot): string {
+  return table(
+    ['NAME', 'TYPE', 'PORT', 'ROUTE TABLE'],
+    s.listeners.map((l) => {
+      if (l.type === 'gateway') return [l.name, l.type, String(l.port), l.routeTable];
+      if (l.type === 'inbound')
+        return [l.name, `${l.type} (mTLS ${l.mtls})`, '-', `-> app ${l.ports.join(',')}`];
+      return [l.name, l.type, '-', l.routeTable];
+    }),
+  );
+}
+
+export function routesTable(s: ProxySnapshot): string {
+  const rows: string[][] = [];
+  for (const t of s.routeTables) {
+    for (const vh of t.virtualHosts) {
+      for (const r of vh.routes) {
+        rows.push([
+          t.name,
+          vh.name,
+          formatDomains(vh.domains),
+          formatMatch(r.matches),
+          formatAction(r),
+          r.origin,
+        ]);
+      }
+    }
+  }
+  return table(['TABLE', 'VIRTUAL HOST', 'DOMAINS', 'MATCH', 'CLUSTERS', 'ORIGIN'], rows);
+}
+
+export function clustersTable(s: ProxySnapshot): string {
+  return table(
+    ['NAME', 'DIRECTION', 'SUBSET', 'ENDPOINTS', 'TLS', 'ORIGIN'],
+    s.clusters.map((c) => [
+      c.name,
+      c.direction,
+      c.subset ?? '-',
+      String(c.endpoints.length),
+      c.tls.mode,
+      c.origin ?? '-',
+    ]),
+  );
+}
+
+function endpointRows(s: ProxySnapshot): { cluster: Cluster; endpoint: Endpoint }[] {
+  return s.clusters.flatMap((cluster) => cluster.endpoints.map((endpoint) => ({ cluster, endpoint })));
+}
+
+export function endpointsTable(s: ProxySnapshot): string {
+  return table(
+    ['ENDPOINT', 'STATUS', 'IDENTITY', 'CLUSTER'],
+    endpointRows(s).map(({ cluster, endpoint: e }) => [
+      `${e.address}:${e.port}`,
+      e.healthy ? 'HEALTHY' : 'UNHEALTHY',
+      e.identity ?? '-',
+      cluster.name,
+    ]),
+  );
+}
+
+/** Tables for one section, or all of them separated by blank lines. */
+export function formatProxyConfig(s: ProxySnapshot, section: Section = 'all'): string {
+  switch (section) {
+    case 'listeners':
+      return listenersTable(s);
+    case 'routes':
+      return routesTable(s);
+    case 'clusters':
+      return clustersTable(s);
+    case 'endpoints':
+      return endpointsTable(s);
+    case 'all':
+      return [listenersTable(s), routesTable(s), clustersTable(s), endpointsTable(s)].join('\n');
+  }
+}
+
+/** What `-o json|yaml` prints: the whole snapshot for `all`, else the section's list. */
+export function sectionData(s: ProxySnapshot, section: Section): unknown {
+  switch (section) {
+    case 'listeners':
+      return s.listeners;
+    case 'routes':
+      return s.routeTables;
+    case 'clusters':
+      return s.clusters;
+    case 'endpoints':
+      return endpointRows(s).map(({ cluster, endpoint }) => ({ cluster: cluster.name, ...endpoint }));
+    case 'all':
+      return s;
+  }
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { flags, positionals } = parseArgs(args, FLAGS, 'proxy-config');
+  maxPositionals(positionals, 2, 'proxy-config');
+  const output = oneOf('-o', flags.output, ['json', 'yaml'] as const, 'proxy-config');
+  const [proxy, which = 'all'] = positionals;
+  if (!proxy) throw new UsageError('which proxy? see trellis proxy-status for their names', 'proxy-config');
+  // istioctl says `listener`, `route`, ...: accept the singular too.
+  const plural = which === 'all' || which.endsWith('s') ? which : `${which}s`;
+  const section =
+    oneOf('section', SECTIONS.includes(plural as Section) ? plural : which, SECTIONS, 'proxy-config') ??
+    'all';
+  const client = await connect(connectionFrom(flags));
+  const snap = await client.get<ProxySnapshot>('proxy-config', proxy);
+  if (output === 'json') write(json(sectionData(snap, section)));
+  else if (output === 'yaml') write(yamlDocs([sectionData(snap, section)]));
+  else write(formatProxyConfig(snap, section));
+  return 0;
+}
