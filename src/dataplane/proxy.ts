@@ -2,6 +2,7 @@
 // Snapshots are applied off the request path and swapped in atomically; in-flight requests finish on
 // the config they started with.
 import http from 'node:http';
+import net from 'node:net';
 import type { ProxyNode, ProxySnapshot } from '../compile/snapshot.ts';
 import { errorMessage, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -151,16 +152,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   ports.admin = await listen(admin, o.bindHost, o.adminPort);
   servers.push(admin);
 
-  let probeTimer: NodeJS.Timeout | undefined;
-  if (node.role === 'sidecar' && node.ports.length > 0) {
-    const appPort = o.appPorts.get(node.ports[0].port) ?? node.ports[0].port;
-    node.healthy = await probe(appPort, o.readinessPath);
-    const tick = async () => {
-      agent.reportHealth(await probe(appPort, o.readinessPath));
-      probeTimer = setTimeout(tick, o.probeIntervalMs);
-    };
-    probeTimer = setTimeout(tick, o.probeIntervalMs);
-  } else node.healthy = true;
+  const health = node.role === 'sidecar' && node.ports.length > 0 ? new AppHealth(o.appPorts.get(node.ports[0].port) ?? node.ports[0].port, o.readinessPath, o.probeIntervalMs, (h) => agent.reportHealth(h)) : undefined;
+  node.healthy = health ? await health.start() : true;
 
   agent.connect();
 
@@ -169,7 +162,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     agent,
     current: () => config?.snapshot,
     async close() {
-      clearTimeout(probeTimer);
+      health?.stop();
       agent.stop();
       // Graceful drain: stop accepting, let in-flight exchanges finish, then drop pooled sessions.
       await Promise.all([...servers, ...[...gateways.values()].map((g) => g.server)].map(closeServer));
@@ -189,4 +182,60 @@ function probe(port: number, path: string | undefined): Promise<boolean> {
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });
+}
+
+/**
+ * Readiness of the app beside the proxy: a periodic probe, plus an idle "canary" connection to the
+ * app. When the app dies the kernel closes the canary at once, so its endpoint leaves the mesh in
+ * milliseconds instead of at the next probe.
+ */
+class AppHealth {
+  private timer?: NodeJS.Timeout;
+  private canary?: net.Socket;
+  private stopped = false;
+  private readonly port: number;
+  private readonly path: string | undefined;
+  private readonly intervalMs: number;
+  private readonly report: (healthy: boolean) => void;
+
+  constructor(port: number, path: string | undefined, intervalMs: number, report: (healthy: boolean) => void) {
+    this.port = port;
+    this.path = path;
+    this.intervalMs = intervalMs;
+    this.report = report;
+  }
+
+  async start(): Promise<boolean> {
+    const ok = await this.check();
+    this.timer = setTimeout(() => this.tick(), this.intervalMs);
+    return ok;
+  }
+
+  private async check(): Promise<boolean> {
+    const ok = await probe(this.port, this.path);
+    if (ok && !this.canary && !this.stopped) this.openCanary();
+    return ok;
+  }
+
+  private async tick(): Promise<void> {
+    this.report(await this.check());
+    if (!this.stopped) this.timer = setTimeout(() => this.tick(), this.intervalMs);
+  }
+
+  private openCanary(): void {
+    const s = net.connect(this.port, '127.0.0.1');
+    this.canary = s;
+    s.on('error', () => {});
+    s.on('close', () => {
+      this.canary = undefined;
+      // The app closed an idle connection, or died: a probe tells which.
+      if (!this.stopped) void this.check().then((ok) => this.report(ok));
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.canary?.destroy();
+  }
 }
