@@ -1,14 +1,14 @@
 // Bookinfo end to end, driven like a user: `trellis up`, curl the gateway, `trellis apply`, read
 // proxy-status and metrics, kill things. One mesh for the whole file; the steps build on each other.
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { Mesh, page, reviewsVersion, ROOT, until } from './support/mesh.ts';
+import tls from 'node:tls';
+import { Mesh, page, ROOT, reviewsVersion, until } from './support/mesh.ts';
 
 const NET = path.join(ROOT, 'samples/bookinfo/networking');
 let mesh: Mesh;
@@ -51,7 +51,10 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
         } catch {
           continue;
         }
-        assert.throws(() => process.kill(pid, 0), `${kind} of ${id} (pid ${pid}) still runs after trellis up stopped`);
+        assert.throws(
+          () => process.kill(pid, 0),
+          `${kind} of ${id} (pid ${pid}) still runs after trellis up stopped`,
+        );
       }
     }
   });
@@ -67,7 +70,10 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     const reviews = mesh.instance('reviews-v2');
     // Plaintext HTTP to the inbound listener never reaches the app.
     const plain = await new Promise<string>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port: reviews.inboundPort, path: '/reviews/0', timeout: 3000 }, (res) => resolve(`status ${res.statusCode}`));
+      const req = http.get(
+        { host: '127.0.0.1', port: reviews.inboundPort, path: '/reviews/0', timeout: 3000 },
+        (res) => resolve(`status ${res.statusCode}`),
+      );
       req.on('error', (e) => resolve(`error ${e.message}`));
       req.on('timeout', () => req.destroy(new Error('timeout')));
     });
@@ -75,20 +81,42 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     // TLS without a client certificate: the handshake fails.
     const root = readFileSync(mesh.controlPlane().rootCert, 'utf8');
     const noCert = await new Promise<string>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port: reviews.inboundPort, ca: root, servername: 'outbound_.9080_._.reviews.default.svc.cluster.local', checkServerIdentity: () => undefined }, () => {
-        s.write('GET /reviews/0 HTTP/1.1\r\nhost: reviews\r\n\r\n');
-      });
+      const s = tls.connect(
+        {
+          host: '127.0.0.1',
+          port: reviews.inboundPort,
+          ca: root,
+          servername: 'outbound_.9080_._.reviews.default.svc.cluster.local',
+          checkServerIdentity: () => undefined,
+        },
+        () => {
+          s.write('GET /reviews/0 HTTP/1.1\r\nhost: reviews\r\n\r\n');
+        },
+      );
       s.on('data', (d) => resolve(`data ${d.toString().slice(0, 20)}`));
       s.on('error', (e) => resolve(`error ${e.message}`));
       s.on('close', () => resolve('closed'));
     });
-    assert.doesNotMatch(noCert, /^data/, `a client without a certificate must not get an answer, got ${noCert}`);
+    assert.doesNotMatch(
+      noCert,
+      /^data/,
+      `a client without a certificate must not get an answer, got ${noCert}`,
+    );
     // The server presents the SPIFFE identity of its service account.
     const peer = await new Promise<X509Certificate>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: reviews.inboundPort, ca: root, servername: 'x', checkServerIdentity: () => undefined }, () => {
-        resolve(s.getPeerX509Certificate()!);
-        s.destroy();
-      });
+      const s = tls.connect(
+        {
+          host: '127.0.0.1',
+          port: reviews.inboundPort,
+          ca: root,
+          servername: 'x',
+          checkServerIdentity: () => undefined,
+        },
+        () => {
+          resolve(s.getPeerX509Certificate()!);
+          s.destroy();
+        },
+      );
       s.on('error', (e) => (e.message.includes('certificate') ? undefined : reject(e)));
     });
     assert.equal(peer.subjectAltName, 'URI:spiffe://cluster.local/ns/default/sa/bookinfo-reviews');
@@ -98,8 +126,13 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
       metrics,
       /istio_requests_total\{reporter="destination",source_workload="productpage-v1",[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/bookinfo-productpage"[^}]*destination_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/bookinfo-reviews"[^}]*connection_security_policy="mutual_tls"\} \d+/,
     );
-    const gwMetrics = await (await fetch(`http://127.0.0.1:${mesh.instance('istio-ingressgateway').adminPort}/stats/prometheus`)).text();
-    assert.match(gwMetrics, /istio_requests_total\{reporter="source",source_workload="istio-ingressgateway",[^}]*destination_workload="productpage-v1"[^}]*response_code="200"/);
+    const gwMetrics = await (
+      await fetch(`http://127.0.0.1:${mesh.instance('istio-ingressgateway').adminPort}/stats/prometheus`)
+    ).text();
+    assert.match(
+      gwMetrics,
+      /istio_requests_total\{reporter="source",source_workload="istio-ingressgateway",[^}]*destination_workload="productpage-v1"[^}]*response_code="200"/,
+    );
   });
 
   test('destination rules + all-v1: only v1 from then on, every proxy ACKs the new version', async () => {
@@ -107,7 +140,9 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     const revision = apply(path.join(NET, 'virtual-service-all-v1.yaml'));
     const s = await mesh.converged(mesh.info.instances.length, revision);
     assert.ok(s.convergence, 'proxy-status reports the convergence time');
-    console.log(`# apply → all ${s.convergence.proxies} proxies ACKed: ${s.convergence.ms} ms (revision ${s.convergence.revision})`);
+    console.log(
+      `# apply → all ${s.convergence.proxies} proxies ACKed: ${s.convergence.ms} ms (revision ${s.convergence.revision})`,
+    );
     const ps = mesh.cli(['proxy-status']);
     assert.equal(ps.code, 0, ps.stderr);
     assert.match(ps.stdout, /SYNCED/);
@@ -206,7 +241,11 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     })();
     process.kill(cpPid, 'SIGKILL');
     cpDown = true;
-    await until('the supervisor to restart the control plane', async () => mesh.pid('control-plane') !== cpPid, 20_000);
+    await until(
+      'the supervisor to restart the control plane',
+      async () => mesh.pid('control-plane') !== cpPid,
+      20_000,
+    );
     cpDown = false;
     const s = await mesh.converged(mesh.info.instances.length, 0, 30_000);
     assert.ok(s.proxies.every((p) => Date.parse(p.connectedAt) > 0));
@@ -218,13 +257,19 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     const vs = mesh.cli(['get', 'virtualservice', 'reviews', '-o', 'json']);
     assert.equal(vs.code, 0, vs.stderr);
     assert.match(vs.stdout, /"subset": "v3"/);
-    console.log(`# control plane down: ${cpDownServed} requests served without it, ${served} in all, 0 failed`);
+    console.log(
+      `# control plane down: ${cpDownServed} requests served without it, ${served} in all, 0 failed`,
+    );
   });
 
   test('certificates rotate several times under continuous traffic with zero failed requests', async () => {
     const issued = async () =>
       Promise.all(
-        mesh.info.instances.map(async (i) => ((await (await fetch(`http://127.0.0.1:${i.adminPort}/certs`)).json()) as { issued: number }).issued),
+        mesh.info.instances.map(
+          async (i) =>
+            ((await (await fetch(`http://127.0.0.1:${i.adminPort}/certs`)).json()) as { issued: number })
+              .issued,
+        ),
       );
     const before = await issued();
     const deadline = Date.now() + 14_000;
@@ -238,15 +283,25 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     const afterCount = await issued();
     const rotations = afterCount.map((n, i) => n - before[i]);
     // 6 s certificates renewed at half-life: about four renewals in 14 s.
-    assert.ok(rotations.every((r) => r >= 2), `rotations per proxy during the window: ${rotations}`);
-    console.log(`# ${ok} requests, 0 failed, while each proxy renewed its certificate ${Math.min(...rotations)}-${Math.max(...rotations)} times`);
+    assert.ok(
+      rotations.every((r) => r >= 2),
+      `rotations per proxy during the window: ${rotations}`,
+    );
+    console.log(
+      `# ${ok} requests, 0 failed, while each proxy renewed its certificate ${Math.min(...rotations)}-${Math.max(...rotations)} times`,
+    );
   });
 
   test('invalid input: apply exits non-zero with file:line and field path, and changes nothing', async () => {
-    const before = ((await (await fetch(`${mesh.api}/api/v1/version`)).json()) as { revision: number }).revision;
+    const before = ((await (await fetch(`${mesh.api}/api/v1/version`)).json()) as { revision: number })
+      .revision;
     const dir = mesh.stateDir;
     const cases: [string, string, RegExp][] = [
-      ['bad-yaml.yaml', 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x\nspec: {}\n', /bad-yaml\.yaml:\d+/],
+      [
+        'bad-yaml.yaml',
+        'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x\nspec: {}\n',
+        /bad-yaml\.yaml:\d+/,
+      ],
       [
         'unknown-field.yaml',
         'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [reviews]\n  htttp:\n  - route: [{destination: {host: reviews}}]\n',
@@ -270,14 +325,17 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
       assert.notEqual(r.code, 0, `${name} must fail`);
       assert.match(r.stderr, expected, `${name}: ${r.stderr}`);
     }
-    const after = ((await (await fetch(`${mesh.api}/api/v1/version`)).json()) as { revision: number }).revision;
+    const after = ((await (await fetch(`${mesh.api}/api/v1/version`)).json()) as { revision: number })
+      .revision;
     assert.equal(after, before, 'the store is unchanged');
   });
 
   test('a snapshot the gateway cannot run is NACKed with the reason and the previous config keeps serving', async () => {
     // Hold a port, then ask the gateway to listen on it.
     const holder = net.createServer();
-    const port = await new Promise<number>((r) => holder.listen(0, '127.0.0.1', () => r((holder.address() as net.AddressInfo).port)));
+    const port = await new Promise<number>((r) =>
+      holder.listen(0, '127.0.0.1', () => r((holder.address() as net.AddressInfo).port)),
+    );
     const file = path.join(mesh.stateDir, 'busy-gateway.yaml');
     writeFileSync(
       file,

@@ -1,10 +1,12 @@
 // (mesh index, proxy) → ProxySnapshot. Pure: no I/O, no clock, no randomness; the same input always
 // gives the same snapshot and the same version.
-import { parseDuration } from '../api/schema.ts';
+
 import type { Resource } from '../api/resource.ts';
+import { parseDuration } from '../api/schema.ts';
 import { contentHash } from './hash.ts';
 import { hostMatches, outboundClusterName, outboundSni, resolveHost, serviceDomains } from './hosts.ts';
 import {
+  buildMeshIndex,
   type CompileInput,
   endpointIdentity,
   endpointOf,
@@ -13,7 +15,6 @@ import {
   type MeshIndex,
   type MeshService,
   type VirtualServiceSpec,
-  buildMeshIndex,
 } from './index.ts';
 import type {
   Cluster,
@@ -52,8 +53,14 @@ class ClusterSet {
     const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
     const instances = svc?.instances.filter((i) => i.targetPorts.has(port)) ?? [];
     // A subset the DestinationRule does not define selects nothing: requests get 503 (no healthy upstream).
-    const selected = subset ? (subsetLabels ? instances.filter((i) => labelsMatch(subsetLabels, i.node.labels)) : []) : instances;
-    const identities = [...new Set(instances.map((i) => endpointIdentity(this.index.mesh.trustDomain, i.node)))].sort();
+    const selected = subset
+      ? subsetLabels
+        ? instances.filter((i) => labelsMatch(subsetLabels, i.node.labels))
+        : []
+      : instances;
+    const identities = [
+      ...new Set(instances.map((i) => endpointIdentity(this.index.mesh.trustDomain, i.node))),
+    ].sort();
     this.clusters.set(name, {
       name,
       direction: 'outbound',
@@ -92,20 +99,32 @@ function routeMatches(rule: VsHttp): RouteMatch[] {
  * Routes for one VirtualService as seen on one port. `defaultPort` is used when a destination names
  * no port: the service's only port, or the port the request arrived for.
  */
-function vsRoutes(vs: Resource<VirtualServiceSpec>, clusters: ClusterSet, index: MeshIndex, listenPort?: number): Route[] {
+function vsRoutes(
+  vs: Resource<VirtualServiceSpec>,
+  clusters: ClusterSet,
+  index: MeshIndex,
+  listenPort?: number,
+): Route[] {
   const ns = vs.metadata.namespace;
   return (vs.spec.http ?? []).map((rule, i) => {
     const name = `${ns}/${vs.metadata.name}${rule.name ? `.${rule.name}` : ''}#${i}`;
     const origin = `VirtualService ${ns}/${vs.metadata.name} http[${i}]`;
     if (rule.directResponse) {
       const body = rule.directResponse.body?.string ?? decodeBase64(rule.directResponse.body?.bytes);
-      return { name, origin, matches: routeMatches(rule), action: { type: 'direct', status: rule.directResponse.status, body } };
+      return {
+        name,
+        origin,
+        matches: routeMatches(rule),
+        action: { type: 'direct', status: rule.directResponse.status, body },
+      };
     }
     const dests = rule.route ?? [];
     const weighted = dests.map((d) => {
       const fqdn = resolveHost(d.destination.host, ns);
       const svc = index.services.get(fqdn);
-      const port = d.destination.port?.number ?? (svc?.ports.length === 1 ? svc.ports[0].port : (listenPort ?? svc?.ports[0]?.port ?? 80));
+      const port =
+        d.destination.port?.number ??
+        (svc?.ports.length === 1 ? svc.ports[0].port : (listenPort ?? svc?.ports[0]?.port ?? 80));
       // One destination takes all traffic whatever its weight; otherwise weights are relative.
       const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
       return { cluster: clusters.outbound(fqdn, port, d.destination.subset), weight };
@@ -115,7 +134,11 @@ function vsRoutes(vs: Resource<VirtualServiceSpec>, clusters: ClusterSet, index:
       name,
       origin,
       matches: routeMatches(rule),
-      action: { type: 'forward', clusters: weighted.filter((w) => w.weight > 0), ...(timeoutMs ? { timeoutMs } : {}) },
+      action: {
+        type: 'forward',
+        clusters: weighted.filter((w) => w.weight > 0),
+        ...(timeoutMs ? { timeoutMs } : {}),
+      },
     };
   });
 }
@@ -130,7 +153,10 @@ function defaultRoute(clusters: ClusterSet, svc: MeshService, port: number): Rou
     name: 'default',
     origin: `Service ${svc.namespace}/${svc.name} (no VirtualService)`,
     matches: [],
-    action: { type: 'forward', clusters: [{ cluster: clusters.outbound(svc.fqdn, port, undefined), weight: 100 }] },
+    action: {
+      type: 'forward',
+      clusters: [{ cluster: clusters.outbound(svc.fqdn, port, undefined), weight: 100 }],
+    },
   };
 }
 
@@ -145,7 +171,9 @@ function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet
   const claimed = new Set<string>();
   const virtualHosts: VirtualHost[] = [];
   const vsFor = (fqdn: string) =>
-    meshVs.find((vs) => (vs.spec.hosts ?? []).some((h) => hostMatches(resolveHost(h, vs.metadata.namespace), fqdn)));
+    meshVs.find((vs) =>
+      (vs.spec.hosts ?? []).some((h) => hostMatches(resolveHost(h, vs.metadata.namespace), fqdn)),
+    );
 
   for (const svc of [...index.services.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1))) {
     const vs = vsFor(svc.fqdn);
@@ -162,7 +190,9 @@ function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet
   for (const vs of meshVs) {
     const id = `${vs.metadata.namespace}/${vs.metadata.name}`;
     if (claimed.has(id)) continue;
-    const hosts = (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)).filter((h) => !index.services.has(h));
+    const hosts = (vs.spec.hosts ?? [])
+      .map((h) => resolveHost(h, vs.metadata.namespace))
+      .filter((h) => !index.services.has(h));
     if (hosts.length === 0) continue;
     virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index) });
   }
@@ -177,7 +207,13 @@ function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
     for (const [port, targetPort] of inst.targetPorts) services.push({ host: svc.fqdn, port, targetPort });
   }
   services.sort((a, b) => (a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1));
-  return { name: 'inbound', type: 'inbound', mtls: 'STRICT', services, ports: node.ports.map((p) => p.port).sort((a, b) => a - b) };
+  return {
+    name: 'inbound',
+    type: 'inbound',
+    mtls: 'STRICT',
+    services,
+    ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
+  };
 }
 
 function inboundClusters(node: ProxyNode): Cluster[] {
@@ -212,14 +248,24 @@ function serverAdmits(serverHosts: string[], vs: Resource<VirtualServiceSpec>, h
   });
 }
 
-function gatewayConfig(index: MeshIndex, node: ProxyNode, clusters: ClusterSet): { listeners: GatewayListener[]; tables: RouteTable[] } {
-  const byPort = new Map<number, { gateways: string[]; hostsByGateway: Map<Resource<GatewaySpec>, string[]> }>();
+function gatewayConfig(
+  index: MeshIndex,
+  node: ProxyNode,
+  clusters: ClusterSet,
+): { listeners: GatewayListener[]; tables: RouteTable[] } {
+  const byPort = new Map<
+    number,
+    { gateways: string[]; hostsByGateway: Map<Resource<GatewaySpec>, string[]> }
+  >();
   for (const gw of index.gateways) {
     if (!labelsMatch(gw.spec.selector, node.labels)) continue;
     for (const server of gw.spec.servers ?? []) {
       if (server.port.protocol.toUpperCase() !== 'HTTP') continue; // other protocols: not yet served (warned at apply)
       let entry = byPort.get(server.port.number);
-      if (!entry) byPort.set(server.port.number, (entry = { gateways: [], hostsByGateway: new Map() }));
+      if (!entry) {
+        entry = { gateways: [], hostsByGateway: new Map() };
+        byPort.set(server.port.number, entry);
+      }
       const id = `${gw.metadata.namespace}/${gw.metadata.name}`;
       if (!entry.gateways.includes(id)) entry.gateways.push(id);
       entry.hostsByGateway.set(gw, [...(entry.hostsByGateway.get(gw) ?? []), ...server.hosts]);
@@ -247,7 +293,14 @@ function gatewayConfig(index: MeshIndex, node: ProxyNode, clusters: ClusterSet):
       routes,
     }));
     tables.push({ name: tableName, virtualHosts });
-    listeners.push({ name: `0.0.0.0_${port}`, type: 'gateway', port, protocol: 'HTTP', routeTable: tableName, gateways: entry.gateways });
+    listeners.push({
+      name: `0.0.0.0_${port}`,
+      type: 'gateway',
+      port,
+      protocol: 'HTTP',
+      routeTable: tableName,
+      gateways: entry.gateways,
+    });
   }
   return { listeners, tables };
 }
@@ -268,11 +321,18 @@ export function compileProxy(index: MeshIndex, node: ProxyNode): ProxySnapshot {
   }
   const body = {
     schema: SNAPSHOT_SCHEMA_VERSION,
-    proxy: { id: node.id, role: node.role, namespace: node.namespace, identity: endpointIdentity(index.mesh.trustDomain, node) },
+    proxy: {
+      id: node.id,
+      role: node.role,
+      namespace: node.namespace,
+      identity: endpointIdentity(index.mesh.trustDomain, node),
+    },
     trustDomain: index.mesh.trustDomain,
     listeners,
     routeTables,
-    clusters: [...clusters.clusters.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).concat(extraClusters),
+    clusters: [...clusters.clusters.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .concat(extraClusters),
   };
   return { ...body, version: contentHash(JSON.stringify(body)), revision: index.revision };
 }

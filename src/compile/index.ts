@@ -82,7 +82,10 @@ const K = {
   gateway: kindKey('networking.istio.io/v1', 'Gateway'),
 };
 
-export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+export function labelsMatch(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string>,
+): boolean {
   if (!selector) return false;
   for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
   return true;
@@ -114,7 +117,11 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
         name: r.metadata.name,
         namespace: r.metadata.namespace,
         selector: spec.selector ?? {},
-        ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port })),
+        ports: (spec.ports ?? []).map((p) => ({
+          name: p.name,
+          port: p.port,
+          targetPort: p.targetPort ?? p.port,
+        })),
         instances: [],
       });
     } else if (key === K.virtualService) virtualServices.push(r as Resource<VirtualServiceSpec>);
@@ -123,7 +130,9 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   }
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics).
-  const sidecars = [...input.proxies].filter((p) => p.role === 'sidecar').sort((a, b) => (a.id < b.id ? -1 : 1));
+  const sidecars = [...input.proxies]
+    .filter((p) => p.role === 'sidecar')
+    .sort((a, b) => (a.id < b.id ? -1 : 1));
   for (const svc of services.values()) {
     if (Object.keys(svc.selector).length === 0) continue;
     for (const node of sidecars) {

@@ -7,7 +7,7 @@ export const PUSH_PATH = '/v1/stream';
 export const CERTIFICATE_PATH = '/v1/certificates';
 
 export type ProxyMessage =
-  | { type: 'hello'; node: ProxyNode; /** version the proxy runs from before a reconnect */ running?: string }
+  | { type: 'hello'; node: ProxyNode /** version the proxy runs from before a reconnect */; running?: string }
   | { type: 'ack'; version: string }
   | { type: 'nack'; version: string; reason: string }
   | { type: 'health'; healthy: boolean };

@@ -43,7 +43,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > 16 * 1024 * 1024) throw new TrellisError('TRL_INVALID_ARGUMENT', 'request body is larger than 16 MiB');
+    if (size > 16 * 1024 * 1024)
+      throw new TrellisError('TRL_INVALID_ARGUMENT', 'request body is larger than 16 MiB');
     chunks.push(c as Buffer);
   }
   try {
@@ -66,12 +67,18 @@ function validateSources(sources: Source[]): { resources: Resource[]; warnings: 
   }
   if (errors.length > 0) {
     const n = errors.length;
-    throw new TrellisError('TRL_VALIDATION', `${n} error${n > 1 ? 's' : ''} found; nothing was applied`, { issues: errors });
+    throw new TrellisError('TRL_VALIDATION', `${n} error${n > 1 ? 's' : ''} found; nothing was applied`, {
+      issues: errors,
+    });
   }
   const seen = new Set<string>();
   for (const r of resources) {
     const k = `${kindKey(r.apiVersion, r.kind)}|${r.metadata.namespace}|${r.metadata.name}`;
-    if (seen.has(k)) throw new TrellisError('TRL_VALIDATION', `${resourceRef(r)} is defined more than once; nothing was applied`);
+    if (seen.has(k))
+      throw new TrellisError(
+        'TRL_VALIDATION',
+        `${resourceRef(r)} is defined more than once; nothing was applied`,
+      );
     seen.add(k);
   }
   return { resources, warnings };
@@ -80,7 +87,10 @@ function validateSources(sources: Source[]): { resources: Resource[]; warnings: 
 function parseSources(body: unknown): { sources: Source[]; dryRun: boolean } {
   const b = body as { sources?: Source[]; dryRun?: boolean };
   if (!Array.isArray(b.sources) || b.sources.some((s) => typeof s?.text !== 'string')) {
-    throw new TrellisError('TRL_INVALID_ARGUMENT', 'body must be {"sources": [{"file": "...", "text": "..."}], "dryRun": false}');
+    throw new TrellisError(
+      'TRL_INVALID_ARGUMENT',
+      'body must be {"sources": [{"file": "...", "text": "..."}], "dryRun": false}',
+    );
   }
   return { sources: b.sources, dryRun: b.dryRun === true };
 }
@@ -89,7 +99,10 @@ export async function apply(deps: ApiDeps, sources: Source[], dryRun: boolean): 
   const { resources, warnings } = validateSources(sources);
   const results: ApplyResult['results'] = resources.map((r) => {
     const cur = deps.store.get(keyOf(r));
-    const same = cur && JSON.stringify([cur.spec, cur.metadata.labels, cur.metadata.annotations]) === JSON.stringify([r.spec, r.metadata.labels, r.metadata.annotations]);
+    const same =
+      cur &&
+      JSON.stringify([cur.spec, cur.metadata.labels, cur.metadata.annotations]) ===
+        JSON.stringify([r.spec, r.metadata.labels, r.metadata.annotations]);
     return { resource: resourceRef(r), action: !cur ? 'created' : same ? 'unchanged' : 'configured' };
   });
   if (dryRun) return { revision: deps.store.revision, dryRun, results, warnings };
@@ -103,7 +116,8 @@ async function remove(deps: ApiDeps, sources: Source[], dryRun: boolean): Promis
   const ops: Op[] = [];
   const results: ApplyResult['results'] = [];
   for (const r of resources) {
-    if (!deps.store.get(keyOf(r))) throw new TrellisError('TRL_NOT_FOUND', `${resourceRef(r)} not found; nothing was deleted`);
+    if (!deps.store.get(keyOf(r)))
+      throw new TrellisError('TRL_NOT_FOUND', `${resourceRef(r)} not found; nothing was deleted`);
     ops.push({ type: 'delete', key: keyOf(r) });
     results.push({ resource: resourceRef(r), action: 'deleted' });
   }
@@ -114,17 +128,26 @@ async function remove(deps: ApiDeps, sources: Source[], dryRun: boolean): Promis
 
 function kindOrThrow(name: string) {
   const info = lookupKind(name);
-  if (!info) throw new TrellisError('TRL_NOT_FOUND', `unknown kind "${name}"; try e.g. virtualservice (vs), destinationrule (dr), gateway (gw), service (svc), workload`);
+  if (!info)
+    throw new TrellisError(
+      'TRL_NOT_FOUND',
+      `unknown kind "${name}"; try e.g. virtualservice (vs), destinationrule (dr), gateway (gw), service (svc), workload`,
+    );
   return info;
 }
 
 async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://api');
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-  if (parts[0] !== 'api' || parts[1] !== API_VERSION) throw new TrellisError('TRL_NOT_FOUND', `no such endpoint ${url.pathname}; the API lives under /api/${API_VERSION}`);
+  if (parts[0] !== 'api' || parts[1] !== API_VERSION)
+    throw new TrellisError(
+      'TRL_NOT_FOUND',
+      `no such endpoint ${url.pathname}; the API lives under /api/${API_VERSION}`,
+    );
   const [, , what, ...rest] = parts;
   const method = req.method ?? 'GET';
-  if (what === 'version' && method === 'GET') return send(res, 200, { version: deps.version, revision: deps.store.revision });
+  if (what === 'version' && method === 'GET')
+    return send(res, 200, { version: deps.version, revision: deps.store.revision });
   if (what === 'apply' && method === 'POST') {
     const { sources, dryRun } = parseSources(await readJson(req));
     return send(res, 200, await apply(deps, sources, dryRun));
@@ -143,7 +166,8 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       const ns = namespace && namespace !== '*' ? namespace : undefined;
       return send(res, 200, { items: deps.store.list({ kind: key, namespace: ns }) });
     }
-    if (!namespace || !name) throw new TrellisError('TRL_INVALID_ARGUMENT', 'expected /resources/<kind>/<namespace>/<name>');
+    if (!namespace || !name)
+      throw new TrellisError('TRL_INVALID_ARGUMENT', 'expected /resources/<kind>/<namespace>/<name>');
     const rkey = { kind: key, namespace, name };
     if (method === 'GET') {
       const r = deps.store.get(rkey);
@@ -151,17 +175,26 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       return send(res, 200, r);
     }
     if (method === 'DELETE') {
-      if (!deps.store.get(rkey)) throw new TrellisError('TRL_NOT_FOUND', `${info.kind} ${namespace}/${name} not found`);
+      if (!deps.store.get(rkey))
+        throw new TrellisError('TRL_NOT_FOUND', `${info.kind} ${namespace}/${name} not found`);
       const { revision } = await deps.store.commit([{ type: 'delete', key: rkey }]);
-      return send(res, 200, { revision, results: [{ resource: `${info.kind} ${namespace}/${name}`, action: 'deleted' }] });
+      return send(res, 200, {
+        revision,
+        results: [{ resource: `${info.kind} ${namespace}/${name}`, action: 'deleted' }],
+      });
     }
   }
   if (what === 'proxy-status' && method === 'GET') {
-    return send(res, 200, { revision: deps.store.revision, convergence: deps.push.lastConvergence ?? null, proxies: deps.push.status() });
+    return send(res, 200, {
+      revision: deps.store.revision,
+      convergence: deps.push.lastConvergence ?? null,
+      proxies: deps.push.status(),
+    });
   }
   if (what === 'proxy-config' && method === 'GET' && rest[0]) {
     const snap = deps.push.snapshotOf(rest[0]);
-    if (!snap) throw new TrellisError('TRL_NOT_FOUND', `no connected proxy "${rest[0]}"; see trellis proxy-status`);
+    if (!snap)
+      throw new TrellisError('TRL_NOT_FOUND', `no connected proxy "${rest[0]}"; see trellis proxy-status`);
     return send(res, 200, snap);
   }
   if (what === 'registry' && method === 'GET') return send(res, 200, { instances: deps.registry.list() });
@@ -177,4 +210,3 @@ export function createApiServer(deps: ApiDeps): http.Server {
     });
   });
 }
-

@@ -99,7 +99,12 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     tokenFile,
   };
   await writeAtomic(path.join(o.stateDir, 'control-plane.json'), `${JSON.stringify(info, null, 2)}\n`);
-  log.info('control plane ready', { api: info.api, xds: info.xds, trustDomain: ca.trustDomain, revision: store.revision });
+  log.info('control plane ready', {
+    api: info.api,
+    xds: info.xds,
+    trustDomain: ca.trustDomain,
+    revision: store.revision,
+  });
   return {
     info,
     push,

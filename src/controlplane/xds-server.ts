@@ -1,7 +1,8 @@
 // The proxies' door to the control plane (cf. istiod's 15012): mutual TLS, HTTP/2. A proxy without a
 // certificate may only ask for one, with the bootstrap token; everything else needs a mesh identity.
-import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+
 import { timingSafeEqual } from 'node:crypto';
+import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { CERTIFICATE_PATH, type CertificateRequest, PUSH_PATH } from '../compile/protocol.ts';
 import { errorMessage } from '../lib/errors.ts';
@@ -80,24 +81,51 @@ export function createXdsServer(o: XdsServerOptions): http2.Http2SecureServer {
   return server;
 }
 
-async function issue(o: XdsServerOptions, body: string, identity: string | undefined, auth: string | undefined): Promise<[number, string]> {
+async function issue(
+  o: XdsServerOptions,
+  body: string,
+  identity: string | undefined,
+  auth: string | undefined,
+): Promise<[number, string]> {
   let req: CertificateRequest;
   try {
     req = JSON.parse(body) as CertificateRequest;
   } catch {
-    return [400, JSON.stringify({ code: 'TRL_INVALID_ARGUMENT', message: 'body must be JSON {csr, namespace, serviceAccount}' })];
+    return [
+      400,
+      JSON.stringify({
+        code: 'TRL_INVALID_ARGUMENT',
+        message: 'body must be JSON {csr, namespace, serviceAccount}',
+      }),
+    ];
   }
   if (identity) {
     // Renewal: a proxy may only renew the identity it already holds.
     const held = parseSpiffeId(identity);
     if (!held || held.namespace !== req.namespace || held.serviceAccount !== req.serviceAccount) {
-      return [403, JSON.stringify({ code: 'TRL_PERMISSION_DENIED', message: `${identity} may not request another identity` })];
+      return [
+        403,
+        JSON.stringify({
+          code: 'TRL_PERMISSION_DENIED',
+          message: `${identity} may not request another identity`,
+        }),
+      ];
     }
   } else if (!tokenMatches(auth, o.token)) {
-    return [401, JSON.stringify({ code: 'TRL_UNAUTHENTICATED', message: 'a valid bootstrap token or mesh certificate is required' })];
+    return [
+      401,
+      JSON.stringify({
+        code: 'TRL_UNAUTHENTICATED',
+        message: 'a valid bootstrap token or mesh certificate is required',
+      }),
+    ];
   }
   try {
-    const signed = await o.ca.signCsr(req.csr, { namespace: req.namespace, serviceAccount: req.serviceAccount }, { ttlMs: o.workloadCertTtlMs });
+    const signed = await o.ca.signCsr(
+      req.csr,
+      { namespace: req.namespace, serviceAccount: req.serviceAccount },
+      { ttlMs: o.workloadCertTtlMs },
+    );
     return [200, JSON.stringify({ certChain: signed.certChainPem, trustBundle: o.ca.trustBundlePem() })];
   } catch (err) {
     o.log.warn('certificate request refused', { error: errorMessage(err) });

@@ -25,7 +25,9 @@ export class ProxyConfig {
       throw new TrellisError('TRL_SNAPSHOT_REJECTED', `snapshot ${snapshot.version}: ${msg}`);
     };
     if (snapshot.schema !== SNAPSHOT_SCHEMA_VERSION) {
-      reject(`schema ${snapshot.schema} is not supported by this proxy (supports ${SNAPSHOT_SCHEMA_VERSION})`);
+      reject(
+        `schema ${snapshot.schema} is not supported by this proxy (supports ${SNAPSHOT_SCHEMA_VERSION})`,
+      );
     }
     const cfg = new ProxyConfig(snapshot);
     for (const c of snapshot.clusters) cfg.clusters.set(c.name, new ClusterRuntime(c));
@@ -34,7 +36,8 @@ export class ProxyConfig {
         for (const r of vh.routes) {
           if (r.action.type !== 'forward') continue;
           for (const w of r.action.clusters) {
-            if (!cfg.clusters.has(w.cluster)) reject(`route ${r.name} refers to unknown cluster ${w.cluster}`);
+            if (!cfg.clusters.has(w.cluster))
+              reject(`route ${r.name} refers to unknown cluster ${w.cluster}`);
           }
         }
       }
@@ -49,7 +52,8 @@ export class ProxyConfig {
         reject(`listener ${l.name} refers to unknown route table ${l.routeTable}`);
       }
     }
-    for (const s of cfg.inbound?.services ?? []) cfg.inboundByService.set(`${s.host}:${s.port}`, s.targetPort);
+    for (const s of cfg.inbound?.services ?? [])
+      cfg.inboundByService.set(`${s.host}:${s.port}`, s.targetPort);
     return cfg;
   }
 }

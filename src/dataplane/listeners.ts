@@ -11,7 +11,11 @@ import { peerIdentity } from './identity/cert.ts';
 const TUNNEL = Symbol('trellis.tunnel');
 const PEER = Symbol('trellis.peer');
 
-export function listen(server: http.Server | http2.Http2SecureServer, host: string, port: number): Promise<number> {
+export function listen(
+  server: http.Server | http2.Http2SecureServer,
+  host: string,
+  port: number,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -50,7 +54,9 @@ export function outboundServer(pipeline: Pipeline): http.Server {
 
 /** `table` is updated in place when a snapshot renames the route table of this port. */
 export function gatewayServer(pipeline: Pipeline, table: { name: string }): http.Server {
-  return http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => pipeline.outbound(req, res, table.name));
+  return http.createServer({ keepAliveTimeout: 60_000 }, (req, res) =>
+    pipeline.outbound(req, res, table.name),
+  );
 }
 
 interface PeerTls {
@@ -70,7 +76,10 @@ export function inboundServer(pipeline: Pipeline, creds: CredentialStore): http2
     rejectUnauthorized: true,
   });
   server.on('secureConnection', (socket: TLSSocket & { [PEER]?: PeerTls }) => {
-    socket[PEER] = { identity: peerIdentity(socket.getPeerCertificate()), sni: (socket as TLSSocket & { servername?: string }).servername || undefined };
+    socket[PEER] = {
+      identity: peerIdentity(socket.getPeerCertificate()),
+      sni: (socket as TLSSocket & { servername?: string }).servername || undefined,
+    };
   });
   server.on('request', (req, res) => {
     // For HTTP/2 the compat socket proxies property reads to the TLS socket.

@@ -76,7 +76,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     config = next;
     const keep = new Set<string>();
     for (const c of next.clusters.values()) {
-      if (c.cluster.tls.mode === 'ISTIO_MUTUAL') for (const e of c.cluster.endpoints) keep.add(PeerPool.key(e, c.cluster.tls.sni));
+      if (c.cluster.tls.mode === 'ISTIO_MUTUAL')
+        for (const e of c.cluster.endpoints) keep.add(PeerPool.key(e, c.cluster.tls.sni));
     }
     peers.retain(keep);
     log.info('snapshot applied', { version: snapshot.version, revision: snapshot.revision });
@@ -96,7 +97,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         await listen(binding.server, o.bindHost, hostPort);
       } catch (err) {
         await Promise.all(opened.map(([, b]) => closeServer(b.server)));
-        throw new TrellisError('TRL_SNAPSHOT_REJECTED', `listener 0.0.0.0_${port}: cannot bind ${o.bindHost}:${hostPort}: ${errorMessage(err)}`);
+        throw new TrellisError(
+          'TRL_SNAPSHOT_REJECTED',
+          `listener 0.0.0.0_${port}: cannot bind ${o.bindHost}:${hostPort}: ${errorMessage(err)}`,
+        );
       }
       log.info('gateway listener bound', { port, hostPort });
       opened.push([port, binding]);
@@ -112,7 +116,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
   }
 
-  const agent = new Agent({ controlPlane: o.controlPlane, rootCertPem: o.rootCertPem, token: o.token, node, identity, creds, apply, log });
+  const agent = new Agent({
+    controlPlane: o.controlPlane,
+    rootCertPem: o.rootCertPem,
+    token: o.token,
+    node,
+    identity,
+    creds,
+    apply,
+    log,
+  });
   await agent.start();
 
   const servers: (http.Server | import('node:http2').Http2SecureServer)[] = [];
@@ -140,7 +153,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     } else if (url === '/certs') {
       const c = creds.has() ? creds.get() : undefined;
       res.writeHead(c ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(c ? { identity: c.identity, notBefore: c.notBefore, notAfter: c.notAfter, issued: certsIssued } : null));
+      res.end(
+        JSON.stringify(
+          c
+            ? { identity: c.identity, notBefore: c.notBefore, notAfter: c.notAfter, issued: certsIssued }
+            : null,
+        ),
+      );
     } else if (url === '/healthz') {
       res.writeHead(200);
       res.end('ok\n');
@@ -152,7 +171,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   ports.admin = await listen(admin, o.bindHost, o.adminPort);
   servers.push(admin);
 
-  const health = node.role === 'sidecar' && node.ports.length > 0 ? new AppHealth(o.appPorts.get(node.ports[0].port) ?? node.ports[0].port, o.readinessPath, o.probeIntervalMs, (h) => agent.reportHealth(h)) : undefined;
+  const health =
+    node.role === 'sidecar' && node.ports.length > 0
+      ? new AppHealth(
+          o.appPorts.get(node.ports[0].port) ?? node.ports[0].port,
+          o.readinessPath,
+          o.probeIntervalMs,
+          (h) => agent.reportHealth(h),
+        )
+      : undefined;
   node.healthy = health ? await health.start() : true;
 
   agent.connect();
@@ -174,11 +201,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
 function probe(port: number, path: string | undefined): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: path ?? '/', timeout: 1000, agent: false }, (res) => {
-      res.resume();
-      // Without a readiness path any answer means the app is up.
-      resolve(path ? (res.statusCode ?? 500) < 400 : true);
-    });
+    const req = http.get(
+      { host: '127.0.0.1', port, path: path ?? '/', timeout: 1000, agent: false },
+      (res) => {
+        res.resume();
+        // Without a readiness path any answer means the app is up.
+        resolve(path ? (res.statusCode ?? 500) < 400 : true);
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });
@@ -198,7 +228,12 @@ class AppHealth {
   private readonly intervalMs: number;
   private readonly report: (healthy: boolean) => void;
 
-  constructor(port: number, path: string | undefined, intervalMs: number, report: (healthy: boolean) => void) {
+  constructor(
+    port: number,
+    path: string | undefined,
+    intervalMs: number,
+    report: (healthy: boolean) => void,
+  ) {
     this.port = port;
     this.path = path;
     this.intervalMs = intervalMs;

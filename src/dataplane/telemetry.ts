@@ -12,7 +12,13 @@ export interface PeerInfo {
   principal: string;
 }
 
-export const UNKNOWN_PEER: PeerInfo = { workload: 'unknown', namespace: 'unknown', app: 'unknown', version: 'unknown', principal: 'unknown' };
+export const UNKNOWN_PEER: PeerInfo = {
+  workload: 'unknown',
+  namespace: 'unknown',
+  app: 'unknown',
+  version: 'unknown',
+  principal: 'unknown',
+};
 
 export function selfPeer(node: ProxyNode, identity: string): PeerInfo {
   return {

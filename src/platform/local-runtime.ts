@@ -55,10 +55,15 @@ export interface RunningMesh {
 const CLI = path.resolve(import.meta.dirname, '../cli/main.ts');
 
 function meshFile(source: string): string {
-  if (!existsSync(source)) throw new TrellisError('TRL_INVALID_ARGUMENT', `${source}: no such file or directory`);
+  if (!existsSync(source))
+    throw new TrellisError('TRL_INVALID_ARGUMENT', `${source}: no such file or directory`);
   if (statSync(source).isDirectory()) {
     const f = path.join(source, 'mesh.yaml');
-    if (!existsSync(f)) throw new TrellisError('TRL_INVALID_ARGUMENT', `${source} has no mesh.yaml: pass the mesh file itself or a directory that holds one`);
+    if (!existsSync(f))
+      throw new TrellisError(
+        'TRL_INVALID_ARGUMENT',
+        `${source} has no mesh.yaml: pass the mesh file itself or a directory that holds one`,
+      );
     return f;
   }
   return source;
@@ -69,7 +74,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
   for (;;) {
     const v = await fn().catch(() => undefined);
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new TrellisError('TRL_UNAVAILABLE', `timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new TrellisError('TRL_UNAVAILABLE', `timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -79,8 +85,13 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   const baseDir = path.dirname(path.resolve(file));
   const text = await readFile(file, 'utf8');
   const validated = validateText(text, file);
-  if (validated.errors.length) throw new TrellisError('TRL_VALIDATION', `${file} is not valid; nothing was started`, { issues: validated.errors });
-  const workloads = validated.resources.filter((r) => kindKey(r.apiVersion, r.kind) === 'trellis.dev/Workload') as Resource<WorkloadSpec>[];
+  if (validated.errors.length)
+    throw new TrellisError('TRL_VALIDATION', `${file} is not valid; nothing was started`, {
+      issues: validated.errors,
+    });
+  const workloads = validated.resources.filter(
+    (r) => kindKey(r.apiVersion, r.kind) === 'trellis.dev/Workload',
+  ) as Resource<WorkloadSpec>[];
 
   const stateDir = path.resolve(o.stateDir);
   const logDir = path.join(stateDir, 'logs');
@@ -96,10 +107,27 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   const env = { ...process.env, TRELLIS_LOG_FORMAT: 'json' };
 
   // The control plane first: proxies need its root certificate and token.
-  const cpArgs = [CLI, 'control-plane', '--state-dir', stateDir, '--api-port', String(o.apiPort), '--xds-port', String(o.xdsPort)];
+  const cpArgs = [
+    CLI,
+    'control-plane',
+    '--state-dir',
+    stateDir,
+    '--api-port',
+    String(o.apiPort),
+    '--xds-port',
+    String(o.xdsPort),
+  ];
   if (o.workloadCertTtl) cpArgs.push('--workload-cert-ttl', o.workloadCertTtl);
   const cp = new Supervised(
-    { name: 'control-plane', command: node, args: cpArgs, cwd: process.cwd(), env, logFile: path.join(logDir, 'control-plane.log'), pidFile: path.join(pidDir, 'control-plane.pid') },
+    {
+      name: 'control-plane',
+      command: node,
+      args: cpArgs,
+      cwd: process.cwd(),
+      env,
+      logFile: path.join(logDir, 'control-plane.log'),
+      pidFile: path.join(pidDir, 'control-plane.pid'),
+    },
     o.log,
   );
   processes.set('control-plane', cp);
@@ -134,8 +162,18 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     for (let i = 0; i < replicas; i++) {
       const id = `${w.metadata.name}-${i}.${w.metadata.namespace}`;
       const hostname = `${w.metadata.name}-${i}`;
-      const ports = (spec.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol ?? 'HTTP' }));
-      const inst: InstanceInfo = { id, workload: w.metadata.name, namespace: w.metadata.namespace, role, adminPort: await freePort() };
+      const ports = (spec.ports ?? []).map((p) => ({
+        name: p.name,
+        port: p.port,
+        protocol: p.protocol ?? 'HTTP',
+      }));
+      const inst: InstanceInfo = {
+        id,
+        workload: w.metadata.name,
+        namespace: w.metadata.namespace,
+        role,
+        adminPort: await freePort(),
+      };
       const appPorts: Record<string, number> = {};
       const gatewayPorts: Record<string, number> = {};
       if (role === 'sidecar') {

@@ -43,12 +43,18 @@ export class Supervised {
     await this.spec.beforeStart?.();
     this.out ??= createWriteStream(this.spec.logFile, { flags: 'a' });
     this.startedAt = Date.now();
-    const child = spawn(this.spec.command, this.spec.args, { cwd: this.spec.cwd, env: this.spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.spec.command, this.spec.args, {
+      cwd: this.spec.cwd,
+      env: this.spec.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     if (this.spec.pidFile && child.pid) await writeFile(this.spec.pidFile, `${child.pid}\n`);
     child.stdout?.pipe(this.out, { end: false });
     child.stderr?.pipe(this.out, { end: false });
-    child.on('error', (err) => this.log.error('cannot start process', { process: this.spec.name, error: err.message }));
+    child.on('error', (err) =>
+      this.log.error('cannot start process', { process: this.spec.name, error: err.message }),
+    );
     child.on('exit', (code, signal) => {
       this.child = undefined;
       this.spec.onExit?.(code, signal);
@@ -56,10 +62,17 @@ export class Supervised {
       // A process that ran a while before dying starts its backoff afresh.
       if (Date.now() - this.startedAt > 30_000) this.failures = 0;
       const delay = backoffDelay(this.failures++, 500, 10_000);
-      this.log.warn('process exited; restarting', { process: this.spec.name, code, signal, restartInMs: delay });
+      this.log.warn('process exited; restarting', {
+        process: this.spec.name,
+        code,
+        signal,
+        restartInMs: delay,
+      });
       this.timer = setTimeout(() => {
         this.restarts++;
-        this.start().catch((err) => this.log.error('restart failed', { process: this.spec.name, error: String(err) }));
+        this.start().catch((err) =>
+          this.log.error('restart failed', { process: this.spec.name, error: String(err) }),
+        );
       }, delay);
     });
   }

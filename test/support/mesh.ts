@@ -23,7 +23,12 @@ export interface ProxyStatusReply {
   }[];
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -33,7 +38,8 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -59,11 +65,28 @@ export class Mesh {
     const stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-e2e-'));
     const child = spawn(
       process.execPath,
-      [CLI, 'up', source, '--state-dir', stateDir, '--gateway-port', '0', '--api-port', '0', '--xds-port', '0', ...extra],
+      [
+        CLI,
+        'up',
+        source,
+        '--state-dir',
+        stateDir,
+        '--gateway-port',
+        '0',
+        '--api-port',
+        '0',
+        '--xds-port',
+        '0',
+        ...extra,
+      ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const mesh = new Mesh(stateDir, child);
-    await until('trellis up to print that the mesh is up', async () => mesh.output.includes('Trellis mesh is up'), 60_000);
+    await until(
+      'trellis up to print that the mesh is up',
+      async () => mesh.output.includes('Trellis mesh is up'),
+      60_000,
+    );
     mesh.info = JSON.parse(await readFile(path.join(stateDir, 'mesh.json'), 'utf8')) as MeshInfo;
     await mesh.converged(mesh.info.instances.length);
     return mesh;
@@ -117,7 +140,12 @@ export class Mesh {
 
   /** Runs the real CLI against this mesh. */
   cli(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
-    const r = spawnSync(process.execPath, [CLI, ...args, '--api', this.api], { cwd: ROOT, input, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [CLI, ...args, '--api', this.api], {
+      cwd: ROOT,
+      input,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -131,7 +159,10 @@ export class Mesh {
   }
 }
 
-export async function page(url: string, init?: RequestInit): Promise<{ status: number; text: string; headers: Headers }> {
+export async function page(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; text: string; headers: Headers }> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
   return { status: res.status, text: await res.text(), headers: res.headers };
 }

@@ -29,7 +29,8 @@ function flag(args: string[], name: string): string | undefined {
 function durationFlag(args: string[], name: string, fallback: string): number {
   const v = flag(args, name) ?? fallback;
   const ms = parseDuration(v);
-  if (ms === undefined) throw new TrellisError('TRL_INVALID_ARGUMENT', `${name}: "${v}" is not a duration (e.g. 24h, 30s)`);
+  if (ms === undefined)
+    throw new TrellisError('TRL_INVALID_ARGUMENT', `${name}: "${v}" is not a duration (e.g. 24h, 30s)`);
   return ms;
 }
 
@@ -55,7 +56,9 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof TrellisError) {
-      process.stderr.write(`error: ${err.message}\n${err.issues.map((i) => `  ${formatIssue(i)}\n`).join('')}`);
+      process.stderr.write(
+        `error: ${err.message}\n${err.issues.map((i) => `  ${formatIssue(i)}\n`).join('')}`,
+      );
       return 1;
     }
     throw err;

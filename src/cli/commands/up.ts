@@ -28,7 +28,11 @@ function flag(args: string[], name: string): string | undefined {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const source = args.find((a, i) => !a.startsWith('-') && !args[i - 1]?.match(/^--(state-dir|gateway-port|api-port|xds-port|workload-cert-ttl)$/));
+  const source = args.find(
+    (a, i) =>
+      !a.startsWith('-') &&
+      !args[i - 1]?.match(/^--(state-dir|gateway-port|api-port|xds-port|workload-cert-ttl)$/),
+  );
   if (!source) {
     process.stderr.write(`error: a mesh file or directory is required\n\n${help}`);
     return 64;
@@ -55,7 +59,9 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     await mesh?.stop();
     if (err instanceof TrellisError) {
-      process.stderr.write(`error: ${err.message}\n${err.issues.map((i) => `  ${formatIssue(i)}\n`).join('')}`);
+      process.stderr.write(
+        `error: ${err.message}\n${err.issues.map((i) => `  ${formatIssue(i)}\n`).join('')}`,
+      );
       return err.code === 'TRL_VALIDATION' ? 65 : 1;
     }
     throw err;
@@ -64,10 +70,15 @@ export async function run(args: string[]): Promise<number> {
   const lines = [
     `Trellis mesh is up (${info.instances.length} proxies). Logs: ${stateDir}/logs`,
     '',
-    ...info.instances.map((i) => `  ${i.role === 'gateway' ? 'gateway' : 'sidecar'}  ${i.id.padEnd(36)} admin http://127.0.0.1:${i.adminPort}/stats/prometheus`),
+    ...info.instances.map(
+      (i) =>
+        `  ${i.role === 'gateway' ? 'gateway' : 'sidecar'}  ${i.id.padEnd(36)} admin http://127.0.0.1:${i.adminPort}/stats/prometheus`,
+    ),
     '',
     `  control plane API  ${info.controlPlane.api}`,
-    ...info.gateways.map((g) => `  ingress gateway    ${g}${source.includes('bookinfo') ? '/productpage' : ''}`),
+    ...info.gateways.map(
+      (g) => `  ingress gateway    ${g}${source.includes('bookinfo') ? '/productpage' : ''}`,
+    ),
     '',
     'Try: trellis proxy-status · trellis apply -f samples/bookinfo/networking/virtual-service-all-v1.yaml · Ctrl-C to stop',
     '',

@@ -4,9 +4,9 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { TrellisError } from '../../lib/errors.ts';
+import { x509 } from '../../lib/x509.ts';
 import { CertificateAuthority } from './ca.ts';
 import { makeRoot, pemChain, tempDir } from './test-pki.ts';
-import { x509 } from '../../lib/x509.ts';
 
 const web = { namespace: 'default', serviceAccount: 'web' };
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web';

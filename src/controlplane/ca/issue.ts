@@ -4,8 +4,8 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import type { AuthorityKeyIdentifierExtension, JsonGeneralNames, PublicKeyType } from '@peculiar/x509';
 import { TrellisError } from '../../lib/errors.ts';
-import type { SigningKey } from './keys.ts';
 import { x509 } from '../../lib/x509.ts';
+import type { SigningKey } from './keys.ts';
 
 export interface Signer {
   /** The certificate whose key signs leaves: the generated root, or a plugged-in intermediate. */

@@ -3,11 +3,11 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
+import { x509 } from '../../lib/x509.ts';
 import { caFileError, readCaFile } from './files.ts';
 import type { Signer } from './issue.ts';
 import { parseCertificates, parseSigningKey } from './keys.ts';
 import type { CaMaterial } from './root.ts';
-import { x509 } from '../../lib/x509.ts';
 
 export const PLUGGED_FILES = {
   caCert: 'ca-cert.pem',

@@ -3,11 +3,11 @@
 
 import { KeyObject, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
+import { x509 } from '../../lib/x509.ts';
 import { caFileError, ensurePrivateDir, fileExists, readCaFile, writeFileAtomic } from './files.ts';
 import type { Signer } from './issue.ts';
 import { randomSerialHex } from './issue.ts';
 import { parseCertificates, parseSigningKey, toSigningKey } from './keys.ts';
-import { x509 } from '../../lib/x509.ts';
 
 export const ROOT_CERT_FILE = 'root-cert.pem';
 export const ROOT_KEY_FILE = 'root-key.pem';

@@ -78,8 +78,16 @@ export class PushServer {
   }
 
   private pushAll(): void {
-    if (this.conns.size === 0) return this.checkConvergence();
-    const index = buildMeshIndex({ revision: this.store.revision, resources: this.store.list(), proxies: this.registry.list(), mesh: this.mesh });
+    if (this.conns.size === 0) {
+      this.checkConvergence();
+      return;
+    }
+    const index = buildMeshIndex({
+      revision: this.store.revision,
+      resources: this.store.list(),
+      proxies: this.registry.list(),
+      mesh: this.mesh,
+    });
     for (const conn of this.conns.values()) this.pushTo(conn, compileProxy(index, conn.node));
     this.checkConvergence();
   }
@@ -124,7 +132,12 @@ export class PushServer {
     stream.on('error', closed);
   }
 
-  private onMessage(stream: ServerHttp2Stream, identity: string, conn: Connection | undefined, line: string): Connection | undefined {
+  private onMessage(
+    stream: ServerHttp2Stream,
+    identity: string,
+    conn: Connection | undefined,
+    line: string,
+  ): Connection | undefined {
     let msg: ProxyMessage;
     try {
       msg = JSON.parse(line) as ProxyMessage;
@@ -152,11 +165,20 @@ export class PushServer {
       const sent = conn.latest;
       const pushMs = conn.sentAt ? performance.now() - conn.sentAt : 0;
       if (msg.type === 'ack') {
-        conn.acked = { version: msg.version, revision: sent?.version === msg.version ? sent.revision : 0, at: new Date(), pushMs };
+        conn.acked = {
+          version: msg.version,
+          revision: sent?.version === msg.version ? sent.revision : 0,
+          at: new Date(),
+          pushMs,
+        };
         if (sent?.version === msg.version) conn.currentRevision = sent.revision;
       } else {
         conn.nack = { version: msg.version, reason: msg.reason, at: new Date() };
-        this.log.warn('proxy rejected snapshot', { proxy: conn.node.id, version: msg.version, reason: msg.reason });
+        this.log.warn('proxy rejected snapshot', {
+          proxy: conn.node.id,
+          version: msg.version,
+          reason: msg.reason,
+        });
       }
       this.checkConvergence();
     } else if (msg.type === 'health') {
@@ -198,9 +220,17 @@ export class PushServer {
           healthy: c.node.healthy,
           connectedAt: c.connectedAt.toISOString(),
           latest,
-          acked: c.acked ? { ...c.acked, at: c.acked.at.toISOString(), pushMs: Math.round(c.acked.pushMs * 100) / 100 } : undefined,
+          acked: c.acked
+            ? { ...c.acked, at: c.acked.at.toISOString(), pushMs: Math.round(c.acked.pushMs * 100) / 100 }
+            : undefined,
           nack: c.nack ? { ...c.nack, at: c.nack.at.toISOString() } : undefined,
-          status: !latest ? 'NOT SENT' : nacked ? 'NACKED' : c.acked?.version === latest.version ? 'SYNCED' : 'STALE',
+          status: !latest
+            ? 'NOT SENT'
+            : nacked
+              ? 'NACKED'
+              : c.acked?.version === latest.version
+                ? 'SYNCED'
+                : 'STALE',
         };
       })
       .sort((a, b) => (a.id < b.id ? -1 : 1));

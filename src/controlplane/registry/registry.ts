@@ -2,7 +2,7 @@
 // An instance leaves the moment its proxy's stream closes. The set is persisted so that after a
 // control-plane restart the first snapshots still carry every endpoint; restored instances whose proxy
 // does not come back within the grace period are dropped.
-import { mkdir, rename, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ProxyNode } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -37,7 +37,11 @@ export class Registry {
       return;
     }
     for (const node of nodes) this.entries.set(node.id, { node, restored: true });
-    if (nodes.length) this.log.info('registry restored; waiting for proxies to reconnect', { instances: nodes.length, graceMs });
+    if (nodes.length)
+      this.log.info('registry restored; waiting for proxies to reconnect', {
+        instances: nodes.length,
+        graceMs,
+      });
     this.graceTimer = setTimeout(() => {
       let dropped = 0;
       for (const [id, e] of this.entries) {

@@ -2,7 +2,7 @@
 // (hello, snapshots, ACK/NACK, health). When the control plane is away the proxy keeps serving its last
 // good snapshot and reconnects with backoff and jitter.
 import http2, { type ClientHttp2Session } from 'node:http2';
-import type { ProxyMessage, CertificateResponse, ControlPlaneMessage } from '../../compile/protocol.ts';
+import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../compile/protocol.ts';
 import { CERTIFICATE_PATH, PUSH_PATH } from '../../compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import { backoffDelay } from '../../lib/backoff.ts';
@@ -56,13 +56,24 @@ export class Agent {
 
   private async renewCertificate(): Promise<void> {
     const { keyPem, csrPem } = await generateKeyAndCsr(this.o.identity);
-    const body = JSON.stringify({ csr: csrPem, namespace: this.o.node.namespace, serviceAccount: this.o.node.serviceAccount });
+    const body = JSON.stringify({
+      csr: csrPem,
+      namespace: this.o.node.namespace,
+      serviceAccount: this.o.node.serviceAccount,
+    });
     // Authenticate with the current certificate while it is valid, else with the bootstrap token.
     const useCert = this.o.creds.has() && this.o.creds.get().notAfter.getTime() > Date.now();
     const res = await this.request(CERTIFICATE_PATH, body, useCert);
     const { certChain, trustBundle } = JSON.parse(res) as CertificateResponse;
     const { notBefore, notAfter } = certValidity(certChain);
-    this.o.creds.set({ keyPem, certChainPem: certChain, trustBundlePem: trustBundle, identity: this.o.identity, notBefore, notAfter });
+    this.o.creds.set({
+      keyPem,
+      certChainPem: certChain,
+      trustBundlePem: trustBundle,
+      identity: this.o.identity,
+      notBefore,
+      notAfter,
+    });
     this.o.log.info('certificate issued', { identity: this.o.identity, notAfter: notAfter.toISOString() });
     this.scheduleRotation();
   }
@@ -88,7 +99,11 @@ export class Agent {
       const tls = withCert ? { key: this.o.creds.get().keyPem, cert: this.o.creds.get().certChainPem } : {};
       const session = http2.connect(this.o.controlPlane, { ca: this.o.rootCertPem, ...tls });
       session.on('error', reject);
-      const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path, 'content-type': 'application/json' };
+      const headers: http2.OutgoingHttpHeaders = {
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/json',
+      };
       if (!withCert && this.o.token) headers.authorization = `Bearer ${this.o.token}`;
       const req = session.request(headers);
       let status = 0;
@@ -117,12 +132,20 @@ export class Agent {
   connect(): void {
     if (this.stopped) return;
     const { keyPem, certChainPem } = this.o.creds.get();
-    const session = http2.connect(this.o.controlPlane, { ca: this.o.rootCertPem, key: keyPem, cert: certChainPem });
+    const session = http2.connect(this.o.controlPlane, {
+      ca: this.o.rootCertPem,
+      key: keyPem,
+      cert: certChainPem,
+    });
     this.session = session;
     session.on('error', () => {});
     session.on('close', () => this.disconnected());
     session.setTimeout(0);
-    const stream = session.request({ ':method': 'POST', ':path': PUSH_PATH, 'content-type': 'application/x-ndjson' });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': PUSH_PATH,
+      'content-type': 'application/x-ndjson',
+    });
     this.stream = stream;
     stream.on('error', () => {});
     stream.on('response', (h) => {

@@ -29,10 +29,19 @@ export interface ForwardedInfo {
  * The headers to send upstream. Also listed in `Connection` are dropped, pseudo-headers are left to
  * the caller, and x-request-id is generated when absent so every hop logs the same id.
  */
-export function upstreamHeaders(src: IncomingHttpHeaders, fwd: ForwardedInfo | undefined): OutgoingHttpHeaders {
+export function upstreamHeaders(
+  src: IncomingHttpHeaders,
+  fwd: ForwardedInfo | undefined,
+): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   const connection = src.connection;
-  const listed = connection ? new Set(String(connection).toLowerCase().split(/\s*,\s*/)) : undefined;
+  const listed = connection
+    ? new Set(
+        String(connection)
+          .toLowerCase()
+          .split(/\s*,\s*/),
+      )
+    : undefined;
   for (const name in src) {
     if (name.charCodeAt(0) === 58 /* : */ || hopByHop.has(name) || name === PEER_HEADER) continue;
     if (listed?.has(name)) continue;
@@ -41,7 +50,8 @@ export function upstreamHeaders(src: IncomingHttpHeaders, fwd: ForwardedInfo | u
   if (src.te === 'trailers') out.te = 'trailers';
   if (fwd) {
     const prior = src['x-forwarded-for'];
-    if (fwd.clientAddress) out['x-forwarded-for'] = prior ? `${prior}, ${fwd.clientAddress}` : fwd.clientAddress;
+    if (fwd.clientAddress)
+      out['x-forwarded-for'] = prior ? `${prior}, ${fwd.clientAddress}` : fwd.clientAddress;
     out['x-forwarded-proto'] ??= fwd.proto;
   }
   if (!out['x-request-id']) out['x-request-id'] = randomUUID();

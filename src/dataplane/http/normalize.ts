@@ -16,7 +16,8 @@ export function normalizeRequestTarget(target: string): Normalized {
   let path = q >= 0 ? raw.slice(0, q) : raw;
   if (path.includes('\0') || /%00/.test(path)) return { ok: false, reason: 'path contains a NUL character' };
   if (!path.startsWith('/')) return { ok: false, reason: 'path must start with /' };
-  if (path.includes('%')) path = path.replace(unreserved, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)));
+  if (path.includes('%'))
+    path = path.replace(unreserved, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)));
   if (path.includes('/.')) path = removeDotSegments(path);
   return { ok: true, path, query };
 }

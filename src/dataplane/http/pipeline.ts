@@ -9,7 +9,14 @@ import type { Route } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
-import { decodePeer, encodePeer, endpointPeer, type PeerInfo, recordRequest, UNKNOWN_PEER } from '../telemetry.ts';
+import {
+  decodePeer,
+  encodePeer,
+  endpointPeer,
+  type PeerInfo,
+  recordRequest,
+  UNKNOWN_PEER,
+} from '../telemetry.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
 import { normalizeRequestTarget } from './normalize.ts';
@@ -91,10 +98,32 @@ export class Pipeline {
       return;
     }
     const text = body ?? `${STATUS_TEXT[status] ?? 'error'}\n`;
-    ex.res.writeHead(status, { 'content-type': 'text/plain', [FLAGS_HEADER]: flags, [RULE_HEADER]: rule, 'content-length': Buffer.byteLength(text) });
+    ex.res.writeHead(status, {
+      'content-type': 'text/plain',
+      [FLAGS_HEADER]: flags,
+      [RULE_HEADER]: rule,
+      'content-length': Buffer.byteLength(text),
+    });
     ex.res.end(text);
     ex.responseBytes = Buffer.byteLength(text);
-    this.deps.log.info('proxy response', { code: status, flags, rule, authority: ex.authority, path: ex.path });
+    this.deps.log.info('proxy response', {
+      code: status,
+      flags,
+      rule,
+      authority: ex.authority,
+      path: ex.path,
+    });
+  }
+
+  private refuse(
+    ex: Exchange,
+    reporter: 'source' | 'destination',
+    status: number,
+    flags: string,
+    rule: string,
+  ): void {
+    this.local(ex, status, flags, rule);
+    this.track(ex, reporter);
   }
 
   // ---- outbound / gateway ----------------------------------------------------
@@ -116,53 +145,55 @@ export class Pipeline {
     ex.authority = authority.toLowerCase();
     const norm = normalizeRequestTarget(target);
     if (!norm.ok) {
-      this.local(ex, 400, 'DPE', `normalize: ${norm.reason}`);
-      return this.track(ex, 'source');
+      this.refuse(ex, 'source', 400, 'DPE', `normalize: ${norm.reason}`);
+      return;
     }
     ex.path = norm.path;
     const cfg = this.deps.config();
     if (!cfg) {
-      this.local(ex, 503, 'NC', 'proxy has no configuration yet');
-      return this.track(ex, 'source');
+      this.refuse(ex, 'source', 503, 'NC', 'proxy has no configuration yet');
+      return;
     }
     const table = cfg.routeTables.get(tableName);
     const vh = table?.virtualHost(ex.authority);
     if (!vh) {
-      this.local(ex, 404, 'NR', `no virtual host for ${ex.authority} in ${tableName}`);
-      return this.track(ex, 'source');
+      this.refuse(ex, 'source', 404, 'NR', `no virtual host for ${ex.authority} in ${tableName}`);
+      return;
     }
     const view: RequestView = { path: norm.path, header: (n) => headerValue(req.headers[n]) };
     const route = CompiledRouteTable.route(vh, view);
     if (!route) {
-      this.local(ex, 404, 'NR', `no route matched in ${vh.name}`);
-      return this.track(ex, 'source');
+      this.refuse(ex, 'source', 404, 'NR', `no route matched in ${vh.name}`);
+      return;
     }
     ex.rule = route.origin;
     if (route.action.type === 'direct') {
       ex.code = route.action.status;
       const body = route.action.body ?? '';
-      res.writeHead(route.action.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(route.action.status, {
+        'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
-      return this.track(ex, 'source');
+      this.track(ex, 'source');
+      return;
     }
     if (route.action.clusters.length === 0) {
-      this.local(ex, 503, 'UH', `every destination of ${route.origin} has weight 0`);
-      return this.track(ex, 'source');
+      this.refuse(ex, 'source', 503, 'UH', `every destination of ${route.origin} has weight 0`);
+      return;
     }
     const clusterName = pickWeighted(route);
     const cluster = cfg.clusters.get(clusterName)!;
     ex.service = cluster.cluster.service ?? 'unknown';
     const ep = cluster.lb.pick();
     if (!ep) {
-      this.local(ex, 503, 'UH', `no healthy upstream in ${clusterName} (${route.origin})`);
-      return this.track(ex, 'source');
+      this.refuse(ex, 'source', 503, 'UH', `no healthy upstream in ${clusterName} (${route.origin})`);
+      return;
     }
     ex.peer = endpointPeer(ep);
     if (cluster.cluster.tls.mode !== 'ISTIO_MUTUAL') {
-      {
-      this.local(ex, 503, 'UF', `cluster ${clusterName} is not a mesh cluster`);
-      return this.track(ex, 'source');
-    }
+      this.refuse(ex, 'source', 503, 'UF', `cluster ${clusterName} is not a mesh cluster`);
+      return;
     }
     const tls = cluster.cluster.tls;
     const headers = upstreamHeaders(req.headers, { clientAddress: remoteAddress(req), proto: 'http' });
@@ -174,14 +205,15 @@ export class Pipeline {
     let stream: http2.ClientHttp2Stream;
     try {
       const session = this.deps.peers.session(ep, tls.sni, tls.identities);
-      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+      const hasBody =
+        req.headers['content-length'] !== undefined
+          ? req.headers['content-length'] !== '0'
+          : req.headers['transfer-encoding'] !== undefined;
       stream = session.request(headers, { endStream: !hasBody });
       if (hasBody) req.pipe(stream);
     } catch (err) {
-      {
-      this.local(ex, 503, 'UF', `connect to ${ep.address}:${ep.port}: ${(err as Error).message}`);
-      return this.track(ex, 'source');
-    }
+      this.refuse(ex, 'source', 503, 'UF', `connect to ${ep.address}:${ep.port}: ${(err as Error).message}`);
+      return;
     }
     const timeoutMs = route.action.timeoutMs;
     const timer = timeoutMs
@@ -200,8 +232,14 @@ export class Pipeline {
     });
     stream.on('error', (err) => {
       if (ex.code && ex.flags !== '-') return;
-      const connectFailed = !ex.code && (stream.session?.connecting || (err as NodeJS.ErrnoException).code === 'ECONNREFUSED');
-      this.local(ex, connectFailed ? 503 : 502, connectFailed ? 'UF' : 'UC', `${ep.address}:${ep.port}: ${err.message}`);
+      const connectFailed =
+        !ex.code && (stream.session?.connecting || (err as NodeJS.ErrnoException).code === 'ECONNREFUSED');
+      this.local(
+        ex,
+        connectFailed ? 503 : 502,
+        connectFailed ? 'UF' : 'UC',
+        `${ep.address}:${ep.port}: ${err.message}`,
+      );
     });
     stream.on('close', () => {
       if (timer) clearTimeout(timer);
@@ -222,23 +260,25 @@ export class Pipeline {
     ex.peer = decodePeer(headerValue(req.headers[PEER_HEADER]), peer.identity);
     const norm = normalizeRequestTarget(String(req.headers[':path'] ?? req.url ?? '/'));
     if (!norm.ok) {
-      this.local(ex, 400, 'DPE', `normalize: ${norm.reason}`);
-      return this.track(ex, 'destination');
+      this.refuse(ex, 'destination', 400, 'DPE', `normalize: ${norm.reason}`);
+      return;
     }
     ex.path = norm.path;
     const cfg = this.deps.config();
     if (!cfg?.inbound) {
-      this.local(ex, 503, 'NC', 'proxy has no inbound configuration yet');
-      return this.track(ex, 'destination');
+      this.refuse(ex, 'destination', 503, 'NC', 'proxy has no inbound configuration yet');
+      return;
     }
     // The client proxy names the service port in the SNI (`outbound_.<port>_.<subset>_.<host>`).
     const sni = peer.sni ? /^outbound_\.(\d+)_\.[^_]*_\.(.+)$/.exec(peer.sni) : null;
-    const targetPort = sni ? cfg.inboundByService.get(`${sni[2]}:${sni[1]}`) : cfg.inbound.ports.length === 1 ? cfg.inbound.ports[0] : undefined;
+    const targetPort = sni
+      ? cfg.inboundByService.get(`${sni[2]}:${sni[1]}`)
+      : cfg.inbound.ports.length === 1
+        ? cfg.inbound.ports[0]
+        : undefined;
     if (targetPort === undefined) {
-      {
-      this.local(ex, 404, 'NR', `no inbound service for SNI ${peer.sni ?? '<none>'}`);
-      return this.track(ex, 'destination');
-    }
+      this.refuse(ex, 'destination', 404, 'NR', `no inbound service for SNI ${peer.sni ?? '<none>'}`);
+      return;
     }
     ex.service = sni ? sni[2] : 'unknown';
     const headers = upstreamHeaders(req.headers, undefined);
@@ -260,7 +300,10 @@ export class Pipeline {
       upRes.pipe(res as unknown as NodeJS.WritableStream);
     });
     up.on('error', (err: NodeJS.ErrnoException) => {
-      if (ex.code) return void res.destroy();
+      if (ex.code) {
+        res.destroy();
+        return;
+      }
       const refused = err.code === 'ECONNREFUSED';
       this.local(ex, refused ? 503 : 502, refused ? 'UF' : 'UC', `inbound|${targetPort}||: ${err.message}`);
     });
@@ -339,4 +382,3 @@ function pickWeighted(route: Route): string {
   }
   return cs[cs.length - 1].cluster;
 }
-

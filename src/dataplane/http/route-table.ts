@@ -12,7 +12,7 @@ export function compileStringMatch(m: StringMatch): Matcher {
   }
   if (m.prefix !== undefined) {
     const prefix = m.prefix;
-    return (v) => v !== undefined && v.startsWith(prefix);
+    return (v) => v?.startsWith(prefix) === true;
   }
   // Same RE2 translation the API validated with; Envoy's safe_regex matches the whole value.
   const re = compileRe2(m.regex ?? '', { fullMatch: true });

@@ -3,8 +3,8 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { test } from 'node:test';
 import { createSecureContext } from 'node:tls';
 import { TrellisError } from '../../lib/errors.ts';
-import { generateKeyAndCsr } from './csr.ts';
 import { x509 } from '../../lib/x509.ts';
+import { generateKeyAndCsr } from './csr.ts';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/web';
 

@@ -29,7 +29,9 @@ export class PeerPool {
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
         const id = peerIdentity(cert);
         if (id && allowed.has(id)) return undefined;
-        return new Error(`secure naming: peer identity ${id ?? '<none>'} is not one of ${[...allowed].join(', ')}`);
+        return new Error(
+          `secure naming: peer identity ${id ?? '<none>'} is not one of ${[...allowed].join(', ')}`,
+        );
       },
     });
     const forget = () => {
