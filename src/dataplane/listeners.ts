@@ -4,6 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { parseOutboundSni } from '../compile/hosts.ts';
 import type { CredentialStore } from './agent/credentials.ts';
 import type { DownstreamRequest, DownstreamResponse, Pipeline } from './http/pipeline.ts';
 import { peerIdentity } from './identity/cert.ts';
@@ -59,9 +60,11 @@ export function gatewayServer(pipeline: Pipeline, table: { name: string }): http
   );
 }
 
-interface PeerTls {
+export interface PeerTls {
   identity?: string;
   sni?: string;
+  /** `host:port` of the service the client proxy asked for in its SNI. */
+  service?: string;
 }
 
 /**
@@ -75,10 +78,14 @@ export function inboundServer(pipeline: Pipeline, creds: CredentialStore): http2
     requestCert: true,
     rejectUnauthorized: true,
   });
+  // Identity and SNI are per connection: worked out once here, not per request.
   server.on('secureConnection', (socket: TLSSocket & { [PEER]?: PeerTls }) => {
+    const sni = (socket as TLSSocket & { servername?: string }).servername || undefined;
+    const target = sni ? parseOutboundSni(sni) : undefined;
     socket[PEER] = {
       identity: peerIdentity(socket.getPeerCertificate()),
-      sni: (socket as TLSSocket & { servername?: string }).servername || undefined,
+      sni,
+      service: target && `${target.host}:${target.port}`,
     };
   });
   server.on('request', (req, res) => {

@@ -9,6 +9,7 @@ import type { Route } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
+import type { PeerTls } from '../listeners.ts';
 import {
   decodePeer,
   encodePeer,
@@ -254,7 +255,7 @@ export class Pipeline {
   // ---- inbound -------------------------------------------------------------
 
   /** A request from another proxy over mTLS, for the app beside this proxy. */
-  inbound(req: DownstreamRequest, res: DownstreamResponse, peer: { identity?: string; sni?: string }): void {
+  inbound(req: DownstreamRequest, res: DownstreamResponse, peer: PeerTls): void {
     const ex = new Exchange(req, res);
     ex.authority = String(req.headers[':authority'] ?? req.headers.host ?? '').toLowerCase();
     ex.peer = decodePeer(headerValue(req.headers[PEER_HEADER]), peer.identity);
@@ -270,9 +271,8 @@ export class Pipeline {
       return;
     }
     // The client proxy names the service port in the SNI (`outbound_.<port>_.<subset>_.<host>`).
-    const sni = peer.sni ? /^outbound_\.(\d+)_\.[^_]*_\.(.+)$/.exec(peer.sni) : null;
-    const targetPort = sni
-      ? cfg.inboundByService.get(`${sni[2]}:${sni[1]}`)
+    const targetPort = peer.service
+      ? cfg.inboundByService.get(peer.service)
       : cfg.inbound.ports.length === 1
         ? cfg.inbound.ports[0]
         : undefined;
@@ -280,7 +280,7 @@ export class Pipeline {
       this.refuse(ex, 'destination', 404, 'NR', `no inbound service for SNI ${peer.sni ?? '<none>'}`);
       return;
     }
-    ex.service = sni ? sni[2] : 'unknown';
+    ex.service = peer.service ? peer.service.slice(0, peer.service.lastIndexOf(':')) : 'unknown';
     const headers = upstreamHeaders(req.headers, undefined);
     headers.host = ex.authority;
     const up = http.request({
