@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ProxySnapshot } from '../compile/snapshot.ts';
+import { ProxyConfig } from './config.ts';
+import { CompiledRouteTable } from './http/route-table.ts';
+
+function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
+  return {
+    schema: 1,
+    version: 'v1',
+    revision: 1,
+    proxy: {
+      id: 'p',
+      role: 'sidecar',
+      namespace: 'default',
+      identity: 'spiffe://cluster.local/ns/default/sa/p',
+    },
+    trustDomain: 'cluster.local',
+    listeners: [{ name: 'outbound', type: 'outbound', routeTable: 'outbound' }],
+    routeTables: [
+      {
+        name: 'outbound',
+        virtualHosts: [
+          {
+            name: 'a',
+            domains: ['a', 'a:80', '*.wild.example'],
+            routes: [
+              {
+                name: 'r0',
+                origin: 'VS r0',
+                matches: [
+                  { uri: { regex: '/v[0-9]+/.*' } },
+                  { headers: [{ name: 'x-user', match: { prefix: 'ja' } }] },
+                ],
+                action: { type: 'forward', clusters: [{ cluster: 'c', weight: 100 }] },
+              },
+              {
+                name: 'r1',
+                origin: 'VS r1',
+                matches: [{ uri: { exact: '/only' } }],
+                action: { type: 'direct', status: 204 },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+    clusters: [
+      {
+        name: 'c',
+        direction: 'outbound',
+        port: 80,
+        lb: 'ROUND_ROBIN',
+        tls: { mode: 'DISABLE' },
+        endpoints: [],
+      },
+    ],
+    ...over,
+  };
+}
+
+test('a valid snapshot builds; routes match on precompiled matchers, first match wins', () => {
+  const cfg = ProxyConfig.build(snapshot());
+  const table = cfg.routeTables.get('outbound')!;
+  const vh = table.virtualHost('a:80')!;
+  const route = (path: string, headers: Record<string, string> = {}) =>
+    CompiledRouteTable.route(vh, { path, header: (n) => headers[n] })?.name;
+  assert.equal(route('/v2/x'), 'r0');
+  assert.equal(route('/v2'), undefined, 'regex matches the whole path');
+  assert.equal(route('/other', { 'x-user': 'jason' }), 'r0');
+  assert.equal(route('/only'), 'r1');
+  assert.equal(table.virtualHost('b.wild.example:8080')?.name, 'a', 'wildcards match with the port stripped');
+  assert.equal(table.virtualHost('nope'), undefined);
+});
+
+test('snapshots the proxy cannot run are rejected with a reason', () => {
+  const cases: [Partial<ProxySnapshot>, RegExp][] = [
+    [{ schema: 99 }, /schema 99 is not supported/],
+    [{ clusters: [] }, /route r0 refers to unknown cluster c/],
+    [
+      { listeners: [{ name: 'outbound', type: 'outbound', routeTable: 'missing' }] },
+      /refers to unknown route table missing/,
+    ],
+    [
+      {
+        routeTables: [
+          {
+            name: 'outbound',
+            virtualHosts: [
+              {
+                name: 'a',
+                domains: ['a'],
+                routes: [
+                  {
+                    name: 'bad',
+                    origin: 'VS bad',
+                    matches: [{ uri: { regex: '(?=x)' } }],
+                    action: { type: 'direct', status: 200 },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+      /route table outbound: .*look-?ahead/i,
+    ],
+  ];
+  for (const [over, reason] of cases) {
+    assert.throws(
+      () => ProxyConfig.build(snapshot(over)),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'TRL_SNAPSHOT_REJECTED');
+        assert.match(err.message, reason);
+        return true;
+      },
+    );
+  }
+});

@@ -1,0 +1,344 @@
+// The proxy against a real control plane, in one process: real sockets, real mTLS, tiny apps. Covers
+// the proxy's own decisions (flags, rules), header hygiene, streaming, normalization, secure naming and
+// life without the control plane.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { ProxyNode } from '../src/compile/snapshot.ts';
+import { CertificateAuthority } from '../src/controlplane/ca/ca.ts';
+import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
+import { CredentialStore } from '../src/dataplane/agent/credentials.ts';
+import { certValidity } from '../src/dataplane/identity/cert.ts';
+import { generateKeyAndCsr } from '../src/dataplane/identity/csr.ts';
+import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
+import { PeerPool } from '../src/dataplane/upstream/peer-pool.ts';
+import type { Logger } from '../src/lib/log.ts';
+import { until } from './support/mesh.ts';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+
+let stateDir: string;
+let cp: RunningControlPlane;
+let echo: http.Server;
+let echoProxy: RunningProxy;
+let client: RunningProxy;
+const seen: http.IncomingHttpHeaders[] = [];
+const seenPaths: string[] = [];
+
+const MESH = `
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{name: http, port: 8080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nobody}
+spec:
+  selector: {app: nobody}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo}
+spec:
+  hosts: [echo]
+  http:
+  - name: slow
+    match: [{uri: {prefix: /slow}}]
+    timeout: 300ms
+    route: [{destination: {host: echo}}]
+  - name: canned
+    match: [{headers: {x-canned: {regex: "ye[s]+"}}}]
+    directResponse: {status: 418, body: {string: "short and stout"}}
+  - route: [{destination: {host: echo}}]
+`;
+
+async function controlPlane(ports?: { api: number; xds: number }): Promise<RunningControlPlane> {
+  return startControlPlane({
+    stateDir,
+    host: '127.0.0.1',
+    apiPort: ports?.api ?? 0,
+    xdsPort: ports?.xds ?? 0,
+    trustDomain: 'cluster.local',
+    registryGraceMs: 5000,
+    version: 'test',
+    log: quiet,
+  });
+}
+
+async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
+  return startProxy({
+    node: { ...node, address: '127.0.0.1', healthy: false },
+    trustDomain: 'cluster.local',
+    controlPlane: cp.info.xds,
+    rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
+    token: (await readFile(cp.info.tokenFile, 'utf8')).trim(),
+    bindHost: '127.0.0.1',
+    outboundPort: 0,
+    inboundPort: 0,
+    adminPort: 0,
+    appPorts: new Map(appPort ? [[8080, appPort]] : []),
+    probeIntervalMs: 200,
+    accessLog: false,
+    log: quiet,
+  });
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A request from the client app through its sidecar's outbound listener (absolute form). */
+function send(
+  target: string,
+  opts: { method?: string; headers?: http.OutgoingHttpHeaders; body?: Buffer } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: client.ports.outbound,
+        method: opts.method ?? 'GET',
+        path: target,
+        headers: opts.headers,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('proxy data plane', { timeout: 120_000 }, () => {
+  before(async () => {
+    stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-dp-'));
+    cp = await controlPlane();
+    const res = await fetch(`${cp.info.api}/api/v1/apply`, {
+      method: 'POST',
+      body: JSON.stringify({ sources: [{ file: 'mesh.yaml', text: MESH }] }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    echo = http.createServer((req, res) => {
+      seen.push(req.headers);
+      seenPaths.push(req.url ?? '');
+      if (req.url?.startsWith('/slow')) {
+        setTimeout(() => res.end('late'), 2000).unref();
+        return;
+      }
+      // Echo the body back, streaming, with its hash in a trailer-free header-free way.
+      const hash = createHash('sha256');
+      req.on('data', (c: Buffer) => hash.update(c));
+      req.on('end', () => {
+        res.writeHead(200, { 'x-app': 'echo', connection: 'keep-alive', 'keep-alive': 'timeout=5' });
+        res.end(`${req.method} ${req.url} ${hash.digest('hex')}`);
+      });
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const appPort = (echo.address() as AddressInfo).port;
+    echoProxy = await proxy(
+      {
+        id: 'echo-0',
+        role: 'sidecar',
+        workload: 'echo',
+        namespace: 'default',
+        serviceAccount: 'echo',
+        labels: { app: 'echo' },
+        ports: [{ name: 'http', port: 8080 }],
+      },
+      appPort,
+    );
+    client = await proxy({
+      id: 'client-0',
+      role: 'sidecar',
+      workload: 'client',
+      namespace: 'default',
+      serviceAccount: 'client',
+      labels: { app: 'client' },
+      ports: [],
+    });
+    await until('both proxies synced with a healthy echo endpoint', async () => {
+      const s = (await (await fetch(`${cp.info.api}/api/v1/proxy-status`)).json()) as {
+        proxies: { status: string; healthy: boolean }[];
+      };
+      const snap = client.current();
+      const ep = snap?.clusters.find((c) => c.name === 'outbound|8080||echo.default.svc.cluster.local')
+        ?.endpoints[0];
+      return s.proxies.length === 2 && s.proxies.every((p) => p.status === 'SYNCED') && ep?.healthy === true;
+    });
+  });
+
+  after(async () => {
+    await client?.close();
+    await echoProxy?.close();
+    await cp?.close();
+    echo?.close();
+  });
+
+  test('forwards over mTLS; hop-by-hop headers stop at the proxy; x-request-id and x-forwarded-for are set', async () => {
+    const r = await send('http://echo:8080/hello?x=1', {
+      headers: {
+        host: 'echo:8080',
+        connection: 'x-secret, keep-alive',
+        'x-secret': 'drop me',
+        'proxy-connection': 'keep-alive',
+        'x-keep': 'yes',
+      },
+    });
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^GET \/hello\?x=1 /);
+    assert.equal(r.headers['x-app'], 'echo');
+    // The app's keep-alive is about its own connection; the proxy's connection has its own.
+    assert.notEqual(r.headers['keep-alive'], 'timeout=5', 'hop-by-hop response headers are not passed on');
+    const h = seen.at(-1)!;
+    assert.equal(h['x-keep'], 'yes');
+    assert.equal(h['x-secret'], undefined, 'headers named in Connection are hop-by-hop');
+    assert.equal(h['proxy-connection'], undefined);
+    assert.equal(h['x-trellis-peer'], undefined, 'the proxies talk among themselves; the app never sees it');
+    assert.match(String(h['x-request-id']), /^[0-9a-f-]{36}$/);
+    assert.equal(h['x-forwarded-for'], '127.0.0.1');
+    assert.equal(h.host, 'echo:8080');
+    const withId = await send('http://echo:8080/id', {
+      headers: { host: 'echo:8080', 'x-request-id': 'abc-123' },
+    });
+    assert.equal(withId.status, 200);
+    assert.equal(seen.at(-1)!['x-request-id'], 'abc-123', 'an existing request id is propagated');
+  });
+
+  test('request and response bodies stream through both proxies intact', async () => {
+    const body = Buffer.alloc(3 * 1024 * 1024 + 7, 'trellis-');
+    const r = await send('http://echo:8080/upload', {
+      method: 'POST',
+      headers: { host: 'echo:8080', 'content-length': body.length },
+      body,
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, `POST /upload ${createHash('sha256').update(body).digest('hex')}`);
+  });
+
+  test('paths are normalized before routing; a NUL in the path is refused', async () => {
+    await send('http://echo:8080/public/%2e%2e/admin', { headers: { host: 'echo:8080' } });
+    assert.equal(seenPaths.at(-1), '/admin');
+    const nul = await send('http://echo:8080/a%00b', { headers: { host: 'echo:8080' } });
+    assert.equal(nul.status, 400);
+    assert.equal(nul.headers['x-trellis-response-flags'], 'DPE');
+  });
+
+  test("the proxy's own answers carry a response flag and the rule responsible", async () => {
+    const nr = await send('http://unknown:8080/', { headers: { host: 'unknown:8080' } });
+    assert.equal(nr.status, 404);
+    assert.equal(nr.headers['x-trellis-response-flags'], 'NR');
+    assert.match(String(nr.headers['x-trellis-rule']), /no virtual host for unknown:8080/);
+
+    const uh = await send('http://nobody:8080/', { headers: { host: 'nobody:8080' } });
+    assert.equal(uh.status, 503);
+    assert.equal(uh.headers['x-trellis-response-flags'], 'UH');
+    assert.match(
+      String(uh.headers['x-trellis-rule']),
+      /outbound\|8080\|\|nobody\.default\.svc\.cluster\.local/,
+    );
+
+    const ut = await send('http://echo:8080/slow', { headers: { host: 'echo:8080' } });
+    assert.equal(ut.status, 504);
+    assert.equal(ut.headers['x-trellis-response-flags'], 'UT');
+    assert.match(
+      String(ut.headers['x-trellis-rule']),
+      /timeout 300ms of VirtualService default\/echo http\[0\]/,
+    );
+
+    const direct = await send('http://echo:8080/', { headers: { host: 'echo:8080', 'x-canned': 'yesss' } });
+    assert.equal(direct.status, 418);
+    assert.equal(direct.body, 'short and stout');
+
+    const metrics = await (await fetch(`http://127.0.0.1:${client.ports.admin}/stats/prometheus`)).text();
+    assert.match(
+      metrics,
+      /istio_requests_total\{reporter="source",[^}]*response_code="504"[^}]*response_flags="UT"[^}]*\} 1/,
+    );
+    assert.match(
+      metrics,
+      /istio_requests_total\{reporter="source",[^}]*response_code="503"[^}]*response_flags="UH"[^}]*\} 1/,
+    );
+  });
+
+  test('secure naming: a client refuses a server that presents an identity the service does not run as', async () => {
+    const ca = await CertificateAuthority.loadOrCreate({ dir: path.join(stateDir, 'ca') });
+    const id = 'spiffe://cluster.local/ns/default/sa/tester';
+    const { keyPem, csrPem } = await generateKeyAndCsr(id);
+    const signed = await ca.signCsr(csrPem, { namespace: 'default', serviceAccount: 'tester' });
+    const creds = new CredentialStore();
+    creds.set({
+      keyPem,
+      certChainPem: signed.certChainPem,
+      trustBundlePem: ca.trustBundlePem(),
+      identity: id,
+      ...certValidity(signed.certChainPem),
+    });
+    const pool = new PeerPool(creds, 3000);
+    const ep = { address: '127.0.0.1', port: echoProxy.ports.inbound!, healthy: true };
+    const sni = 'outbound_.8080_._.echo.default.svc.cluster.local';
+    const attempt = (identities: string[]) =>
+      new Promise<string>((resolve) => {
+        const s = pool.session(ep, sni, identities);
+        s.once('connect', () => resolve('connected'));
+        s.once('error', (e) => resolve(`error: ${e.message}`));
+      });
+    assert.match(
+      await attempt(['spiffe://cluster.local/ns/default/sa/not-echo']),
+      /secure naming: peer identity spiffe:\/\/cluster.local\/ns\/default\/sa\/echo is not one of/,
+    );
+    pool.close();
+    assert.equal(await attempt(['spiffe://cluster.local/ns/default/sa/echo']), 'connected');
+    pool.close();
+  });
+
+  test('without the control plane traffic keeps flowing; a restarted control plane resyncs every proxy', async () => {
+    const ports = { api: Number(new URL(cp.info.api).port), xds: Number(new URL(cp.info.xds).port) };
+    const versionBefore = client.current()!.version;
+    await cp.close();
+    for (let i = 0; i < 20; i++) {
+      const r = await send('http://echo:8080/while-away', { headers: { host: 'echo:8080' } });
+      assert.equal(r.status, 200);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    cp = await controlPlane(ports);
+    await until(
+      'proxies to reconnect and resync',
+      async () => {
+        const s = (await (await fetch(`${cp.info.api}/api/v1/proxy-status`)).json()) as {
+          proxies: { status: string }[];
+        };
+        return s.proxies.length === 2 && s.proxies.every((p) => p.status === 'SYNCED');
+      },
+      20_000,
+    );
+    assert.equal(
+      client.current()!.version,
+      versionBefore,
+      'the same config, recompiled from the durable store and restored registry',
+    );
+    const vs = await fetch(`${cp.info.api}/api/v1/resources/vs/default/echo`);
+    assert.equal(vs.status, 200);
+    assert.equal((await send('http://echo:8080/after', { headers: { host: 'echo:8080' } })).status, 200);
+  });
+});
