@@ -64,6 +64,11 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     assert.deepEqual([...seen].sort(), ['v1', 'v2', 'v3']);
     const p = await page(`${mesh.gateway}/productpage`);
     assert.match(p.text, /Reviews served by:/);
+    // The gateway's own answers carry a flag, but rule names stay inside (in its log and metrics).
+    const missing = await page(`${mesh.gateway}/no-such-page`);
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers.get('x-trellis-response-flags'), 'NR');
+    assert.equal(missing.headers.get('x-trellis-rule'), null);
   });
 
   test('sidecars speak mTLS with SPIFFE identities; plaintext and foreign certificates are refused', async () => {

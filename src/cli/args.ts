@@ -1,7 +1,7 @@
 // A small flag parser for the CLI: `--flag value`, `--flag=value`, `-f value`, `-fvalue`, `-f=value`,
 // booleans (`--dry-run`, `-A`, `-AR`), repeatable list flags (`-f a -f b`), `--` ends flags, and `-`
 // is a value (stdin). Flags may come before or after positionals. Unknown flags are usage errors.
-import { hint } from '../api/schema.ts';
+import { hint, parseDuration } from '../api/schema.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -146,4 +146,27 @@ export function maxPositionals(positionals: string[], max: number, command: stri
   if (positionals.length > max) {
     throw new UsageError(`unexpected argument "${positionals[max]}"`, command);
   }
+}
+
+/** A port flag: 0..65535 (0 lets the OS pick). */
+export function portFlag(value: string | undefined, fallback: number, flag: string, command: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`--${flag} must be a port number 0-65535, found "${value}"`, command);
+  return n;
+}
+
+/** A duration flag such as `24h` or `30s`, in milliseconds. */
+export function durationFlag(
+  value: string | undefined,
+  fallback: string,
+  flag: string,
+  command: string,
+): number {
+  const v = value ?? fallback;
+  const ms = parseDuration(v);
+  if (ms === undefined)
+    throw new UsageError(`--${flag} must be a duration such as 24h or 30s, found "${v}"`, command);
+  return ms;
 }

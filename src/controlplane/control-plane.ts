@@ -2,8 +2,11 @@
 // Everything lives in the state directory, so a restart loses nothing.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { createApiServer } from './api-server.ts';
 import { CertificateAuthority } from './ca/ca.ts';
@@ -80,14 +83,21 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   });
   const xds = createXdsServer({ ca, push, token, serving, workloadCertTtlMs: o.workloadCertTtlMs, log });
   const api = createApiServer({ store, push, registry, version: o.version, log });
-  await new Promise<void>((resolve, reject) => {
-    xds.once('error', reject);
-    xds.listen(o.xdsPort, o.host, () => resolve());
-  });
-  await new Promise<void>((resolve, reject) => {
-    api.once('error', reject);
-    api.listen(o.apiPort, o.host, () => resolve());
-  });
+  const close = async () => {
+    push.close();
+    await Promise.all([closeQuietly(api), closeQuietly(xds)]);
+    api.closeAllConnections();
+    await registry.close();
+    await store.close();
+  };
+  try {
+    await listen(xds, o.xdsPort, o.host, 'proxy (xds)');
+    await listen(api, o.apiPort, o.host, 'API');
+  } catch (err) {
+    // Nothing half-started stays behind: the store lock is released and the process can exit.
+    await close();
+    throw err;
+  }
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
   const rootCert = path.join(o.stateDir, 'ca', 'root-cert.pem');
   await writeAtomic(rootCert, ca.trustBundlePem(), 0o644);
@@ -105,15 +115,26 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     trustDomain: ca.trustDomain,
     revision: store.revision,
   });
-  return {
-    info,
-    push,
-    async close() {
-      push.close();
-      await Promise.all([new Promise((r) => api.close(r)), new Promise((r) => xds.close(r))]);
-      api.closeAllConnections();
-      await registry.close();
-      await store.close();
-    },
-  };
+  return { info, push, close };
+}
+
+function closeQuietly(server: Server | Http2SecureServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
+
+function listen(server: Server | Http2SecureServer, port: number, host: string, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new TrellisError(
+          'TRL_UNAVAILABLE',
+          `cannot listen for the ${what} on ${host}:${port}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (is another control plane running? pick another port)' : ''}`,
+        ),
+      ),
+    );
+    server.listen(port, host, () => resolve());
+  });
 }

@@ -7,15 +7,13 @@ import type { TLSSocket } from 'node:tls';
 import { CERTIFICATE_PATH, type CertificateRequest, PUSH_PATH } from '../compile/protocol.ts';
 import { errorMessage } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { parseSpiffeId } from '../lib/spiffe.ts';
+import { parseSpiffeId, peerIdentity } from '../lib/spiffe.ts';
 import type { CertificateAuthority } from './ca/ca.ts';
 import type { PushServer } from './push/push.ts';
 
+/** The caller's mesh identity: only from a certificate that chains to our trust bundle. */
 function identityOf(socket: TLSSocket): string | undefined {
-  if (!socket.authorized) return undefined;
-  const san = socket.getPeerCertificate()?.subjectaltname ?? '';
-  const m = /URI:(spiffe:\/\/[^,\s]+)/.exec(san);
-  return m?.[1];
+  return socket.authorized ? peerIdentity(socket.getPeerCertificate()) : undefined;
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {

@@ -5,9 +5,9 @@ import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { parseOutboundSni } from '../compile/hosts.ts';
+import { peerIdentity } from '../lib/spiffe.ts';
 import type { CredentialStore } from './agent/credentials.ts';
 import type { DownstreamRequest, DownstreamResponse, Pipeline } from './http/pipeline.ts';
-import { peerIdentity } from './identity/cert.ts';
 
 const TUNNEL = Symbol('trellis.tunnel');
 const PEER = Symbol('trellis.peer');
@@ -27,10 +27,25 @@ export function listen(
   });
 }
 
-export function closeServer(server: http.Server | http2.Http2SecureServer): Promise<void> {
+const SESSIONS = Symbol('trellis.sessions');
+type TrackedServer = (http.Server | http2.Http2SecureServer) & { [SESSIONS]?: Set<http2.ServerHttp2Session> };
+
+/**
+ * Graceful drain: stop accepting, close idle connections, send HTTP/2 GOAWAY so peers open new
+ * streams elsewhere while in-flight ones finish; whatever is still open after `graceMs` is cut.
+ */
+export function closeServer(server: TrackedServer, graceMs = 5000): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    const timer = setTimeout(() => {
+      (server as http.Server).closeAllConnections?.();
+      for (const s of server[SESSIONS] ?? []) s.destroy();
+    }, graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
     (server as http.Server).closeIdleConnections?.();
+    for (const s of server[SESSIONS] ?? []) s.close();
   });
 }
 
@@ -42,7 +57,7 @@ export function closeServer(server: http.Server | http2.Http2SecureServer): Prom
 export function outboundServer(pipeline: Pipeline): http.Server {
   const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     const hint = (req.socket as Socket & { [TUNNEL]?: string })[TUNNEL];
-    pipeline.outbound(req, res, 'outbound', hint);
+    pipeline.outbound(req, res, 'outbound', false, hint);
   });
   server.on('connect', (req, socket: Socket & { [TUNNEL]?: string }, head) => {
     socket[TUNNEL] = req.url ?? '';
@@ -56,7 +71,7 @@ export function outboundServer(pipeline: Pipeline): http.Server {
 /** `table` is updated in place when a snapshot renames the route table of this port. */
 export function gatewayServer(pipeline: Pipeline, table: { name: string }): http.Server {
   return http.createServer({ keepAliveTimeout: 60_000 }, (req, res) =>
-    pipeline.outbound(req, res, table.name),
+    pipeline.outbound(req, res, table.name, true),
   );
 }
 
@@ -77,6 +92,12 @@ export function inboundServer(pipeline: Pipeline, creds: CredentialStore): http2
     allowHTTP1: true,
     requestCert: true,
     rejectUnauthorized: true,
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  (server as TrackedServer)[SESSIONS] = sessions;
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
   });
   // Identity and SNI are per connection: worked out once here, not per request.
   server.on('secureConnection', (socket: TLSSocket & { [PEER]?: PeerTls }) => {

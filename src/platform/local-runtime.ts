@@ -52,6 +52,13 @@ export interface RunningMesh {
   stop(): Promise<void>;
 }
 
+interface StateDirs {
+  state: string;
+  logs: string;
+  pids: string;
+  proxies: string;
+}
+
 const CLI = path.resolve(import.meta.dirname, '../cli/main.ts');
 
 function meshFile(source: string): string {
@@ -69,10 +76,27 @@ function meshFile(source: string): string {
   return source;
 }
 
+/** The last error message in a process log (JSON lines or text). */
+function lastError(log: string): string {
+  const lines = log.trim().split('\n').reverse();
+  for (const line of lines) {
+    try {
+      const rec = JSON.parse(line) as { level?: string; msg?: string; error?: string };
+      if (rec.level === 'error' || rec.level === 'warn') return rec.error ?? rec.msg ?? line;
+    } catch {
+      if (/error/i.test(line)) return line.trim();
+    }
+  }
+  return lines[0] ?? 'no output';
+}
+
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = await fn().catch(() => undefined);
+    const v = await fn().catch((err: unknown) => {
+      if (err instanceof TrellisError) throw err;
+      return undefined;
+    });
     if (v !== undefined) return v;
     if (Date.now() > deadline)
       throw new TrellisError('TRL_UNAVAILABLE', `timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -82,7 +106,6 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
 
 export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   const file = meshFile(o.source);
-  const baseDir = path.dirname(path.resolve(file));
   const text = await readFile(file, 'utf8');
   const validated = validateText(text, file);
   if (validated.errors.length)
@@ -93,25 +116,54 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     (r) => kindKey(r.apiVersion, r.kind) === 'trellis.dev/Workload',
   ) as Resource<WorkloadSpec>[];
 
-  const stateDir = path.resolve(o.stateDir);
-  const logDir = path.join(stateDir, 'logs');
-  await mkdir(logDir, { recursive: true, mode: 0o700 });
-  await mkdir(path.join(stateDir, 'proxies'), { recursive: true, mode: 0o700 });
-  const pidDir = path.join(stateDir, 'pids');
-  await mkdir(pidDir, { recursive: true, mode: 0o700 });
-  const cpFile = path.join(stateDir, 'control-plane.json');
-  await rm(cpFile, { force: true });
+  const state = path.resolve(o.stateDir);
+  const dirs: StateDirs = {
+    state,
+    logs: path.join(state, 'logs'),
+    pids: path.join(state, 'pids'),
+    proxies: path.join(state, 'proxies'),
+  };
+  for (const d of [dirs.logs, dirs.pids, dirs.proxies]) await mkdir(d, { recursive: true, mode: 0o700 });
+  await rm(path.join(state, 'control-plane.json'), { force: true });
+  // Every instance starts afresh, on new ports: endpoints remembered from an earlier run are stale.
+  await rm(path.join(state, 'registry.json'), { force: true });
 
   const processes = new Map<string, Supervised>();
+  const stop = async () => {
+    // Apps first, then their proxies, the control plane last.
+    const order = (k: string) => (k.startsWith('app ') ? 0 : k.startsWith('proxy ') ? 1 : 2);
+    const groups = [0, 1, 2].map((g) => [...processes].filter(([k]) => order(k) === g).map(([, p]) => p));
+    for (const g of groups) await Promise.all(g.map((p) => p.stop()));
+  };
+  try {
+    const info = await launch(o, file, text, workloads, dirs, processes);
+    return { info, processes, stop };
+  } catch (err) {
+    // Half a mesh is no use: whatever started is stopped again.
+    await stop();
+    throw err;
+  }
+}
+
+async function launch(
+  o: MeshOptions,
+  file: string,
+  text: string,
+  workloads: Resource<WorkloadSpec>[],
+  dirs: StateDirs,
+  processes: Map<string, Supervised>,
+): Promise<MeshInfo> {
+  const baseDir = path.dirname(path.resolve(file));
   const node = process.execPath;
   const env = { ...process.env, TRELLIS_LOG_FORMAT: 'json' };
 
   // The control plane first: proxies need its root certificate and token.
+  const cpFile = path.join(dirs.state, 'control-plane.json');
   const cpArgs = [
     CLI,
     'control-plane',
     '--state-dir',
-    stateDir,
+    dirs.state,
     '--api-port',
     String(o.apiPort),
     '--xds-port',
@@ -125,8 +177,8 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
       args: cpArgs,
       cwd: process.cwd(),
       env,
-      logFile: path.join(logDir, 'control-plane.log'),
-      pidFile: path.join(pidDir, 'control-plane.pid'),
+      logFile: path.join(dirs.logs, 'control-plane.log'),
+      pidFile: path.join(dirs.pids, 'control-plane.pid'),
     },
     o.log,
   );
@@ -135,6 +187,13 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   const cpInfo = await waitFor(
     'the control plane',
     async () => {
+      if (cp.exits > 0) {
+        const log = await readFile(cp.spec.logFile, 'utf8').catch(() => '');
+        throw new TrellisError(
+          'TRL_UNAVAILABLE',
+          `the control plane did not start: ${lastError(log)} (log: ${cp.spec.logFile})`,
+        );
+      }
       const info = JSON.parse(await readFile(cpFile, 'utf8')) as ControlPlaneInfo;
       return info.pid === cp.pid ? info : undefined;
     },
@@ -219,7 +278,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
         probeIntervalMs: (spec.readinessProbe?.periodSeconds ?? 1) * 1000,
         accessLog: o.accessLog,
       };
-      const bootstrapFile = path.join(stateDir, 'proxies', `${id}.json`);
+      const bootstrapFile = path.join(dirs.proxies, `${id}.json`);
       await writeFile(bootstrapFile, JSON.stringify(bootstrap, null, 2), { mode: 0o600 });
       const proxy = new Supervised(
         {
@@ -228,8 +287,8 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
           args: [CLI, 'proxy', '--bootstrap', bootstrapFile],
           cwd: process.cwd(),
           env,
-          logFile: path.join(logDir, `${id}.proxy.log`),
-          pidFile: path.join(pidDir, `${id}.proxy.pid`),
+          logFile: path.join(dirs.logs, `${id}.proxy.log`),
+          pidFile: path.join(dirs.pids, `${id}.proxy.pid`),
         },
         o.log,
       );
@@ -256,8 +315,8 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
             args: spec.args ?? [],
             cwd: path.resolve(baseDir, spec.workingDir ?? '.'),
             env: appEnv,
-            logFile: path.join(logDir, `${id}.app.log`),
-            pidFile: path.join(pidDir, `${id}.app.pid`),
+            logFile: path.join(dirs.logs, `${id}.app.log`),
+            pidFile: path.join(dirs.pids, `${id}.app.pid`),
           },
           o.log,
         );
@@ -269,15 +328,6 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   }
 
   const info: MeshInfo = { controlPlane: cpInfo, gateways, instances };
-  await writeFile(path.join(stateDir, 'mesh.json'), `${JSON.stringify(info, null, 2)}\n`);
-  return {
-    info,
-    processes,
-    async stop() {
-      // Apps first, then their proxies, the control plane last.
-      const order = (k: string) => (k.startsWith('app ') ? 0 : k.startsWith('proxy ') ? 1 : 2);
-      const groups = [0, 1, 2].map((g) => [...processes].filter(([k]) => order(k) === g).map(([, p]) => p));
-      for (const g of groups) await Promise.all(g.map((p) => p.stop()));
-    },
-  };
+  await writeFile(path.join(dirs.state, 'mesh.json'), `${JSON.stringify(info, null, 2)}\n`);
+  return info;
 }

@@ -28,6 +28,8 @@ export class Supervised {
   private startedAt = 0;
   private timer?: NodeJS.Timeout;
   restarts = 0;
+  /** How many times the process has exited (crashes and stops alike). */
+  exits = 0;
   private readonly log: Logger;
 
   constructor(spec: ProcessSpec, log: Logger) {
@@ -57,6 +59,7 @@ export class Supervised {
     );
     child.on('exit', (code, signal) => {
       this.child = undefined;
+      this.exits++;
       this.spec.onExit?.(code, signal);
       if (this.stopping) return;
       // A process that ran a while before dying starts its backoff afresh.

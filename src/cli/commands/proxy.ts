@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { ProxyNode } from '../../compile/snapshot.ts';
 import { startProxy } from '../../dataplane/proxy.ts';
 import { createLogger } from '../../lib/log.ts';
+import { maxPositionals, parseArgs, UsageError } from '../args.ts';
 
 export const help = `Run a Trellis proxy (sidecar or gateway). Normally started by \`trellis up\`.
 
@@ -36,12 +37,10 @@ export interface ProxyBootstrap {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const i = args.indexOf('--bootstrap');
-  if (i < 0 || !args[i + 1]) {
-    process.stderr.write(`error: --bootstrap <file> is required\n\n${help}`);
-    return 64;
-  }
-  const b = JSON.parse(await readFile(args[i + 1], 'utf8')) as ProxyBootstrap;
+  const { flags, positionals } = parseArgs(args, { bootstrap: { type: 'string' } } as const, 'proxy');
+  maxPositionals(positionals, 0, 'proxy');
+  if (!flags.bootstrap) throw new UsageError('--bootstrap <file> is required', 'proxy');
+  const b = JSON.parse(await readFile(flags.bootstrap, 'utf8')) as ProxyBootstrap;
   const log = createLogger({ component: 'proxy', proxy: b.node.id });
   const proxy = await startProxy({
     node: { ...b.node, healthy: false },

@@ -1,6 +1,6 @@
-import { formatIssue, TrellisError } from '../../lib/errors.ts';
 import { createLogger } from '../../lib/log.ts';
-import { type RunningMesh, startMesh } from '../../platform/local-runtime.ts';
+import { startMesh } from '../../platform/local-runtime.ts';
+import { durationFlag, maxPositionals, parseArgs, portFlag, UsageError } from '../args.ts';
 
 export const help = `Run a whole mesh locally: control plane, every workload with its sidecar, gateways.
 
@@ -21,51 +21,45 @@ Examples:
 Logs of every process are in <state-dir>/logs. Ctrl-C stops everything.
 `;
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i >= 0) return args[i + 1];
-  return args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
-}
+const FLAGS = {
+  'state-dir': { type: 'string' },
+  'gateway-port': { type: 'string' },
+  'api-port': { type: 'string' },
+  'xds-port': { type: 'string' },
+  'workload-cert-ttl': { type: 'string' },
+  'access-log': { type: 'boolean' },
+} as const;
 
 export async function run(args: string[]): Promise<number> {
-  const source = args.find(
-    (a, i) =>
-      !a.startsWith('-') &&
-      !args[i - 1]?.match(/^--(state-dir|gateway-port|api-port|xds-port|workload-cert-ttl)$/),
-  );
-  if (!source) {
-    process.stderr.write(`error: a mesh file or directory is required\n\n${help}`);
-    return 64;
-  }
+  const { flags, positionals } = parseArgs(args, FLAGS, 'up');
+  maxPositionals(positionals, 1, 'up');
+  const source = positionals[0];
+  if (!source)
+    throw new UsageError('a mesh file or directory is required, e.g. trellis up samples/bookinfo', 'up');
+  const gatewayPort =
+    flags['gateway-port'] === undefined
+      ? undefined
+      : portFlag(flags['gateway-port'], 0, 'gateway-port', 'up');
+  const apiPort = portFlag(flags['api-port'], 15014, 'api-port', 'up');
+  const xdsPort = portFlag(flags['xds-port'], 15012, 'xds-port', 'up');
+  if (flags['workload-cert-ttl'] !== undefined)
+    durationFlag(flags['workload-cert-ttl'], '24h', 'workload-cert-ttl', 'up');
+  const stateDir = flags['state-dir'] ?? process.env.TRELLIS_STATE_DIR ?? '.trellis';
   const log = createLogger({ component: 'up' });
-  const gp = flag(args, '--gateway-port');
-  const stateDir = flag(args, '--state-dir') ?? process.env.TRELLIS_STATE_DIR ?? '.trellis';
-  let mesh: RunningMesh | undefined;
   const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  try {
-    mesh = await startMesh({
-      source,
-      stateDir,
-      gatewayPort: gp === undefined ? undefined : Number(gp),
-      apiPort: Number(flag(args, '--api-port') ?? 15014),
-      xdsPort: Number(flag(args, '--xds-port') ?? 15012),
-      workloadCertTtl: flag(args, '--workload-cert-ttl'),
-      accessLog: args.includes('--access-log'),
-      log,
-    });
-  } catch (err) {
-    await mesh?.stop();
-    if (err instanceof TrellisError) {
-      process.stderr.write(
-        `error: ${err.message}\n${err.issues.map((i) => `  ${formatIssue(i)}\n`).join('')}`,
-      );
-      return err.code === 'TRL_VALIDATION' ? 65 : 1;
-    }
-    throw err;
-  }
+  const mesh = await startMesh({
+    source,
+    stateDir,
+    gatewayPort,
+    apiPort,
+    xdsPort,
+    workloadCertTtl: flags['workload-cert-ttl'],
+    accessLog: flags['access-log'],
+    log,
+  });
   const { info } = mesh;
   const lines = [
     `Trellis mesh is up (${info.instances.length} proxies). Logs: ${stateDir}/logs`,
@@ -76,11 +70,9 @@ export async function run(args: string[]): Promise<number> {
     ),
     '',
     `  control plane API  ${info.controlPlane.api}`,
-    ...info.gateways.map(
-      (g) => `  ingress gateway    ${g}${source.includes('bookinfo') ? '/productpage' : ''}`,
-    ),
+    ...info.gateways.map((g) => `  ingress gateway    ${g}`),
     '',
-    'Try: trellis proxy-status · trellis apply -f samples/bookinfo/networking/virtual-service-all-v1.yaml · Ctrl-C to stop',
+    'Try: trellis proxy-status · trellis get vs -A · trellis apply -f <file> · Ctrl-C stops everything',
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

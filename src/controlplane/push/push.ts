@@ -65,6 +65,8 @@ export class PushServer {
     this.debounceMs = o.debounceMs ?? 10;
     this.store.watch((e) => {
       this.pending.set(e.revision, performance.now());
+      // A proxy that keeps NACKing never converges; do not remember its backlog forever.
+      if (this.pending.size > 1024) this.pending.delete(this.pending.keys().next().value!);
       this.schedule();
     });
     this.registry.onChange(() => this.schedule());

@@ -65,6 +65,8 @@ class Exchange {
   responseBytes = 0;
   authority = '';
   path = '';
+  /** A gateway's client: outside the mesh. */
+  edge = false;
   readonly req: DownstreamRequest;
   readonly res: DownstreamResponse;
   constructor(req: DownstreamRequest, res: DownstreamResponse) {
@@ -99,12 +101,14 @@ export class Pipeline {
       return;
     }
     const text = body ?? `${STATUS_TEXT[status] ?? 'error'}\n`;
-    ex.res.writeHead(status, {
+    const headers: OutgoingHttpHeaders = {
       'content-type': 'text/plain',
       [FLAGS_HEADER]: flags,
-      [RULE_HEADER]: rule,
       'content-length': Buffer.byteLength(text),
-    });
+    };
+    // Inside the mesh the caller may learn which rule answered; at the edge that stays in the log.
+    if (!ex.edge) headers[RULE_HEADER] = rule;
+    ex.res.writeHead(status, headers);
     ex.res.end(text);
     ex.responseBytes = Buffer.byteLength(text);
     this.deps.log.info('proxy response', {
@@ -133,8 +137,15 @@ export class Pipeline {
    * A request from the app (sidecar outbound) or from a client (gateway). `authorityHint` is the
    * CONNECT target when the request came through a tunnel.
    */
-  outbound(req: DownstreamRequest, res: DownstreamResponse, tableName: string, authorityHint?: string): void {
+  outbound(
+    req: DownstreamRequest,
+    res: DownstreamResponse,
+    tableName: string,
+    edge: boolean,
+    authorityHint?: string,
+  ): void {
     const ex = new Exchange(req, res);
+    ex.edge = edge;
     let target = req.url ?? '/';
     let authority = authorityHint ?? String(req.headers.host ?? '');
     if (target.startsWith('http://')) {

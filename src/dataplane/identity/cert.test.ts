@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import type { PeerCertificate } from 'node:tls';
 import type { JsonGeneralNames } from '@peculiar/x509';
 import { TrellisError } from '../../lib/errors.ts';
+import { parseSubjectAltName, peerIdentity } from '../../lib/spiffe.ts';
 import { x509 } from '../../lib/x509.ts';
-import { certValidity, parseSubjectAltName, peerIdentity, rotationDelayMs } from './cert.ts';
+import { certValidity, rotationDelayMs } from './cert.ts';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/web';
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };

@@ -1,66 +1,7 @@
 // Reading identity and lifetime out of certificates the proxy holds or receives from peers.
 
 import { X509Certificate } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
 import { TrellisError } from '../../lib/errors.ts';
-
-/**
- * The peer's SPIFFE ID, or undefined when the certificate does not carry exactly one spiffe:// URI SAN
- * (an X.509-SVID must have one; two would make the identity ambiguous).
- */
-export function peerIdentity(cert: PeerCertificate | X509Certificate): string | undefined {
-  const san = cert instanceof X509Certificate ? cert.subjectAltName : cert?.subjectaltname;
-  if (typeof san !== 'string' || san === '') return undefined;
-  const names = parseSubjectAltName(san);
-  if (!names) return undefined;
-  const ids = names.filter((n) => n.type === 'URI' && n.value.startsWith('spiffe://')).map((n) => n.value);
-  return ids.length === 1 ? ids[0] : undefined;
-}
-
-/**
- * Node prints SANs as `TYPE:value, TYPE:value`. Values containing commas, quotes, backslashes or control
- * characters are printed as JSON string literals, so a quoted value is decoded with JSON.parse rather
- * than split on ", ". Returns undefined for text that does not follow that grammar.
- */
-export function parseSubjectAltName(text: string): { type: string; value: string }[] | undefined {
-  const out: { type: string; value: string }[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const colon = text.indexOf(':', i);
-    if (colon < 0) return undefined;
-    const type = text.slice(i, colon);
-    if (!/^[A-Za-z ]+$/.test(type)) return undefined;
-    let value: string;
-    let end: number;
-    if (text[colon + 1] === '"') {
-      end = endOfJsonString(text, colon + 1);
-      if (end < 0) return undefined;
-      try {
-        value = JSON.parse(text.slice(colon + 1, end));
-      } catch {
-        return undefined;
-      }
-    } else {
-      const sep = text.indexOf(', ', colon + 1);
-      end = sep < 0 ? text.length : sep;
-      value = text.slice(colon + 1, end);
-    }
-    out.push({ type, value });
-    if (end === text.length) break;
-    if (text.slice(end, end + 2) !== ', ') return undefined;
-    i = end + 2;
-  }
-  return out;
-}
-
-// Index just past the closing quote of the JSON string starting at `start`, or -1 if unterminated.
-function endOfJsonString(text: string, start: number): number {
-  for (let j = start + 1; j < text.length; j++) {
-    if (text[j] === '\\') j++;
-    else if (text[j] === '"') return j + 1;
-  }
-  return -1;
-}
 
 export function certValidity(pem: string): { notBefore: Date; notAfter: Date } {
   let cert: X509Certificate;

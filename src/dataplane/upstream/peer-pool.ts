@@ -4,8 +4,8 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { PeerCertificate } from 'node:tls';
 import type { Endpoint } from '../../compile/snapshot.ts';
+import { peerIdentity } from '../../lib/spiffe.ts';
 import type { CredentialStore } from '../agent/credentials.ts';
-import { peerIdentity } from '../identity/cert.ts';
 
 export class PeerPool {
   private readonly sessions = new Map<string, ClientHttp2Session>();
