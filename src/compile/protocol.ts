@@ -24,3 +24,16 @@ export interface CertificateResponse {
   certChain: string;
   trustBundle: string;
 }
+
+/** Splits a stream of text chunks into the protocol's lines; both ends read the stream with it. */
+export class LineBuffer {
+  private rest = '';
+
+  /** The complete, non-empty lines the chunk finishes. */
+  push(chunk: string): string[] {
+    const text = this.rest + chunk;
+    const lines = text.split('\n');
+    this.rest = lines.pop() ?? '';
+    return lines.filter((l) => l !== '');
+  }
+}

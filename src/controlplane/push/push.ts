@@ -4,7 +4,7 @@
 import type { ServerHttp2Stream } from 'node:http2';
 import { compileProxy } from '../../compile/compile.ts';
 import { buildMeshIndex, type MeshConfig } from '../../compile/index.ts';
-import type { ControlPlaneMessage, ProxyMessage } from '../../compile/protocol.ts';
+import { type ControlPlaneMessage, LineBuffer, type ProxyMessage } from '../../compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -111,17 +111,10 @@ export class PushServer {
   accept(stream: ServerHttp2Stream, identity: string): void {
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     let conn: Connection | undefined;
-    let buf = '';
+    const lines = new LineBuffer();
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-        if (line) conn = this.onMessage(stream, identity, conn, line);
-      }
+      for (const line of lines.push(chunk)) conn = this.onMessage(stream, identity, conn, line);
     });
     const closed = () => {
       if (!conn) return;

@@ -3,7 +3,7 @@
 // good snapshot and reconnects with backoff and jitter.
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../compile/protocol.ts';
-import { CERTIFICATE_PATH, PUSH_PATH } from '../../compile/protocol.ts';
+import { CERTIFICATE_PATH, LineBuffer, PUSH_PATH } from '../../compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import { backoffDelay } from '../../lib/backoff.ts';
 import { errorMessage } from '../../lib/errors.ts';
@@ -158,20 +158,12 @@ export class Agent {
       this.o.log.info('connected to control plane', { controlPlane: this.o.controlPlane });
     });
     this.send({ type: 'hello', node: this.o.node, running: this.running });
-    let buf = '';
+    const lines = new LineBuffer();
     let chain = Promise.resolve();
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-        if (!line) continue;
-        // Snapshots apply one at a time, in order.
-        chain = chain.then(() => this.onMessage(line));
-      }
+      // Snapshots apply one at a time, in order.
+      for (const line of lines.push(chunk)) chain = chain.then(() => this.onMessage(line));
     });
     stream.on('close', () => session.destroy());
   }

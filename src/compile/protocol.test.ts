@@ -1,0 +1,11 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LineBuffer } from './protocol.ts';
+
+test('LineBuffer yields whole lines across chunk boundaries', () => {
+  const b = new LineBuffer();
+  assert.deepEqual(b.push('{"a":'), []);
+  assert.deepEqual(b.push('1}\n{"b"'), ['{"a":1}']);
+  assert.deepEqual(b.push(':2}\n\n{"c":3}\n'), ['{"b":2}', '{"c":3}']);
+  assert.deepEqual(b.push(''), []);
+});
