@@ -99,7 +99,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     throw err;
   }
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  // Published for proxies and users; with a plugged-in CA the ca/ directory holds nothing else.
   const rootCert = path.join(o.stateDir, 'ca', 'root-cert.pem');
+  await mkdir(path.dirname(rootCert), { recursive: true, mode: 0o700 });
   await writeAtomic(rootCert, ca.trustBundlePem(), 0o644);
   const info: ControlPlaneInfo = {
     pid: process.pid,

@@ -23,6 +23,8 @@ export interface MeshOptions {
   apiPort: number;
   xdsPort: number;
   workloadCertTtl?: string;
+  /** Plugged-in CA directory (Istio's cacerts layout). */
+  caDir?: string;
   accessLog?: boolean;
   log: Logger;
 }
@@ -170,6 +172,7 @@ async function launch(
     String(o.xdsPort),
   ];
   if (o.workloadCertTtl) cpArgs.push('--workload-cert-ttl', o.workloadCertTtl);
+  if (o.caDir) cpArgs.push('--ca-dir', path.resolve(o.caDir));
   const cp = new Supervised(
     {
       name: 'control-plane',

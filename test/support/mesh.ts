@@ -23,6 +23,9 @@ export interface ProxyStatusReply {
   }[];
 }
 
+/** Thrown inside an `until` condition to stop waiting at once. */
+export class Fatal extends Error {}
+
 export async function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
@@ -37,6 +40,7 @@ export async function until<T>(
       if (v !== undefined && v !== false) return v;
     } catch (err) {
       last = err;
+      if (err instanceof Fatal) throw err;
     }
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
@@ -84,7 +88,11 @@ export class Mesh {
     const mesh = new Mesh(stateDir, child);
     await until(
       'trellis up to print that the mesh is up',
-      async () => mesh.output.includes('Trellis mesh is up'),
+      async () => {
+        if (child.exitCode !== null)
+          throw new Fatal(`trellis up exited with ${child.exitCode}: ${mesh.output}`);
+        return mesh.output.includes('Trellis mesh is up');
+      },
       60_000,
     );
     mesh.info = JSON.parse(await readFile(path.join(stateDir, 'mesh.json'), 'utf8')) as MeshInfo;

@@ -12,6 +12,7 @@ Flags:
   --api-port <port>          control plane API port (default 15014; 0 = any)
   --xds-port <port>          control plane port for proxies (default 15012; 0 = any)
   --workload-cert-ttl <dur>  lifetime of workload certificates (default 24h)
+  --ca-dir <dir>             plugged-in CA in Istio's cacerts layout (default: a root generated in the state dir)
   --access-log               log every request in the proxy logs
 
 Examples:
@@ -27,6 +28,7 @@ const FLAGS = {
   'api-port': { type: 'string' },
   'xds-port': { type: 'string' },
   'workload-cert-ttl': { type: 'string' },
+  'ca-dir': { type: 'string' },
   'access-log': { type: 'boolean' },
 } as const;
 
@@ -57,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
     apiPort,
     xdsPort,
     workloadCertTtl: flags['workload-cert-ttl'],
+    caDir: flags['ca-dir'],
     accessLog: flags['access-log'],
     log,
   });

@@ -12,6 +12,8 @@ import { certValidity, rotationDelayMs } from '../identity/cert.ts';
 import { generateKeyAndCsr } from '../identity/csr.ts';
 import type { CredentialStore } from './credentials.ts';
 
+const KEEPALIVE_MS = 10_000;
+
 export interface AgentOptions {
   /** `https://127.0.0.1:15012` */
   controlPlane: string;
@@ -139,8 +141,17 @@ export class Agent {
     });
     this.session = session;
     session.on('error', () => {});
-    session.on('close', () => this.disconnected());
-    session.setTimeout(0);
+    session.on('close', () => {
+      clearInterval(keepalive);
+      this.disconnected();
+    });
+    // A control plane that vanished without closing the connection is noticed by a missed ping.
+    const keepalive = setInterval(() => {
+      session.ping((err) => {
+        if (err) session.destroy(err);
+      });
+    }, KEEPALIVE_MS);
+    keepalive.unref();
     const stream = session.request({
       ':method': 'POST',
       ':path': PUSH_PATH,
@@ -178,6 +189,11 @@ export class Agent {
     }
     if (msg.type !== 'snapshot') return;
     const snap = msg.snapshot;
+    if (snap.version === this.running) {
+      // After a reconnect the control plane resends what we run: nothing to rebuild.
+      this.send({ type: 'ack', version: snap.version });
+      return;
+    }
     try {
       await this.o.apply(snap);
       this.running = snap.version;
