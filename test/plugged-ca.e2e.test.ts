@@ -47,13 +47,11 @@ test('trellis up --ca-dir issues workload certificates from the plugged-in inter
       },
       () => {
         const certs: X509Certificate[] = [];
-        for (
-          let c = s.getPeerCertificate(true);
-          c?.raw;
-          c = c.issuerCertificate === c ? (undefined as never) : c.issuerCertificate
-        ) {
+        let c = s.getPeerCertificate(true);
+        while (c?.raw) {
           certs.push(new X509Certificate(c.raw));
-          if (c.issuerCertificate === c) break;
+          if (c.issuerCertificate === c) break; // a self-signed root ends the chain
+          c = c.issuerCertificate;
         }
         s.destroy();
         resolve(certs);
