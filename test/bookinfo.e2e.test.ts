@@ -1,6 +1,7 @@
 // Bookinfo end to end, driven like a user: `trellis up`, curl the gateway, `trellis apply`, read
 // proxy-status and metrics, kill things. One mesh for the whole file; the steps build on each other.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import type { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -69,6 +70,33 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     assert.equal(missing.status, 404);
     assert.equal(missing.headers.get('x-trellis-response-flags'), 'NR');
     assert.equal(missing.headers.get('x-trellis-rule'), null);
+  });
+
+  test('a second trellis up on the same state directory refuses and leaves the running mesh alone', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'src/cli/main.ts'),
+        'up',
+        'samples/bookinfo',
+        '--state-dir',
+        mesh.stateDir,
+        '--api-port',
+        '0',
+        '--xds-port',
+        '0',
+        '--gateway-port',
+        '0',
+      ],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /a mesh is already running from .* \(control plane pid \d+\)/);
+    assert.equal(mesh.cli(['proxy-status']).code, 0, 'the running mesh is still reachable');
   });
 
   test('sidecars speak mTLS with SPIFFE identities; plaintext and foreign certificates are refused', async () => {

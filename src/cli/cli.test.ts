@@ -109,10 +109,20 @@ function fakeControlPlane(seen: Seen[]): http.Server {
       return send(res, 200, { items: [vs('reviews', ['reviews']), vs('bookinfo', ['*'])] });
     if (route === 'GET /api/v1/resources/vs/default/reviews')
       return send(res, 200, vs('reviews', ['reviews']));
-    if (route === 'DELETE /api/v1/resources/vs/default/reviews') {
+    if (route === 'POST /api/v1/delete' && body.refs) {
+      const refs = body.refs as { kind: string; namespace: string; name: string }[];
+      if (refs.some((r) => r.name !== 'reviews')) {
+        return send(res, 404, {
+          code: 'TRL_NOT_FOUND',
+          message: 'VirtualService default/missing not found; nothing was deleted',
+        });
+      }
       return send(res, 200, {
         revision: 7,
-        results: [{ resource: 'VirtualService default/reviews', action: 'deleted' }],
+        results: refs.map((r) => ({
+          resource: `VirtualService ${r.namespace}/${r.name}`,
+          action: 'deleted',
+        })),
       });
     }
     if (route === 'GET /api/v1/proxy-status') return send(res, 200, proxyStatus);
@@ -230,6 +240,13 @@ describe('trellis CLI against a fake control plane', () => {
     const r = await trellis(['delete', 'vs', 'reviews']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'VirtualService default/reviews deleted\nrevision 7\n');
+  });
+
+  test('delete of several names is one request: a missing one deletes nothing', async () => {
+    const r = await trellis(['delete', 'vs', 'reviews', 'missing']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /missing not found; nothing was deleted/);
+    assert.equal(r.stdout, '');
   });
 
   test('proxy-status (ps): NACKED row, its reason under the table, convergence footer', async () => {

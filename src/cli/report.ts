@@ -11,7 +11,7 @@ export function describeError(err: unknown, debug = false): { text: string; exit
   }
   if (err instanceof TrellisError) {
     const issues = err.issues.map((i) => `  ${formatIssue(i)}\n`).join('');
-    const exitCode = err.code === 'TRL_VALIDATION' || err.code === 'TRL_DECODE' ? EXIT_DATA : EXIT_FAILURE;
+    const exitCode = err.code === 'TRL_VALIDATION' ? EXIT_DATA : EXIT_FAILURE;
     const trace = debug && err.stack ? `${err.stack}\n` : '';
     return { text: `error: ${err.message}\n${issues}${trace}`, exitCode };
   }

@@ -220,6 +220,85 @@ describe('compile: sidecar outbound', () => {
     assert.equal(routesFor(s, 'ratings')[0].name, 'default');
   });
 
+  test('source-scoped matches are settled per proxy; a rule with no match left never becomes a catch-all', () => {
+    const vs = res('VirtualService', 'reviews', {
+      hosts: ['reviews'],
+      http: [
+        {
+          match: [{ sourceLabels: { app: 'ratings' } }],
+          route: [{ destination: { host: 'reviews', subset: 'v3' } }],
+        },
+        {
+          match: [{ sourceNamespace: 'other' }, { port: 1234 }],
+          route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+        },
+        {
+          match: [{ sourceLabels: { app: 'productpage' }, headers: { 'x-canary': {} } }],
+          route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+        },
+        { route: [{ destination: { host: 'reviews', subset: 'v1' } }] },
+      ],
+    });
+    const routes = routesFor(compile(input([reviewsDr, vs]), sidecar), 'reviews');
+    // productpage is not ratings, not in "other", and calls port 9080: rules 0 and 1 do not exist for it.
+    assert.deepEqual(
+      routes.map((r) => r.origin),
+      ['VirtualService default/reviews http[2]', 'VirtualService default/reviews http[3]'],
+    );
+    assert.deepEqual(routes[0].matches, [{ headers: [{ name: 'x-canary', match: {} }] }]);
+    const forRatings = routesFor(compile(input([reviewsDr, vs]), proxies[4]), 'reviews');
+    assert.equal(forRatings[0].origin, 'VirtualService default/reviews http[0]');
+    assert.deepEqual(forRatings[0].matches, [{}]);
+  });
+
+  test('match-level gateways pick the rules for the mesh and for each gateway', () => {
+    const gw = res('Gateway', 'gw', {
+      selector: { istio: 'ingressgateway' },
+      servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }],
+    });
+    const vs = res('VirtualService', 'reviews', {
+      hosts: ['reviews'],
+      gateways: ['mesh', 'gw'],
+      http: [
+        {
+          match: [{ gateways: ['gw'], uri: { prefix: '/edge' } }],
+          route: [{ destination: { host: 'reviews', subset: 'v3' } }],
+        },
+        { match: [{ gateways: ['mesh'] }], route: [{ destination: { host: 'reviews', subset: 'v1' } }] },
+      ],
+    });
+    const mesh = routesFor(compile(input([reviewsDr, gw, vs]), sidecar), 'reviews');
+    assert.deepEqual(
+      mesh.map((r) => r.origin),
+      ['VirtualService default/reviews http[1]'],
+    );
+    const edge = compile(input([reviewsDr, gw, vs]), gateway).routeTables[0].virtualHosts[0].routes;
+    assert.deepEqual(
+      edge.map((r) => r.origin),
+      ['VirtualService default/reviews http[0]'],
+    );
+    assert.deepEqual(edge[0].matches, [{ uri: { prefix: '/edge' } }]);
+  });
+
+  test('redirects compile with Istio defaults', () => {
+    const vs = res('VirtualService', 'ratings', {
+      hosts: ['ratings'],
+      http: [
+        { redirect: { uri: '/v2', derivePort: 'FROM_PROTOCOL_DEFAULT', scheme: 'https' } },
+        { redirect: { authority: 'new' } },
+      ],
+    });
+    const routes = routesFor(compile(input([vs]), sidecar), 'ratings');
+    assert.deepEqual(routes[0].action, {
+      type: 'redirect',
+      status: 301,
+      uri: '/v2',
+      scheme: 'https',
+      port: 'protocol-default',
+    });
+    assert.deepEqual(routes[1].action, { type: 'redirect', status: 301, authority: 'new' });
+  });
+
   test('a direct response compiles to a direct action', () => {
     const vs = res('VirtualService', 'ratings', {
       hosts: ['ratings'],

@@ -1,6 +1,7 @@
 // (mesh index, proxy) → ProxySnapshot. Pure: no I/O, no clock, no randomness; the same input always
 // gives the same snapshot and the same version.
 
+import type { HTTPRoute, StringMatch as StringMatchSpec } from '../api/kinds/index.ts';
 import type { Resource } from '../api/resource.ts';
 import { parseDuration } from '../api/schema.ts';
 import { contentHash } from './hash.ts';
@@ -19,11 +20,13 @@ import {
 import type {
   Cluster,
   GatewayListener,
+  HeaderMatch,
   InboundService,
   Listener,
   ProxyNode,
   ProxySnapshot,
   Route,
+  RouteAction,
   RouteMatch,
   RouteTable,
   StringMatch,
@@ -34,8 +37,6 @@ import { SNAPSHOT_SCHEMA_VERSION } from './snapshot.ts';
 export function compile(input: CompileInput, node: ProxyNode): ProxySnapshot {
   return compileProxy(buildMeshIndex(input), node);
 }
-
-type VsHttp = NonNullable<VirtualServiceSpec['http']>[number];
 
 /** Collects the clusters routes refer to, so a proxy gets exactly the clusters it can use. */
 class ClusterSet {
@@ -76,71 +77,145 @@ class ClusterSet {
   }
 }
 
-function stringMatch(m: { exact?: string; prefix?: string; regex?: string }): StringMatch {
+function stringMatch(m: StringMatchSpec): StringMatch {
   if (m.exact !== undefined) return { exact: m.exact };
   if (m.prefix !== undefined) return { prefix: m.prefix };
-  return { regex: m.regex };
+  if (m.regex !== undefined) return { regex: m.regex };
+  return {}; // `{}`: present with any value
 }
 
-function routeMatches(rule: VsHttp): RouteMatch[] {
-  return (rule.match ?? []).map((m) => {
-    const out: RouteMatch = {};
-    if (m.uri) out.uri = stringMatch(m.uri);
-    const headers = Object.entries(m.headers ?? {})
+function headerMatches(map: Record<string, StringMatchSpec> | undefined): HeaderMatch[] {
+  return (
+    Object.entries(map ?? {})
       // Istio ignores these pseudo-header keys in `headers`: they have their own match fields.
       .filter(([k]) => !['uri', 'scheme', 'method', 'authority'].includes(k.toLowerCase()))
-      .map(([k, v]) => ({ name: k.toLowerCase(), match: stringMatch(v) }));
-    if (headers.length) out.headers = headers;
-    return out;
-  });
+      .map(([k, v]) => ({ name: k.toLowerCase(), match: stringMatch(v) }))
+  );
+}
+
+/** Who a route is being compiled for: the source-scoped match fields are settled here. */
+interface RouteScope {
+  node: ProxyNode;
+  /** `ns/name` of the Gateway whose listener this is; undefined for the sidecar (`mesh`). */
+  gateway?: string;
+  /** The port requests on this virtual host were addressed to, when known. */
+  port?: number;
+}
+
+function matchGatewayApplies(gateways: string[], vsNamespace: string, scope: RouteScope): boolean {
+  if (!scope.gateway) return gateways.includes('mesh');
+  return gateways.some((g) => (g.includes('/') ? g : `${vsNamespace}/${g}`) === scope.gateway);
 }
 
 /**
- * Routes for one VirtualService as seen on one port. `defaultPort` is used when a destination names
- * no port: the service's only port, or the port the request arrived for.
+ * The runtime matches of a rule, or undefined when every match block is out of scope for this proxy:
+ * such a rule must not become a catch-all, it simply does not exist here.
+ */
+function routeMatches(rule: HTTPRoute, vsNamespace: string, scope: RouteScope): RouteMatch[] | undefined {
+  if (!rule.match || rule.match.length === 0) return [];
+  const out: RouteMatch[] = [];
+  for (const m of rule.match) {
+    if (m.gateways && !matchGatewayApplies(m.gateways, vsNamespace, scope)) continue;
+    if (m.sourceLabels && !labelsMatch(m.sourceLabels, scope.node.labels)) continue;
+    if (m.sourceNamespace && m.sourceNamespace !== scope.node.namespace) continue;
+    if (m.port !== undefined && scope.port !== undefined && m.port !== scope.port) continue;
+    const rm: RouteMatch = {};
+    if (m.uri) rm.uri = stringMatch(m.uri);
+    if (m.ignoreUriCase) rm.ignoreUriCase = true;
+    if (m.scheme) rm.scheme = stringMatch(m.scheme);
+    if (m.method) rm.method = stringMatch(m.method);
+    if (m.authority) rm.authority = stringMatch(m.authority);
+    const headers = headerMatches(m.headers);
+    if (headers.length) rm.headers = headers;
+    const without = headerMatches(m.withoutHeaders);
+    if (without.length) rm.withoutHeaders = without;
+    const query = Object.entries(m.queryParams ?? {}).map(([k, v]) => ({ name: k, match: stringMatch(v) }));
+    if (query.length) rm.queryParams = query;
+    if (m.port !== undefined && scope.port === undefined) rm.port = m.port;
+    out.push(rm);
+  }
+  return out.length ? out : undefined;
+}
+
+/**
+ * Routes for one VirtualService as seen by one proxy on one port. A destination without a port goes
+ * to the service's only port, or to the port the request was addressed to.
  */
 function vsRoutes(
   vs: Resource<VirtualServiceSpec>,
   clusters: ClusterSet,
   index: MeshIndex,
-  listenPort?: number,
+  scope: RouteScope,
 ): Route[] {
   const ns = vs.metadata.namespace;
-  return (vs.spec.http ?? []).map((rule, i) => {
+  const routes: Route[] = [];
+  (vs.spec.http ?? []).forEach((rule, i) => {
+    const matches = routeMatches(rule, ns, scope);
+    if (!matches) return;
     const name = `${ns}/${vs.metadata.name}${rule.name ? `.${rule.name}` : ''}#${i}`;
     const origin = `VirtualService ${ns}/${vs.metadata.name} http[${i}]`;
-    if (rule.directResponse) {
-      const body = rule.directResponse.body?.string ?? decodeBase64(rule.directResponse.body?.bytes);
-      return {
-        name,
-        origin,
-        matches: routeMatches(rule),
-        action: { type: 'direct', status: rule.directResponse.status, body },
-      };
-    }
-    const dests = rule.route ?? [];
-    const weighted = dests.map((d) => {
-      const fqdn = resolveHost(d.destination.host, ns);
-      const svc = index.services.get(fqdn);
-      const port =
-        d.destination.port?.number ??
-        (svc?.ports.length === 1 ? svc.ports[0].port : (listenPort ?? svc?.ports[0]?.port ?? 80));
-      // One destination takes all traffic whatever its weight; otherwise weights are relative.
-      const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
-      return { cluster: clusters.outbound(fqdn, port, d.destination.subset), weight };
-    });
-    const timeoutMs = rule.timeout ? parseDuration(rule.timeout) : undefined;
-    return {
+    routes.push({
       name,
       origin,
-      matches: routeMatches(rule),
-      action: {
-        type: 'forward',
-        clusters: weighted.filter((w) => w.weight > 0),
-        ...(timeoutMs ? { timeoutMs } : {}),
-      },
-    };
+      matches,
+      action: routeAction(rule, ns, clusters, index, scope.port, origin),
+    });
   });
+  return routes;
+}
+
+function routeAction(
+  rule: HTTPRoute,
+  ns: string,
+  clusters: ClusterSet,
+  index: MeshIndex,
+  listenPort: number | undefined,
+  origin: string,
+): RouteAction {
+  if (rule.directResponse) {
+    const body = rule.directResponse.body?.string ?? decodeBase64(rule.directResponse.body?.bytes);
+    return { type: 'direct', status: rule.directResponse.status, body };
+  }
+  if (rule.redirect) {
+    const r = rule.redirect;
+    return {
+      type: 'redirect',
+      status: r.redirectCode ?? 301,
+      ...(r.uri !== undefined ? { uri: r.uri } : {}),
+      ...(r.authority !== undefined ? { authority: r.authority } : {}),
+      ...(r.scheme !== undefined ? { scheme: r.scheme } : {}),
+      ...(r.port !== undefined
+        ? { port: r.port }
+        : r.derivePort === 'FROM_PROTOCOL_DEFAULT'
+          ? { port: 'protocol-default' as const }
+          : {}),
+    };
+  }
+  const dests = rule.route ?? [];
+  if (dests.length === 0) {
+    // Only a delegate can leave a rule without an action; delegation is not served yet (warned at apply).
+    return {
+      type: 'direct',
+      status: 500,
+      body: `${origin} delegates to another VirtualService, which Trellis does not serve yet\n`,
+    };
+  }
+  const weighted = dests.map((d) => {
+    const fqdn = resolveHost(d.destination.host, ns);
+    const svc = index.services.get(fqdn);
+    const port =
+      d.destination.port?.number ??
+      (svc?.ports.length === 1 ? svc.ports[0].port : (listenPort ?? svc?.ports[0]?.port ?? 80));
+    // One destination takes all traffic whatever its weight; otherwise weights are relative.
+    const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
+    return { cluster: clusters.outbound(fqdn, port, d.destination.subset), weight };
+  });
+  const timeoutMs = rule.timeout ? parseDuration(rule.timeout) : undefined;
+  return {
+    type: 'forward',
+    clusters: weighted.filter((w) => w.weight > 0),
+    ...(timeoutMs ? { timeoutMs } : {}),
+  };
 }
 
 function decodeBase64(b?: string): string | undefined {
@@ -181,7 +256,9 @@ function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet
       virtualHosts.push({
         name: `${svc.fqdn}:${sp.port}`,
         domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
-        routes: vs ? vsRoutes(vs, clusters, index, sp.port) : [defaultRoute(clusters, svc, sp.port)],
+        routes: vs
+          ? vsRoutes(vs, clusters, index, { node, port: sp.port })
+          : [defaultRoute(clusters, svc, sp.port)],
       });
       if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
     }
@@ -194,7 +271,7 @@ function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet
       .map((h) => resolveHost(h, vs.metadata.namespace))
       .filter((h) => !index.services.has(h));
     if (hosts.length === 0) continue;
-    virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index) });
+    virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index, { node }) });
   }
   return { name: 'outbound', virtualHosts };
 }
@@ -282,7 +359,8 @@ function gatewayConfig(
         for (const raw of vs.spec.hosts ?? []) {
           const host = raw === '*' ? '*' : resolveHost(raw, vs.metadata.namespace);
           if (!serverAdmits(serverHosts, vs, host)) continue;
-          hosts.set(host, [...(hosts.get(host) ?? []), ...vsRoutes(vs, clusters, index)]);
+          const scope = { node, gateway: `${gw.metadata.namespace}/${gw.metadata.name}`, port };
+          hosts.set(host, [...(hosts.get(host) ?? []), ...vsRoutes(vs, clusters, index, scope)]);
         }
       }
     }

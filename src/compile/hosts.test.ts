@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { hostMatches, outboundSni, parseOutboundSni, resolveHost, serviceDomains } from './hosts.ts';
 
-test('resolveHost follows Kubernetes naming relative to the namespace', () => {
+test('resolveHost expands only dotless short names, relative to the namespace (as Istio does)', () => {
   const cases: [string, string, string][] = [
     ['reviews', 'default', 'reviews.default.svc.cluster.local'],
     ['Reviews', 'default', 'reviews.default.svc.cluster.local'],
-    ['reviews.prod', 'default', 'reviews.prod.svc.cluster.local'],
-    ['reviews.prod.svc', 'default', 'reviews.prod.svc.cluster.local'],
+    ['example.com', 'default', 'example.com'],
+    ['reviews.prod', 'default', 'reviews.prod'],
     ['reviews.prod.svc.cluster.local', 'default', 'reviews.prod.svc.cluster.local'],
     ['api.example.com', 'default', 'api.example.com'],
     ['*.example.com', 'default', '*.example.com'],

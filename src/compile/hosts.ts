@@ -7,16 +7,14 @@ export function serviceFqdn(name: string, namespace: string): string {
   return `${name}.${namespace}.${CLUSTER_DOMAIN}`;
 }
 
-/** `reviews` in namespace `default` → `reviews.default.svc.cluster.local`; FQDNs and wildcards stay. */
+/**
+ * `reviews` in namespace `default` → `reviews.default.svc.cluster.local`. As in Istio, only a name
+ * without dots is short: `example.com` is a host of its own, so write service FQDNs in full.
+ */
 export function resolveHost(host: string, namespace: string): string {
   const h = host.toLowerCase();
-  if (h === '*' || h.startsWith('*.')) return h;
-  if (!h.includes('.')) return serviceFqdn(h, namespace);
-  const parts = h.split('.');
-  // `reviews.default` and `reviews.default.svc` are Kubernetes shorthands for the FQDN.
-  if (parts.length === 2) return `${h}.${CLUSTER_DOMAIN}`;
-  if (parts.length === 3 && parts[2] === 'svc') return `${h}.cluster.local`;
-  return h;
+  if (h === '*' || h.startsWith('*.') || h.includes('.')) return h;
+  return serviceFqdn(h, namespace);
 }
 
 /** Does `pattern` (an FQDN or `*.suffix` or `*`) cover `host`? */

@@ -1,8 +1,17 @@
 // The mesh as compile sees it: services, their endpoints and the routing resources, indexed once
 // per change and shared by every proxy's compile.
+import type {
+  DestinationRuleSpec,
+  GatewaySpec,
+  ServiceSpec,
+  VirtualServiceSpec,
+} from '../api/kinds/index.ts';
 import type { Resource } from '../api/resource.ts';
 import { kindKey } from '../api/resource.ts';
 import { resolveHost, serviceFqdn } from './hosts.ts';
+
+export type { DestinationRuleSpec, GatewaySpec, VirtualServiceSpec };
+
 import type { Endpoint, ProxyNode } from './snapshot.ts';
 
 export interface MeshConfig {
@@ -31,36 +40,6 @@ export interface MeshService {
   ports: ServicePort[];
   /** Sidecar instances the selector picks, with the workload port each service port lands on. */
   instances: { node: ProxyNode; targetPorts: Map<number, number> }[];
-}
-
-// Only the fields compile reads; the API layer validated the whole document.
-interface StringMatchSpec {
-  exact?: string;
-  prefix?: string;
-  regex?: string;
-}
-export interface VirtualServiceSpec {
-  hosts?: string[];
-  gateways?: string[];
-  http?: {
-    name?: string;
-    match?: { name?: string; uri?: StringMatchSpec; headers?: Record<string, StringMatchSpec> }[];
-    route?: { destination: { host: string; subset?: string; port?: { number?: number } }; weight?: number }[];
-    timeout?: string;
-    directResponse?: { status: number; body?: { string?: string; bytes?: string } };
-  }[];
-}
-export interface DestinationRuleSpec {
-  host: string;
-  subsets?: { name: string; labels?: Record<string, string> }[];
-}
-export interface GatewaySpec {
-  selector?: Record<string, string>;
-  servers?: { port: { number: number; name: string; protocol: string }; hosts: string[]; name?: string }[];
-}
-interface ServiceSpec {
-  selector?: Record<string, string>;
-  ports?: { name?: string; port: number; targetPort?: number | string }[];
 }
 
 export interface MeshIndex {

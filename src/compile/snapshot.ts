@@ -97,6 +97,7 @@ export interface VirtualHost {
   routes: Route[];
 }
 
+/** One of the fields; `{}` means "present, with any value". */
 export interface StringMatch {
   exact?: string;
   prefix?: string;
@@ -109,9 +110,20 @@ export interface HeaderMatch {
   match: StringMatch;
 }
 
+/** All fields are ANDed. Source-scoped fields (sourceLabels, sourceNamespace, gateways) are resolved by compile. */
 export interface RouteMatch {
   uri?: StringMatch;
+  /** exact and prefix uri matches compare case-insensitively. */
+  ignoreUriCase?: boolean;
+  scheme?: StringMatch;
+  method?: StringMatch;
+  authority?: StringMatch;
   headers?: HeaderMatch[];
+  /** Headers that must not match (a `{}` match: must be absent). */
+  withoutHeaders?: HeaderMatch[];
+  queryParams?: HeaderMatch[];
+  /** The port the request was addressed to, when compile could not settle it. */
+  port?: number;
 }
 
 export interface WeightedCluster {
@@ -131,7 +143,19 @@ export interface Route {
 
 export type RouteAction =
   | { type: 'forward'; clusters: WeightedCluster[]; timeoutMs?: number }
-  | { type: 'direct'; status: number; body?: string };
+  | { type: 'direct'; status: number; body?: string }
+  | RedirectAction;
+
+/** Parts left out keep the request's own value. */
+export interface RedirectAction {
+  type: 'redirect';
+  status: number;
+  uri?: string;
+  authority?: string;
+  scheme?: string;
+  /** A port, or the scheme's default (80/443). */
+  port?: number | 'protocol-default';
+}
 
 export interface Cluster {
   /** Istio-style: `outbound|<port>|<subset>|<fqdn>` or `inbound|<port>||`. */

@@ -8,7 +8,7 @@ import { type Issue, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import type { PushServer } from './push/push.ts';
 import type { Registry } from './registry/registry.ts';
-import { keyOf, type Op, type Store } from './store/store.ts';
+import { keyOf, type Op, type ResourceKey, type Store } from './store/store.ts';
 
 export const API_VERSION = 'v1';
 
@@ -84,6 +84,13 @@ function validateSources(sources: Source[]): { resources: Resource[]; warnings: 
   return { resources, warnings };
 }
 
+/** What the store compares too: a write that changes none of these is no change. */
+function sameContent(a: Resource, b: Resource): boolean {
+  const view = (r: Resource) =>
+    JSON.stringify([r.apiVersion, r.spec, r.metadata.labels, r.metadata.annotations]);
+  return view(a) === view(b);
+}
+
 function parseSources(body: unknown): { sources: Source[]; dryRun: boolean } {
   const b = body as { sources?: Source[]; dryRun?: boolean };
   if (!Array.isArray(b.sources) || b.sources.some((s) => typeof s?.text !== 'string')) {
@@ -99,31 +106,62 @@ export async function apply(deps: ApiDeps, sources: Source[], dryRun: boolean): 
   const { resources, warnings } = validateSources(sources);
   const results: ApplyResult['results'] = resources.map((r) => {
     const cur = deps.store.get(keyOf(r));
-    const same =
-      cur &&
-      JSON.stringify([cur.spec, cur.metadata.labels, cur.metadata.annotations]) ===
-        JSON.stringify([r.spec, r.metadata.labels, r.metadata.annotations]);
+    const same = cur && sameContent(cur, r);
     return { resource: resourceRef(r), action: !cur ? 'created' : same ? 'unchanged' : 'configured' };
   });
   if (dryRun) return { revision: deps.store.revision, dryRun, results, warnings };
-  const ops: Op[] = resources.map((r) => ({ type: 'put', resource: r }));
+  // A document that carries a resourceVersion applies only over that version (optimistic concurrency).
+  const ops: Op[] = resources.map((r) => ({
+    type: 'put',
+    resource: r,
+    expectVersion: r.metadata.resourceVersion,
+  }));
   const { revision } = await deps.store.commit(ops);
   return { revision, dryRun, results, warnings };
 }
 
-async function remove(deps: ApiDeps, sources: Source[], dryRun: boolean): Promise<ApplyResult> {
-  const { resources } = validateSources(sources);
-  const ops: Op[] = [];
-  const results: ApplyResult['results'] = [];
-  for (const r of resources) {
-    if (!deps.store.get(keyOf(r)))
-      throw new TrellisError('TRL_NOT_FOUND', `${resourceRef(r)} not found; nothing was deleted`);
-    ops.push({ type: 'delete', key: keyOf(r) });
-    results.push({ resource: resourceRef(r), action: 'deleted' });
+/** Deletes all the named resources in one commit, or none of them if any is missing. */
+async function remove(
+  deps: ApiDeps,
+  refs: { key: ResourceKey; ref: string }[],
+  dryRun: boolean,
+): Promise<ApplyResult> {
+  for (const { key, ref } of refs) {
+    if (!deps.store.get(key))
+      throw new TrellisError('TRL_NOT_FOUND', `${ref} not found; nothing was deleted`);
   }
+  const results: ApplyResult['results'] = refs.map(({ ref }) => ({ resource: ref, action: 'deleted' }));
   if (dryRun) return { revision: deps.store.revision, dryRun, results, warnings: [] };
-  const { revision } = await deps.store.commit(ops);
+  const { revision } = await deps.store.commit(refs.map(({ key }) => ({ type: 'delete', key })));
   return { revision, dryRun, results, warnings: [] };
+}
+
+/** `{"sources": [...]}` (files, as for apply) or `{"refs": [{"kind", "namespace", "name"}]}`. */
+function deleteRefs(body: unknown): { refs: { key: ResourceKey; ref: string }[]; dryRun: boolean } {
+  const b = body as { refs?: { kind?: unknown; namespace?: unknown; name?: unknown }[]; dryRun?: boolean };
+  if (b.refs === undefined) {
+    const { sources, dryRun } = parseSources(body);
+    const refs = validateSources(sources).resources.map((r) => ({ key: keyOf(r), ref: resourceRef(r) }));
+    return { refs, dryRun };
+  }
+  if (
+    !Array.isArray(b.refs) ||
+    b.refs.some((r) => typeof r?.kind !== 'string' || typeof r.name !== 'string')
+  ) {
+    throw new TrellisError(
+      'TRL_INVALID_ARGUMENT',
+      'body must be {"refs": [{"kind": "vs", "namespace": "default", "name": "reviews"}]}',
+    );
+  }
+  const refs = b.refs.map((r) => {
+    const info = kindOrThrow(r.kind as string);
+    const namespace = typeof r.namespace === 'string' ? r.namespace : 'default';
+    return {
+      key: { kind: `${info.group}/${info.kind}`, namespace, name: r.name as string },
+      ref: `${info.kind} ${namespace}/${r.name}`,
+    };
+  });
+  return { refs, dryRun: b.dryRun === true };
 }
 
 function kindOrThrow(name: string) {
@@ -153,8 +191,8 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     return send(res, 200, await apply(deps, sources, dryRun));
   }
   if (what === 'delete' && method === 'POST') {
-    const { sources, dryRun } = parseSources(await readJson(req));
-    return send(res, 200, await remove(deps, sources, dryRun));
+    const { refs, dryRun } = deleteRefs(await readJson(req));
+    return send(res, 200, await remove(deps, refs, dryRun));
   }
   if (what === 'resources') {
     // /resources/<kind>[/<namespace>[/<name>]]

@@ -35,6 +35,7 @@ export interface ControlPlaneInfo {
   pid: number;
   api: string;
   xds: string;
+  /** The trust bundle (every root proxies must trust). */
   rootCert: string;
   tokenFile: string;
 }
@@ -99,9 +100,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     throw err;
   }
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
-  // Published for proxies and users; with a plugged-in CA the ca/ directory holds nothing else.
-  const rootCert = path.join(o.stateDir, 'ca', 'root-cert.pem');
-  await mkdir(path.dirname(rootCert), { recursive: true, mode: 0o700 });
+  // Published for proxies and users, apart from the CA's own files, which it alone reads and writes.
+  const rootCert = path.join(o.stateDir, 'trust-bundle.pem');
   await writeAtomic(rootCert, ca.trustBundlePem(), 0o644);
   const info: ControlPlaneInfo = {
     pid: process.pid,

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ProxySnapshot } from '../compile/snapshot.ts';
+import type { ProxySnapshot, RouteMatch } from '../compile/snapshot.ts';
 import { ProxyConfig } from './config.ts';
-import { CompiledRouteTable } from './http/route-table.ts';
+import { CompiledRouteTable, RequestView } from './http/route-table.ts';
 
 function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
   return {
@@ -64,7 +64,7 @@ test('a valid snapshot builds; routes match on precompiled matchers, first match
   const table = cfg.routeTables.get('outbound')!;
   const vh = table.virtualHost('a:80')!;
   const route = (path: string, headers: Record<string, string> = {}) =>
-    CompiledRouteTable.route(vh, { path, header: (n) => headers[n] })?.name;
+    CompiledRouteTable.route(vh, new RequestView(path, '', 'GET', 'http', 'a:80', headers))?.name;
   assert.equal(route('/v2/x'), 'r0');
   assert.equal(route('/v2'), undefined, 'regex matches the whole path');
   assert.equal(route('/other', { 'x-user': 'jason' }), 'r0');
@@ -114,6 +114,77 @@ test('snapshots the proxy cannot run are rejected with a reason', () => {
         assert.match(err.message, reason);
         return true;
       },
+    );
+  }
+});
+
+test('every HTTPMatchRequest field matches as Istio documents it', () => {
+  type Req = {
+    path?: string;
+    query?: string;
+    method?: string;
+    scheme?: string;
+    authority?: string;
+    headers?: Record<string, string>;
+  };
+  const cases: [RouteMatch, Req, boolean][] = [
+    [{ uri: { exact: '/Login' }, ignoreUriCase: true }, { path: '/LOGIN' }, true],
+    [{ uri: { exact: '/Login' } }, { path: '/LOGIN' }, false],
+    [{ uri: { prefix: '/API' }, ignoreUriCase: true }, { path: '/api/v1' }, true],
+    [{ method: { exact: 'DELETE' } }, { method: 'GET' }, false],
+    [{ method: { exact: 'DELETE' } }, { method: 'DELETE' }, true],
+    [{ scheme: { exact: 'https' } }, { scheme: 'http' }, false],
+    [{ authority: { prefix: 'reviews' } }, { authority: 'reviews:9080' }, true],
+    [{ headers: [{ name: 'x-canary', match: {} }] }, { headers: { 'x-canary': '' } }, true],
+    [{ headers: [{ name: 'x-canary', match: {} }] }, { headers: {} }, false],
+    [
+      { withoutHeaders: [{ name: 'end-user', match: { exact: 'jason' } }] },
+      { headers: { 'end-user': 'jason' } },
+      false,
+    ],
+    [
+      { withoutHeaders: [{ name: 'end-user', match: { exact: 'jason' } }] },
+      { headers: { 'end-user': 'ann' } },
+      true,
+    ],
+    [{ withoutHeaders: [{ name: 'x-debug', match: {} }] }, { headers: {} }, true],
+    [{ queryParams: [{ name: 'v', match: { exact: '2' } }] }, { query: '?v=2&x=1' }, true],
+    [{ queryParams: [{ name: 'v', match: { regex: '[0-9]+' } }] }, { query: '?v=abc' }, false],
+    [{ queryParams: [{ name: 'debug', match: {} }] }, { query: '?debug' }, true],
+    [{ port: 9080 }, { authority: 'reviews:9080' }, true],
+    [{ port: 9080 }, { authority: 'reviews' }, false],
+    [{ uri: { prefix: '/a' }, method: { exact: 'GET' } }, { path: '/a', method: 'POST' }, false],
+  ];
+  for (const [match, req, want] of cases) {
+    const s = snapshot({
+      routeTables: [
+        {
+          name: 'outbound',
+          virtualHosts: [
+            {
+              name: 'a',
+              domains: ['*'],
+              routes: [
+                { name: 'm', origin: 'VS m', matches: [match], action: { type: 'direct', status: 200 } },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    const vh = ProxyConfig.build(s).routeTables.get('outbound')!.virtualHost('x')!;
+    const view = new RequestView(
+      req.path ?? '/',
+      req.query ?? '',
+      req.method ?? 'GET',
+      req.scheme ?? 'http',
+      req.authority ?? 'x',
+      req.headers ?? {},
+    );
+    assert.equal(
+      CompiledRouteTable.route(vh, view) !== undefined,
+      want,
+      `${JSON.stringify(match)} vs ${JSON.stringify(req)}`,
     );
   }
 });

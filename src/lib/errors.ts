@@ -2,7 +2,6 @@
 
 export type ErrorCode =
   | 'TRL_INVALID_ARGUMENT'
-  | 'TRL_DECODE'
   | 'TRL_VALIDATION'
   | 'TRL_NOT_FOUND'
   | 'TRL_CONFLICT'
@@ -53,7 +52,6 @@ export class TrellisError extends Error {
 function statusFor(code: ErrorCode): number {
   switch (code) {
     case 'TRL_INVALID_ARGUMENT':
-    case 'TRL_DECODE':
     case 'TRL_VALIDATION':
       return 400;
     case 'TRL_UNAUTHENTICATED':

@@ -1,7 +1,7 @@
 // `trellis up`: the whole mesh on one machine. Reads the mesh file (Services, Workloads and any Istio
 // resources), starts the control plane, applies the file, then every workload's app beside its sidecar
 // and the gateways; supervises them all and stops them all.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkloadSpec } from '../api/kinds/workload.ts';
@@ -11,7 +11,7 @@ import type { ProxyBootstrap } from '../cli/commands/proxy.ts';
 import type { ControlPlaneInfo } from '../controlplane/control-plane.ts';
 import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { freePort } from './ports.ts';
+import { PortAllocator } from './ports.ts';
 import { Supervised } from './process.ts';
 
 export interface MeshOptions {
@@ -78,6 +78,51 @@ function meshFile(source: string): string {
   return source;
 }
 
+/** Every proxy connected, healthy and running its snapshot; else the laggards are named, with their logs. */
+async function waitReady(
+  api: string,
+  instances: InstanceInfo[],
+  dirs: StateDirs,
+  timeoutMs = 30_000,
+): Promise<void> {
+  let pending: string[] = instances.map((i) => i.id);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${api}/api/v1/proxy-status`);
+      const status = (await res.json()) as { proxies: { id: string; status: string; healthy: boolean }[] };
+      const ready = new Set(
+        status.proxies.filter((p) => p.status === 'SYNCED' && p.healthy).map((p) => p.id),
+      );
+      pending = instances.map((i) => i.id).filter((id) => !ready.has(id));
+      if (pending.length === 0) return;
+    } catch {
+      // The control plane may be restarting; keep waiting.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const logs = pending.map(
+    (id) => `${id} (${path.join(dirs.logs, `${id}.proxy.log`)}, ${path.join(dirs.logs, `${id}.app.log`)})`,
+  );
+  throw new TrellisError('TRL_UNAVAILABLE', `not ready after ${timeoutMs / 1000}s: ${logs.join('; ')}`);
+}
+
+/** The pid of a live control plane using this state directory, if any. */
+function runningControlPlane(state: string): number | undefined {
+  let pid: number;
+  try {
+    pid = (JSON.parse(readFileSync(path.join(state, 'control-plane.json'), 'utf8')) as ControlPlaneInfo).pid;
+  } catch {
+    return undefined;
+  }
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The last error message in a process log (JSON lines or text). */
 function lastError(log: string): string {
   const lines = log.trim().split('\n').reverse();
@@ -119,6 +164,13 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   ) as Resource<WorkloadSpec>[];
 
   const state = path.resolve(o.stateDir);
+  const running = runningControlPlane(state);
+  if (running) {
+    throw new TrellisError(
+      'TRL_CONFLICT',
+      `a mesh is already running from ${state} (control plane pid ${running}): stop it first, or use another --state-dir`,
+    );
+  }
   const dirs: StateDirs = {
     state,
     logs: path.join(state, 'logs'),
@@ -131,14 +183,16 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   await rm(path.join(state, 'registry.json'), { force: true });
 
   const processes = new Map<string, Supervised>();
+  const portAllocator = new PortAllocator();
   const stop = async () => {
     // Apps first, then their proxies, the control plane last.
     const order = (k: string) => (k.startsWith('app ') ? 0 : k.startsWith('proxy ') ? 1 : 2);
     const groups = [0, 1, 2].map((g) => [...processes].filter(([k]) => order(k) === g).map(([, p]) => p));
     for (const g of groups) await Promise.all(g.map((p) => p.stop()));
+    portAllocator.release();
   };
   try {
-    const info = await launch(o, file, text, workloads, dirs, processes);
+    const info = await launch(o, file, text, workloads, dirs, processes, portAllocator);
     return { info, processes, stop };
   } catch (err) {
     // Half a mesh is no use: whatever started is stopped again.
@@ -154,6 +208,7 @@ async function launch(
   workloads: Resource<WorkloadSpec>[],
   dirs: StateDirs,
   processes: Map<string, Supervised>,
+  portAllocator: PortAllocator,
 ): Promise<MeshInfo> {
   const baseDir = path.dirname(path.resolve(file));
   const node = process.execPath;
@@ -234,23 +289,23 @@ async function launch(
         workload: w.metadata.name,
         namespace: w.metadata.namespace,
         role,
-        adminPort: await freePort(),
+        adminPort: await portAllocator.next(),
       };
       const appPorts: Record<string, number> = {};
       const gatewayPorts: Record<string, number> = {};
       if (role === 'sidecar') {
-        for (const p of ports) appPorts[String(p.port)] = await freePort();
+        for (const p of ports) appPorts[String(p.port)] = await portAllocator.next();
         inst.appPort = ports[0] ? appPorts[String(ports[0].port)] : undefined;
-        inst.outboundPort = await freePort();
-        inst.inboundPort = await freePort();
+        inst.outboundPort = await portAllocator.next();
+        inst.inboundPort = await portAllocator.next();
       } else {
         for (const p of spec.ports ?? []) {
           let hostPort = p.hostPort ?? p.port;
           if (gatewayOverride !== undefined) {
-            hostPort = gatewayOverride === 0 ? await freePort() : gatewayOverride;
+            hostPort = gatewayOverride === 0 ? await portAllocator.next() : gatewayOverride;
             gatewayOverride = undefined;
           }
-          if (hostPort === 0) hostPort = await freePort();
+          if (hostPort === 0) hostPort = await portAllocator.next();
           gatewayPorts[String(p.port)] = hostPort;
           gateways.push(`http://localhost:${hostPort}`);
         }
@@ -330,6 +385,7 @@ async function launch(
     }
   }
 
+  await waitReady(cpInfo.api, instances, dirs);
   const info: MeshInfo = { controlPlane: cpInfo, gateways, instances };
   await writeFile(path.join(dirs.state, 'mesh.json'), `${JSON.stringify(info, null, 2)}\n`);
   return info;

@@ -238,19 +238,7 @@ export const httpMatchRequest: Validator = object(
     statPrefix: string(),
   },
   {
-    notEnforced: [
-      'scheme',
-      'method',
-      'authority',
-      'port',
-      'sourceLabels',
-      'gateways',
-      'queryParams',
-      'ignoreUriCase',
-      'withoutHeaders',
-      'sourceNamespace',
-      'statPrefix',
-    ],
+    notEnforced: ['statPrefix'],
     check: (v, path, ctx) => {
       if (v.ignoreUriCase === true && isObject(v.uri) && v.uri.regex !== undefined) {
         warn(
@@ -293,6 +281,7 @@ const redirect: Validator = object(
     prefixRewrite: string(),
   },
   {
+    notEnforced: ['prefixRewrite'],
     oneOf: [
       ['port', 'derivePort'],
       ['uri', 'prefixRewrite'],
@@ -605,7 +594,6 @@ export const httpRoute: Validator = object(
   },
   {
     notEnforced: [
-      'redirect',
       'delegate',
       'rewrite',
       'retries',

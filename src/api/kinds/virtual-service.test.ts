@@ -152,9 +152,6 @@ table('VirtualService', [
     `,
     warnings: [
       { path: 'spec.exportTo', message: NE, line: 7 },
-      { path: 'spec.http[0].match[0].method', message: NE, line: 10 },
-      { path: 'spec.http[0].match[0].queryParams', message: NE },
-      { path: 'spec.http[0].match[0].sourceLabels', message: NE },
       { path: 'spec.http[0].route[0].headers', message: NE, line: 15 },
       { path: 'spec.http[0].corsPolicy', message: NE },
       { path: 'spec.http[0].headers', message: NE },
@@ -162,6 +159,27 @@ table('VirtualService', [
       { path: 'spec.http[0].mirrorPercentage', message: NE },
       { path: 'spec.tcp', message: NE, line: 20 },
     ],
+  },
+  {
+    name: 'every match field and redirect are enforced: no warning',
+    spec: `
+      hosts: [reviews]
+      http:
+      - match:
+        - method: {exact: GET}
+          scheme: {exact: http}
+          authority: {prefix: reviews}
+          port: 9080
+          queryParams: {debug: {exact: "1"}}
+          withoutHeaders: {x-skip: {}}
+          ignoreUriCase: true
+          uri: {prefix: /Reviews}
+          sourceLabels: {app: productpage}
+          sourceNamespace: default
+          gateways: [mesh]
+        redirect: {uri: /v2/reviews, authority: reviews-v2, redirectCode: 302}
+    `,
+    warnings: 'none',
   },
   {
     name: 'JWT claim matches warn (they need RequestAuthentication)',

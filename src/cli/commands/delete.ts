@@ -67,17 +67,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const namespace = flags.namespace ?? 'default';
   const client = await connect(connectionFrom(flags));
-  let revision: number | undefined;
-  for (const name of names) {
-    if (dryRun) {
-      const r = await client.get<{ kind: string }>('resources', kind, namespace, name);
-      write(formatDeleted([{ resource: `${r.kind} ${namespace}/${name}`, action: 'deleted' }], true));
-    } else {
-      const r = await client.delete<DeleteResult>('resources', kind, namespace, name);
-      write(formatDeleted(r.results));
-      revision = r.revision;
-    }
-  }
-  if (revision !== undefined) write(`revision ${revision}\n`);
+  // One request, one commit: if any name is missing, nothing is deleted.
+  const r = await client.post<DeleteResult>(['delete'], {
+    refs: names.map((name) => ({ kind, namespace, name })),
+    dryRun,
+  });
+  write(`${formatDeleted(r.results, dryRun)}revision ${r.revision}${dryRun ? ' (dry run)' : ''}\n`);
   return 0;
 }

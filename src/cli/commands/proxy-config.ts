@@ -38,7 +38,7 @@ function stringMatch(m: StringMatch): string {
   if (m.exact !== undefined) return m.exact;
   if (m.prefix !== undefined) return `${m.prefix}*`;
   if (m.regex !== undefined) return `~${m.regex}`;
-  return '*';
+  return '<present>';
 }
 
 /** `/reviews*`, `~^/api/v[0-9]+`, `/x header[end-user]=jason`; `/*` when it matches every request. */
@@ -46,20 +46,29 @@ export function formatMatch(matches: readonly RouteMatch[]): string {
   if (matches.length === 0) return '/*';
   return matches
     .map((m) => {
-      const parts = m.uri ? [stringMatch(m.uri)] : [];
+      const parts = m.uri ? [`${stringMatch(m.uri)}${m.ignoreUriCase ? ' (any case)' : ''}`] : [];
+      if (m.method) parts.push(`method=${stringMatch(m.method)}`);
+      if (m.scheme) parts.push(`scheme=${stringMatch(m.scheme)}`);
+      if (m.authority) parts.push(`authority=${stringMatch(m.authority)}`);
+      if (m.port !== undefined) parts.push(`port=${m.port}`);
       for (const h of m.headers ?? []) parts.push(`header[${h.name}]=${stringMatch(h.match)}`);
+      for (const h of m.withoutHeaders ?? []) parts.push(`!header[${h.name}]=${stringMatch(h.match)}`);
+      for (const q of m.queryParams ?? []) parts.push(`query[${q.name}]=${stringMatch(q.match)}`);
       return parts.length > 0 ? parts.join(' ') : '/*';
     })
     .join(' | ');
 }
 
-/** The clusters a route forwards to, with weights when split; or `direct <status>`. */
+/** The clusters a route forwards to, with each one's share when split; or `direct|redirect <status>`. */
 export function formatAction(route: Route): string {
   const a = route.action;
   if (a.type === 'direct') return `direct ${a.status}`;
+  if (a.type === 'redirect') return `redirect ${a.status}`;
   if (a.clusters.length === 0) return '<none>';
   if (a.clusters.length === 1) return a.clusters[0].cluster;
-  return a.clusters.map((c) => `${c.cluster} ${c.weight}%`).join(', ');
+  // Weights are relative: show each destination's share.
+  const total = a.clusters.reduce((n, c) => n + c.weight, 0);
+  return a.clusters.map((c) => `${c.cluster} ${Math.round((c.weight / total) * 1000) / 10}%`).join(', ');
 }
 
 /** The two shortest domains (`reviews, reviews:9080`) and how many more. */

@@ -5,7 +5,7 @@
 // made it, in a header, the access log and the metrics.
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import http2 from 'node:http2';
-import type { Route } from '../../compile/snapshot.ts';
+import type { RedirectAction, Route } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
@@ -21,7 +21,7 @@ import {
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
 import { normalizeRequestTarget } from './normalize.ts';
-import { CompiledRouteTable, type RequestView } from './route-table.ts';
+import { CompiledRouteTable, RequestView } from './route-table.ts';
 
 /** What both HTTP/1 and HTTP/2 (compat) requests and responses offer; all the pipeline needs. */
 export interface DownstreamRequest extends NodeJS.ReadableStream {
@@ -75,12 +75,15 @@ class Exchange {
   }
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'bad request',
-  404: 'no route',
-  502: 'upstream connection termination',
-  503: 'no healthy upstream',
-  504: 'upstream request timeout',
+/** Envoy-like bodies for the proxy's own answers, by response flag. */
+const FLAG_TEXT: Record<string, string> = {
+  DPE: 'bad request',
+  NR: 'no route',
+  NC: 'no configuration yet',
+  UH: 'no healthy upstream',
+  UF: 'upstream connect error',
+  UC: 'upstream connection termination',
+  UT: 'upstream request timeout',
 };
 
 export class Pipeline {
@@ -100,7 +103,7 @@ export class Pipeline {
       ex.res.destroy();
       return;
     }
-    const text = body ?? `${STATUS_TEXT[status] ?? 'error'}\n`;
+    const text = body ?? `${FLAG_TEXT[flags] ?? 'error'}\n`;
     const headers: OutgoingHttpHeaders = {
       'content-type': 'text/plain',
       [FLAGS_HEADER]: flags,
@@ -172,7 +175,14 @@ export class Pipeline {
       this.refuse(ex, 'source', 404, 'NR', `no virtual host for ${ex.authority} in ${tableName}`);
       return;
     }
-    const view: RequestView = { path: norm.path, header: (n) => headerValue(req.headers[n]) };
+    const view = new RequestView(
+      norm.path,
+      norm.query,
+      req.method ?? 'GET',
+      'http',
+      ex.authority,
+      req.headers,
+    );
     const route = CompiledRouteTable.route(vh, view);
     if (!route) {
       this.refuse(ex, 'source', 404, 'NR', `no route matched in ${vh.name}`);
@@ -187,6 +197,14 @@ export class Pipeline {
         'content-length': Buffer.byteLength(body),
       });
       res.end(body);
+      this.track(ex, 'source');
+      return;
+    }
+    if (route.action.type === 'redirect') {
+      const location = redirectLocation(route.action, authority, norm.path + norm.query);
+      ex.code = route.action.status;
+      res.writeHead(route.action.status, { location, 'content-length': 0 });
+      res.end();
       this.track(ex, 'source');
       return;
     }
@@ -236,7 +254,10 @@ export class Pipeline {
       : undefined;
     stream.on('response', (h) => {
       ex.code = Number(h[':status']);
-      res.writeHead(ex.code, downstreamHeaders(h as IncomingHttpHeaders));
+      const out = downstreamHeaders(h as IncomingHttpHeaders);
+      // A rule named by a proxy further in is as internal as our own.
+      if (ex.edge) delete out[RULE_HEADER];
+      res.writeHead(ex.code, out);
       stream.on('data', (c: Buffer) => {
         ex.responseBytes += c.length;
       });
@@ -377,6 +398,30 @@ function headerValue(v: string | string[] | undefined): string | undefined {
 
 function remoteAddress(req: DownstreamRequest): string | undefined {
   return (req.socket as { remoteAddress?: string } | undefined)?.remoteAddress;
+}
+
+/** Istio's HTTPRedirect: every part not given keeps the request's own. */
+function redirectLocation(a: RedirectAction, authority: string, pathAndQuery: string): string {
+  const scheme = a.scheme ?? 'http';
+  const colon = authority.lastIndexOf(':');
+  const reqHost = colon > 0 && !authority.endsWith(']') ? authority.slice(0, colon) : authority;
+  const reqPort = colon > 0 && !authority.endsWith(']') ? authority.slice(colon + 1) : undefined;
+  const host = a.authority ?? reqHost;
+  const port =
+    a.port === 'protocol-default'
+      ? undefined
+      : a.port !== undefined
+        ? String(a.port)
+        : a.authority
+          ? undefined
+          : reqPort;
+  const defaultPort = scheme === 'https' ? '443' : '80';
+  let path = pathAndQuery;
+  if (a.uri !== undefined) {
+    const q = pathAndQuery.indexOf('?');
+    path = a.uri + (q >= 0 ? pathAndQuery.slice(q) : '');
+  }
+  return `${scheme}://${host}${port && port !== defaultPort ? `:${port}` : ''}${path}`;
 }
 
 /** Weighted choice among a route's clusters; weights are relative. */

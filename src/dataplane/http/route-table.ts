@@ -1,55 +1,128 @@
 // A route table compiled for the hot path: host lookup is one Map get (with a wildcard fallback),
 // matchers are precompiled closures built when the snapshot is applied, never per request.
+
+import type { IncomingHttpHeaders } from 'node:http';
 import { compileRe2 } from '../../api/kinds/re2.ts';
-import type { HeaderMatch, Route, RouteTable, StringMatch } from '../../compile/snapshot.ts';
+import type { HeaderMatch, Route, RouteMatch, RouteTable, StringMatch } from '../../compile/snapshot.ts';
 
 export type Matcher = (value: string | undefined) => boolean;
 
-export function compileStringMatch(m: StringMatch): Matcher {
+export function compileStringMatch(m: StringMatch, ignoreCase = false): Matcher {
   if (m.exact !== undefined) {
-    const exact = m.exact;
-    return (v) => v === exact;
+    const exact = ignoreCase ? m.exact.toLowerCase() : m.exact;
+    return ignoreCase ? (v) => v?.toLowerCase() === exact : (v) => v === exact;
   }
   if (m.prefix !== undefined) {
-    const prefix = m.prefix;
-    return (v) => v?.startsWith(prefix) === true;
+    const prefix = ignoreCase ? m.prefix.toLowerCase() : m.prefix;
+    return ignoreCase
+      ? (v) => v?.toLowerCase().startsWith(prefix) === true
+      : (v) => v?.startsWith(prefix) === true;
   }
-  // Same RE2 translation the API validated with; Envoy's safe_regex matches the whole value.
-  const re = compileRe2(m.regex ?? '', { fullMatch: true });
-  return (v) => v !== undefined && re.test(v);
+  if (m.regex !== undefined) {
+    // Same RE2 translation the API validated with; Envoy's safe_regex matches the whole value.
+    const re = compileRe2(m.regex, { fullMatch: true });
+    return (v) => v !== undefined && re.test(v);
+  }
+  return (v) => v !== undefined; // `{}`: present, any value
 }
 
-export interface RequestView {
-  /** Normalized path without query. */
-  path: string;
-  header(name: string): string | undefined;
+/** What routing may look at; one per request, the query parsed only if a route asks for it. */
+export class RequestView {
+  readonly path: string;
+  readonly method: string;
+  readonly scheme: string;
+  readonly authority: string;
+  private readonly headers: IncomingHttpHeaders;
+  private readonly rawQuery: string;
+  private params?: URLSearchParams;
+
+  constructor(
+    path: string,
+    rawQuery: string,
+    method: string,
+    scheme: string,
+    authority: string,
+    headers: IncomingHttpHeaders,
+  ) {
+    this.path = path;
+    this.rawQuery = rawQuery;
+    this.method = method;
+    this.scheme = scheme;
+    this.authority = authority;
+    this.headers = headers;
+  }
+
+  header(name: string): string | undefined {
+    const v = this.headers[name];
+    return Array.isArray(v) ? v.join(',') : v;
+  }
+
+  query(name: string): string | undefined {
+    this.params ??= new URLSearchParams(this.rawQuery);
+    return this.params.get(name) ?? undefined;
+  }
+
+  /** The port the request was addressed to: from the authority, else the scheme's default. */
+  get port(): number {
+    const colon = this.authority.lastIndexOf(':');
+    if (colon > 0 && !this.authority.endsWith(']')) return Number(this.authority.slice(colon + 1));
+    return this.scheme === 'https' ? 443 : 80;
+  }
 }
+
+type Predicate = (req: RequestView) => boolean;
 
 export interface CompiledRoute {
   route: Route;
-  matches: ((req: RequestView) => boolean)[];
+  matches: Predicate[];
 }
 
-function compileHeaderMatch(h: HeaderMatch): (req: RequestView) => boolean {
+function compileMatch(rm: RouteMatch): Predicate {
+  const parts: Predicate[] = [];
+  if (rm.uri) {
+    const uri = compileStringMatch(rm.uri, rm.ignoreUriCase === true && rm.uri.regex === undefined);
+    parts.push((req) => uri(req.path));
+  }
+  if (rm.method) {
+    const m = compileStringMatch(rm.method);
+    parts.push((req) => m(req.method));
+  }
+  if (rm.scheme) {
+    const m = compileStringMatch(rm.scheme);
+    parts.push((req) => m(req.scheme));
+  }
+  if (rm.authority) {
+    const m = compileStringMatch(rm.authority);
+    parts.push((req) => m(req.authority));
+  }
+  if (rm.port !== undefined) {
+    const port = rm.port;
+    parts.push((req) => req.port === port);
+  }
+  for (const h of rm.headers ?? []) parts.push(headerPredicate(h));
+  for (const h of rm.withoutHeaders ?? []) {
+    const p = headerPredicate(h);
+    parts.push((req) => !p(req));
+  }
+  for (const q of rm.queryParams ?? []) {
+    const m = compileStringMatch(q.match);
+    const name = q.name;
+    parts.push((req) => m(req.query(name)));
+  }
+  return (req) => {
+    for (const p of parts) if (!p(req)) return false;
+    return true;
+  };
+}
+
+function headerPredicate(h: HeaderMatch): Predicate {
   const m = compileStringMatch(h.match);
   const name = h.name;
   return (req) => m(req.header(name));
 }
 
 function compileRoute(route: Route): CompiledRoute {
-  const matches = route.matches.map((rm) => {
-    const parts: ((req: RequestView) => boolean)[] = [];
-    if (rm.uri) {
-      const uri = compileStringMatch(rm.uri);
-      parts.push((req) => uri(req.path));
-    }
-    for (const h of rm.headers ?? []) parts.push(compileHeaderMatch(h));
-    return (req: RequestView) => {
-      for (const p of parts) if (!p(req)) return false;
-      return true;
-    };
-  });
-  return { route, matches };
+  return { route, matches: route.matches.map(compileMatch) };
 }
 
 export interface CompiledVirtualHost {
