@@ -231,8 +231,10 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
   }
   if (what === 'proxy-config' && method === 'GET' && rest[0]) {
     const snap = deps.push.snapshotOf(rest[0]);
-    if (!snap)
-      throw new TrellisError('TRL_NOT_FOUND', `no connected proxy "${rest[0]}"; see trellis proxy-status`);
+    if (!snap) {
+      const why = deps.push.connected(rest[0]) ? 'has not ACKed any snapshot yet' : 'is not connected';
+      throw new TrellisError('TRL_NOT_FOUND', `proxy "${rest[0]}" ${why}; see trellis proxy-status`);
+    }
     return send(res, 200, snap);
   }
   if (what === 'registry' && method === 'GET') return send(res, 200, { instances: deps.registry.list() });

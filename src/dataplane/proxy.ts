@@ -2,7 +2,6 @@
 // Snapshots are applied off the request path and swapped in atomically; in-flight requests finish on
 // the config they started with.
 import http from 'node:http';
-import net from 'node:net';
 import type { ProxyNode, ProxySnapshot } from '../compile/snapshot.ts';
 import { errorMessage, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -10,6 +9,7 @@ import { createIstioMetrics } from '../telemetry/istio.ts';
 import { processMetrics, Registry } from '../telemetry/metrics.ts';
 import { Agent } from './agent/agent.ts';
 import { CredentialStore } from './agent/credentials.ts';
+import { AppHealth, type Readiness } from './app-health.ts';
 import { ProxyConfig } from './config.ts';
 import { Pipeline } from './http/pipeline.ts';
 import { closeServer, gatewayServer, inboundServer, listen, outboundServer } from './listeners.ts';
@@ -29,9 +29,8 @@ export interface ProxyOptions {
   adminPort: number;
   /** Workload port → the port the app really listens on (the local runtime moves them). */
   appPorts: Map<number, number>;
-  /** HTTP readiness path on the app's first port; without it, a TCP connect is the probe. */
-  readinessPath?: string;
-  probeIntervalMs: number;
+  /** How to tell the app is ready (sidecars with an app); without it the proxy is always ready. */
+  readiness?: Readiness;
   accessLog: boolean;
   log: Logger;
 }
@@ -172,13 +171,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   servers.push(admin);
 
   const health =
-    node.role === 'sidecar' && node.ports.length > 0
-      ? new AppHealth(
-          o.appPorts.get(node.ports[0].port) ?? node.ports[0].port,
-          o.readinessPath,
-          o.probeIntervalMs,
-          (h) => agent.reportHealth(h),
-        )
+    node.role === 'sidecar' && o.readiness
+      ? new AppHealth(o.readiness, (h) => agent.reportHealth(h))
       : undefined;
   node.healthy = health ? await health.start() : true;
 
@@ -197,80 +191,4 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       pipeline.close();
     },
   };
-}
-
-function probe(port: number, path: string | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get(
-      { host: '127.0.0.1', port, path: path ?? '/', timeout: 1000, agent: false },
-      (res) => {
-        res.resume();
-        // Without a readiness path any answer means the app is up.
-        resolve(path ? (res.statusCode ?? 500) < 400 : true);
-      },
-    );
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
-
-/**
- * Readiness of the app beside the proxy: a periodic probe, plus an idle "canary" connection to the
- * app. When the app dies the kernel closes the canary at once, so its endpoint leaves the mesh in
- * milliseconds instead of at the next probe.
- */
-class AppHealth {
-  private timer?: NodeJS.Timeout;
-  private canary?: net.Socket;
-  private stopped = false;
-  private readonly port: number;
-  private readonly path: string | undefined;
-  private readonly intervalMs: number;
-  private readonly report: (healthy: boolean) => void;
-
-  constructor(
-    port: number,
-    path: string | undefined,
-    intervalMs: number,
-    report: (healthy: boolean) => void,
-  ) {
-    this.port = port;
-    this.path = path;
-    this.intervalMs = intervalMs;
-    this.report = report;
-  }
-
-  async start(): Promise<boolean> {
-    const ok = await this.check();
-    this.timer = setTimeout(() => this.tick(), this.intervalMs);
-    return ok;
-  }
-
-  private async check(): Promise<boolean> {
-    const ok = await probe(this.port, this.path);
-    if (ok && !this.canary && !this.stopped) this.openCanary();
-    return ok;
-  }
-
-  private async tick(): Promise<void> {
-    this.report(await this.check());
-    if (!this.stopped) this.timer = setTimeout(() => this.tick(), this.intervalMs);
-  }
-
-  private openCanary(): void {
-    const s = net.connect(this.port, '127.0.0.1');
-    this.canary = s;
-    s.on('error', () => {});
-    s.on('close', () => {
-      this.canary = undefined;
-      // The app closed an idle connection, or died: a probe tells which.
-      if (!this.stopped) void this.check().then((ok) => this.report(ok));
-    });
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.canary?.destroy();
-  }
 }

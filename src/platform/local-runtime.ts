@@ -7,8 +7,9 @@ import path from 'node:path';
 import type { WorkloadSpec } from '../api/kinds/workload.ts';
 import { kindKey, type Resource } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
-import type { ProxyBootstrap } from '../cli/commands/proxy.ts';
 import type { ControlPlaneInfo } from '../controlplane/control-plane.ts';
+import type { Readiness } from '../dataplane/app-health.ts';
+import type { ProxyBootstrap } from '../dataplane/bootstrap.ts';
 import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { PortAllocator } from './ports.ts';
@@ -76,6 +77,58 @@ function meshFile(source: string): string {
     return f;
   }
   return source;
+}
+
+/**
+ * What the runtime tells an app: where to listen (PORT for the first port; PORT_<number> and
+ * PORT_<NAME> for each, since the runtime moves ports), its pod-like HOSTNAME, and its sidecar as
+ * HTTP proxy. Hosts the app lists in its own NO_PROXY are kept.
+ */
+export function appEnvironment(
+  spec: WorkloadSpec,
+  appPorts: Record<string, number>,
+  hostname: string,
+  outboundPort: number,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env, HOSTNAME: hostname };
+  const ports = spec.ports ?? [];
+  if (ports[0]) env.PORT = String(appPorts[String(ports[0].port)]);
+  for (const p of ports) {
+    const real = String(appPorts[String(p.port)]);
+    env[`PORT_${p.port}`] = real;
+    if (p.name) env[`PORT_${p.name.toUpperCase().replaceAll('-', '_')}`] = real;
+  }
+  // The sidecar is the app's HTTP proxy: plain names like http://reviews:9080 go through it.
+  const proxy = `http://127.0.0.1:${outboundPort}`;
+  const noProxy = ['localhost', '127.0.0.1', '::1', spec.env?.NO_PROXY ?? spec.env?.no_proxy]
+    .filter(Boolean)
+    .join(',');
+  Object.assign(env, {
+    HTTP_PROXY: proxy,
+    http_proxy: proxy,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+    NODE_USE_ENV_PROXY: '1',
+  });
+  return env;
+}
+
+/** The Workload's readiness probe, with Kubernetes' defaults (but a 1 s period: this is a laptop). */
+export function readinessOf(spec: WorkloadSpec, appPorts: Record<string, number>): Readiness | undefined {
+  const ports = spec.ports ?? [];
+  if (ports.length === 0) return undefined;
+  const probe = spec.readinessProbe;
+  const named = probe?.httpGet.port;
+  const workloadPort =
+    typeof named === 'number' ? named : (ports.find((p) => p.name === named) ?? ports[0]).port;
+  return {
+    port: appPorts[String(workloadPort)],
+    path: probe?.httpGet.path,
+    periodMs: (probe?.periodSeconds ?? 1) * 1000,
+    timeoutMs: (probe?.timeoutSeconds ?? 1) * 1000,
+    initialDelayMs: (probe?.initialDelaySeconds ?? 0) * 1000,
+    failureThreshold: probe?.failureThreshold ?? 3,
+  };
 }
 
 /** Every proxy connected, healthy and running its snapshot; else the laggards are named, with their logs. */
@@ -332,8 +385,7 @@ async function launch(
         inboundPort: inst.inboundPort ?? 0,
         adminPort: inst.adminPort,
         appPorts,
-        readinessPath: spec.readinessProbe?.httpGet.path,
-        probeIntervalMs: (spec.readinessProbe?.periodSeconds ?? 1) * 1000,
+        readiness: role === 'sidecar' ? readinessOf(spec, appPorts) : undefined,
         accessLog: o.accessLog,
       };
       const bootstrapFile = path.join(dirs.proxies, `${id}.json`);
@@ -353,18 +405,7 @@ async function launch(
       processes.set(`proxy ${id}`, proxy);
       await proxy.start();
       if (role === 'sidecar' && spec.command) {
-        const appEnv: NodeJS.ProcessEnv = {
-          ...process.env,
-          ...spec.env,
-          PORT: String(inst.appPort),
-          HOSTNAME: hostname,
-          // The sidecar is the app's HTTP proxy: plain names like http://reviews:9080 go through it.
-          HTTP_PROXY: `http://127.0.0.1:${inst.outboundPort}`,
-          http_proxy: `http://127.0.0.1:${inst.outboundPort}`,
-          NO_PROXY: 'localhost,127.0.0.1,::1',
-          no_proxy: 'localhost,127.0.0.1,::1',
-          NODE_USE_ENV_PROXY: '1',
-        };
+        const appEnv = appEnvironment(spec, appPorts, hostname, inst.outboundPort!);
         const command = spec.command === 'node' ? node : spec.command;
         const app = new Supervised(
           {

@@ -17,13 +17,25 @@ table('Service', [
     spec: `
       selector: {app: gateway}
       type: ClusterIP
-      clusterIP: 10.96.0.10
       ports:
       - {name: http2, port: 80, targetPort: 8080, protocol: TCP, appProtocol: http}
       - {name: https, port: 443, targetPort: https}
       - {name: status, port: 15021, targetPort: "15021"}
     `,
     warnings: 'none',
+  },
+  {
+    name: 'a cluster IP and non-HTTP app protocols are accepted but not yet enforced',
+    spec: `
+      selector: {app: grpc}
+      clusterIP: 10.96.0.10
+      ports:
+      - {name: grpc, port: 9090, appProtocol: grpc}
+    `,
+    warnings: [
+      { path: 'spec.clusterIP', message: 'not yet enforced' },
+      { path: 'spec.ports[0].appProtocol', message: 'found grpc' },
+    ],
   },
   {
     name: 'port names are required and unique when there are several ports',

@@ -86,6 +86,13 @@ const servicePort: Validator = object(
     required: ['port'],
     notEnforced: ['nodePort'],
     check: (v, path, ctx) => {
+      if (typeof v.appProtocol === 'string' && v.appProtocol.toLowerCase() !== 'http') {
+        warn(
+          ctx,
+          join(path, 'appProtocol'),
+          `${NOT_ENFORCED}: Trellis serves every port as HTTP/1.1 for now, found ${v.appProtocol}`,
+        );
+      }
       if (v.protocol === 'UDP' || v.protocol === 'SCTP') {
         warn(ctx, join(path, 'protocol'), `${NOT_ENFORCED}: Trellis proxies TCP only, found ${v.protocol}`);
       }
@@ -163,6 +170,7 @@ const fields: Validator = object(
   {
     // Kubernetes networking features that have no counterpart in the local runtime yet.
     notEnforced: [
+      'clusterIP',
       'clusterIPs',
       'sessionAffinityConfig',
       'externalIPs',

@@ -29,6 +29,15 @@ table('Workload', [
     warnings: 'none',
   },
   {
+    name: 'app protocols other than HTTP are accepted but not yet served',
+    spec: `
+      command: node
+      ports:
+      - {name: grpc, port: 9090, protocol: GRPC}
+    `,
+    warnings: [{ path: 'spec.ports[0].protocol', message: 'found GRPC' }],
+  },
+  {
     name: 'sidecars need a command and ports',
     spec: `
       labels: {app: reviews}

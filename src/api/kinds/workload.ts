@@ -13,8 +13,16 @@ import {
   object,
   string,
   type Validator,
+  warn,
 } from '../schema.ts';
-import { dns1123Label, dns1123Subdomain, labels, nonEmptyString, portNumber } from './common.ts';
+import {
+  dns1123Label,
+  dns1123Subdomain,
+  labels,
+  NOT_ENFORCED,
+  nonEmptyString,
+  portNumber,
+} from './common.ts';
 import { isEnvVarName } from './syntax.ts';
 import type { KindInfo } from './types.ts';
 
@@ -97,7 +105,18 @@ const workloadPort: Validator = object(
     protocol: string({ enum: ['HTTP', 'HTTP2', 'GRPC', 'TCP'] }),
     hostPort: int({ min: 0, max: 65535 }),
   },
-  { required: ['port'] },
+  {
+    required: ['port'],
+    check: (v, path, ctx) => {
+      if (v.protocol !== undefined && v.protocol !== 'HTTP') {
+        warn(
+          ctx,
+          join(path, 'protocol'),
+          `${NOT_ENFORCED}: the sidecar speaks HTTP/1.1 to the app for now, found ${v.protocol}`,
+        );
+      }
+    },
+  },
 );
 
 const probePort: Validator = (v, path, ctx) => {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { ProxyNode } from '../../compile/snapshot.ts';
+import type { ProxyBootstrap } from '../../dataplane/bootstrap.ts';
 import { startProxy } from '../../dataplane/proxy.ts';
 import { createLogger } from '../../lib/log.ts';
 import { maxPositionals, parseArgs, UsageError } from '../args.ts';
@@ -15,26 +15,12 @@ The bootstrap file says who the proxy is and where its control plane is:
     "trustDomain": "cluster.local",
     "controlPlane": "https://127.0.0.1:15012", "rootCertFile": "...", "tokenFile": "...",
     "bindHost": "127.0.0.1", "outboundPort": 0, "inboundPort": 0, "adminPort": 0,
-    "appPorts": {"9080": 34567}, "readinessPath": "/health", "probeIntervalMs": 1000,
+    "appPorts": {"9080": 34567},
+    "readiness": {"port": 34567, "path": "/health", "periodMs": 1000, "timeoutMs": 1000,
+                  "initialDelayMs": 0, "failureThreshold": 3},
     "accessLog": false
   }
 `;
-
-export interface ProxyBootstrap {
-  node: Omit<ProxyNode, 'healthy'>;
-  trustDomain: string;
-  controlPlane: string;
-  rootCertFile: string;
-  tokenFile?: string;
-  bindHost: string;
-  outboundPort: number;
-  inboundPort: number;
-  adminPort: number;
-  appPorts: Record<string, number>;
-  readinessPath?: string;
-  probeIntervalMs?: number;
-  accessLog?: boolean;
-}
 
 export async function run(args: string[]): Promise<number> {
   const { flags, positionals } = parseArgs(args, { bootstrap: { type: 'string' } } as const, 'proxy');
@@ -53,8 +39,7 @@ export async function run(args: string[]): Promise<number> {
     inboundPort: b.inboundPort,
     adminPort: b.adminPort,
     appPorts: new Map(Object.entries(b.appPorts).map(([k, v]) => [Number(k), v])),
-    readinessPath: b.readinessPath,
-    probeIntervalMs: b.probeIntervalMs ?? 1000,
+    readiness: b.readiness,
     accessLog: b.accessLog ?? false,
     log,
   });

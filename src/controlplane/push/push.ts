@@ -32,6 +32,8 @@ interface Connection {
   stream: ServerHttp2Stream;
   connectedAt: Date;
   latest?: ProxySnapshot;
+  /** The snapshot the proxy ACKed last: what it runs. */
+  running?: ProxySnapshot;
   sentAt?: number;
   /** Store revision up to which this proxy's config is current (sent and acked, or unchanged). */
   currentRevision: number;
@@ -166,7 +168,10 @@ export class PushServer {
           at: new Date(),
           pushMs,
         };
-        if (sent?.version === msg.version) conn.currentRevision = sent.revision;
+        if (sent?.version === msg.version) {
+          conn.currentRevision = sent.revision;
+          conn.running = sent;
+        }
       } else {
         conn.nack = { version: msg.version, reason: msg.reason, at: new Date() };
         this.log.warn('proxy rejected snapshot', {
@@ -197,8 +202,13 @@ export class PushServer {
     }
   }
 
+  /** What a connected proxy runs (its last ACKed snapshot), or undefined. */
   snapshotOf(id: string): ProxySnapshot | undefined {
-    return this.conns.get(id)?.latest;
+    return this.conns.get(id)?.running;
+  }
+
+  connected(id: string): boolean {
+    return this.conns.has(id);
   }
 
   status(): ProxyStatus[] {

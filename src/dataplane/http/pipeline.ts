@@ -67,6 +67,7 @@ class Exchange {
   path = '';
   /** A gateway's client: outside the mesh. */
   edge = false;
+  requestId: string | undefined;
   readonly req: DownstreamRequest;
   readonly res: DownstreamResponse;
   constructor(req: DownstreamRequest, res: DownstreamResponse) {
@@ -227,6 +228,7 @@ export class Pipeline {
     }
     const tls = cluster.cluster.tls;
     const headers = upstreamHeaders(req.headers, { clientAddress: remoteAddress(req), proto: 'http' });
+    ex.requestId = headers['x-request-id'] as string;
     headers[':method'] = req.method ?? 'GET';
     headers[':path'] = norm.path + norm.query;
     headers[':authority'] = authority;
@@ -382,7 +384,7 @@ export class Pipeline {
         flags: ex.flags,
         rule: ex.rule,
         durationMs: Math.round(durationMs * 1000) / 1000,
-        requestId: headerValue(ex.req.headers['x-request-id']),
+        requestId: ex.requestId ?? headerValue(ex.req.headers['x-request-id']),
       });
     }
   }
