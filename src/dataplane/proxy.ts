@@ -37,7 +37,6 @@ export interface ProxyOptions {
 
 export interface RunningProxy {
   ports: { outbound?: number; inbound?: number; admin: number };
-  agent: Agent;
   current(): ProxySnapshot | undefined;
   close(): Promise<void>;
 }
@@ -180,7 +179,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   return {
     ports,
-    agent,
     current: () => config?.snapshot,
     async close() {
       health?.stop();

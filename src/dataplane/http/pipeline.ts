@@ -10,14 +10,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { PeerTls } from '../listeners.ts';
-import {
-  decodePeer,
-  encodePeer,
-  endpointPeer,
-  type PeerInfo,
-  recordRequest,
-  UNKNOWN_PEER,
-} from '../telemetry.ts';
+import { decodePeer, encodePeer, type PeerInfo, recordRequest, UNKNOWN_PEER } from '../telemetry.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
 import { normalizeRequestTarget } from './normalize.ts';
@@ -91,8 +84,12 @@ export class Pipeline {
   private readonly deps: PipelineDeps;
   private readonly appAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
 
+  /** Who we are, as the peer header says it: the same for every request. */
+  private readonly selfHeader: string;
+
   constructor(deps: PipelineDeps) {
     this.deps = deps;
+    this.selfHeader = encodePeer(deps.self);
   }
 
   /** The proxy answers by itself: flag and rule go to the client, the log and the metrics. */
@@ -221,7 +218,7 @@ export class Pipeline {
       this.refuse(ex, 'source', 503, 'UH', `no healthy upstream in ${clusterName} (${route.origin})`);
       return;
     }
-    ex.peer = endpointPeer(ep);
+    ex.peer = cluster.peerOf(ep);
     if (cluster.cluster.tls.mode !== 'ISTIO_MUTUAL') {
       this.refuse(ex, 'source', 503, 'UF', `cluster ${clusterName} is not a mesh cluster`);
       return;
@@ -233,7 +230,7 @@ export class Pipeline {
     headers[':path'] = norm.path + norm.query;
     headers[':authority'] = authority;
     headers[':scheme'] = 'http';
-    headers[PEER_HEADER] = encodePeer(this.deps.self);
+    headers[PEER_HEADER] = this.selfHeader;
     let stream: http2.ClientHttp2Stream;
     try {
       const session = this.deps.peers.session(ep, tls.sni, tls.identities);

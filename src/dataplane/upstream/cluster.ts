@@ -1,5 +1,6 @@
 // A cluster at run time: its endpoints and the load balancer over the healthy ones.
 import type { Cluster, Endpoint } from '../../compile/snapshot.ts';
+import { endpointPeer, type PeerInfo } from '../telemetry.ts';
 
 export interface LoadBalancer {
   pick(): Endpoint | undefined;
@@ -24,8 +25,16 @@ export class RoundRobin implements LoadBalancer {
 export class ClusterRuntime {
   readonly cluster: Cluster;
   readonly lb: LoadBalancer;
+  /** Telemetry's view of each endpoint, worked out when the snapshot is applied. */
+  private readonly peers: Map<Endpoint, PeerInfo>;
+
   constructor(cluster: Cluster) {
     this.cluster = cluster;
     this.lb = new RoundRobin(cluster.endpoints);
+    this.peers = new Map(cluster.endpoints.map((e) => [e, endpointPeer(e)]));
+  }
+
+  peerOf(ep: Endpoint): PeerInfo {
+    return this.peers.get(ep) ?? endpointPeer(ep);
   }
 }
