@@ -18,6 +18,7 @@ import { generateKeyAndCsr } from '../src/dataplane/identity/csr.ts';
 import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
 import { PeerPool } from '../src/dataplane/upstream/peer-pool.ts';
 import type { Logger } from '../src/lib/log.ts';
+import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
@@ -60,6 +61,24 @@ spec:
     match: [{headers: {x-canned: {regex: "ye[s]+"}}}]
     directResponse: {status: 418, body: {string: "short and stout"}}
   - route: [{destination: {host: echo}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: edge}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: ["*"]
+  gateways: [edge]
+  http:
+  - route: [{destination: {host: echo.default.svc.cluster.local, port: {number: 8080}}}]
 `;
 
 async function controlPlane(ports?: { api: number; xds: number }): Promise<RunningControlPlane> {
@@ -144,6 +163,12 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
     assert.equal(res.status, 200, await res.text());
     echo = http.createServer((req, res) => {
       seen.push({ path: req.url ?? '', headers: req.headers });
+      if (req.url === '/inner-rule') {
+        // What a proxy further in (or the app) may say; the edge must not repeat it outside.
+        res.writeHead(503, { 'x-trellis-rule': 'VirtualService secret/internal http[3]' });
+        res.end('inner');
+        return;
+      }
       if (req.url?.startsWith('/slow')) {
         setTimeout(() => res.end('late'), 2000).unref();
         return;
@@ -285,6 +310,34 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
       metrics,
       /istio_requests_total\{reporter="source",[^}]*response_code="503"[^}]*response_flags="UH"[^}]*\} 1/,
     );
+  });
+
+  test('the gateway shows outside clients flags but never rule names, its own or from further in', async () => {
+    const port = await new PortAllocator().next();
+    const gw = await proxy({
+      id: 'edge-0',
+      role: 'gateway',
+      workload: 'edge',
+      namespace: 'default',
+      serviceAccount: 'edge',
+      labels: { istio: 'edge' },
+      ports: [],
+      gatewayPorts: { '80': port },
+    });
+    try {
+      await until(
+        'the gateway listener',
+        async () => (await fetch(`http://127.0.0.1:${port}/hello`)).status === 200,
+      );
+      const inner = await fetch(`http://127.0.0.1:${port}/inner-rule`);
+      assert.equal(inner.status, 503);
+      assert.equal(inner.headers.get('x-trellis-rule'), null);
+      // Inside the mesh the caller may know.
+      const meshSide = await send('http://echo:8080/inner-rule', { headers: { host: 'echo:8080' } });
+      assert.equal(meshSide.headers['x-trellis-rule'], 'VirtualService secret/internal http[3]');
+    } finally {
+      await gw.close();
+    }
   });
 
   test('secure naming: a client refuses a server that presents an identity the service does not run as', async () => {
