@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { WorkloadSpec } from '../api/kinds/workload.ts';
+import { WORKLOAD_DEFAULTS, type WorkloadSpec } from '../api/kinds/workload.ts';
 import { kindKey, type Resource } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
 import type { ControlPlaneInfo } from '../controlplane/control-plane.ts';
@@ -327,15 +327,15 @@ async function launch(
   let gatewayOverride = o.gatewayPort;
   for (const w of workloads) {
     const spec = w.spec;
-    const role = spec.role ?? 'sidecar';
-    const replicas = spec.replicas ?? 1;
+    const role = spec.role ?? WORKLOAD_DEFAULTS.role;
+    const replicas = spec.replicas ?? WORKLOAD_DEFAULTS.replicas;
     for (let i = 0; i < replicas; i++) {
       const id = `${w.metadata.name}-${i}.${w.metadata.namespace}`;
       const hostname = `${w.metadata.name}-${i}`;
       const ports = (spec.ports ?? []).map((p) => ({
         name: p.name,
         port: p.port,
-        protocol: p.protocol ?? 'HTTP',
+        protocol: p.protocol ?? WORKLOAD_DEFAULTS.protocol,
       }));
       const inst: InstanceInfo = {
         id,
@@ -355,7 +355,7 @@ async function launch(
         for (const p of spec.ports ?? []) {
           let hostPort = p.hostPort ?? p.port;
           if (gatewayOverride !== undefined) {
-            hostPort = gatewayOverride === 0 ? await portAllocator.next() : gatewayOverride;
+            hostPort = gatewayOverride;
             gatewayOverride = undefined;
           }
           if (hostPort === 0) hostPort = await portAllocator.next();
@@ -370,7 +370,7 @@ async function launch(
           role,
           workload: w.metadata.name,
           namespace: w.metadata.namespace,
-          serviceAccount: spec.serviceAccount ?? 'default',
+          serviceAccount: spec.serviceAccount ?? WORKLOAD_DEFAULTS.serviceAccount,
           labels: spec.labels ?? {},
           address: '127.0.0.1',
           ports,
