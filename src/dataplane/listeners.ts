@@ -101,6 +101,7 @@ export function inboundServer(pipeline: Pipeline, creds: CredentialStore): http2
   });
   // Identity and SNI are per connection: worked out once here, not per request.
   server.on('secureConnection', (socket: TLSSocket & { [PEER]?: PeerTls }) => {
+    socket.setNoDelay(true);
     const sni = (socket as TLSSocket & { servername?: string }).servername || undefined;
     const target = sni ? parseOutboundSni(sni) : undefined;
     socket[PEER] = {

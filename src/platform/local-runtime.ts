@@ -14,6 +14,7 @@ import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { PortAllocator } from './ports.ts';
 import { Supervised } from './process.ts';
+import { strippedEntry } from './stripped.ts';
 
 export interface MeshOptions {
   /** A mesh file, or a directory holding `mesh.yaml`. */
@@ -36,6 +37,8 @@ export interface InstanceInfo {
   namespace: string;
   role: 'sidecar' | 'gateway';
   appPort?: number;
+  /** Every workload port → where the app really listens. */
+  appPorts?: Record<string, number>;
   outboundPort?: number;
   inboundPort?: number;
   adminPort: number;
@@ -265,6 +268,7 @@ async function launch(
 ): Promise<MeshInfo> {
   const baseDir = path.dirname(path.resolve(file));
   const node = process.execPath;
+  const proxyCli = strippedEntry('src/cli/main.ts');
   const env = { ...process.env, TRELLIS_LOG_FORMAT: 'json' };
 
   // The control plane first: proxies need its root certificate and token.
@@ -349,6 +353,7 @@ async function launch(
       if (role === 'sidecar') {
         for (const p of ports) appPorts[String(p.port)] = await portAllocator.next();
         inst.appPort = ports[0] ? appPorts[String(ports[0].port)] : undefined;
+        if (ports.length) inst.appPorts = appPorts;
         inst.outboundPort = await portAllocator.next();
         inst.inboundPort = await portAllocator.next();
       } else {
@@ -394,7 +399,7 @@ async function launch(
         {
           name: `proxy ${id}`,
           command: node,
-          args: [CLI, 'proxy', '--bootstrap', bootstrapFile],
+          args: [proxyCli, 'proxy', '--bootstrap', bootstrapFile],
           cwd: process.cwd(),
           env,
           logFile: path.join(dirs.logs, `${id}.proxy.log`),

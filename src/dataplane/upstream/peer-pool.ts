@@ -2,7 +2,7 @@
 // request to that endpoint. Secure naming: the server must present an identity the destination
 // service runs as, or the handshake fails.
 import http2, { type ClientHttp2Session } from 'node:http2';
-import type { PeerCertificate } from 'node:tls';
+import tls, { type PeerCertificate } from 'node:tls';
 import type { Endpoint } from '../../compile/snapshot.ts';
 import { peerIdentity } from '../../lib/spiffe.ts';
 import type { CredentialStore } from '../agent/credentials.ts';
@@ -22,8 +22,10 @@ export class PeerPool {
     const existing = this.sessions.get(key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
     const allowed = new Set(identities);
-    const session = http2.connect(`https://${ep.address}:${ep.port}`, {
+    const tlsOptions: tls.ConnectionOptions = {
       ...this.creds.tlsOptions(),
+      host: ep.address,
+      port: ep.port,
       servername: sni,
       ALPNProtocols: ['h2'],
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
@@ -32,6 +34,14 @@ export class PeerPool {
         return new Error(
           `secure naming: peer identity ${id ?? '<none>'} is not one of ${[...allowed].join(', ')}`,
         );
+      },
+    };
+    const session = http2.connect(`https://${ep.address}:${ep.port}`, {
+      createConnection: () => {
+        const socket = tls.connect(tlsOptions);
+        // Small frames (HEADERS, WINDOW_UPDATE) must not wait on Nagle for the peer's delayed ACK.
+        socket.setNoDelay(true);
+        return socket;
       },
     });
     const forget = () => {

@@ -1,0 +1,172 @@
+// The load generators: h2load (nghttp2) for fixed-rate runs with per-request latencies, HTTP/1.1 and
+// HTTP/2 alike, and for HTTP/2 max throughput; wrk for HTTP/1.1 max throughput.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface Target {
+  url: string;
+  /** Sent as Host / :authority, e.g. the mesh service the client sidecar routes by. */
+  authority?: string;
+  h2: boolean;
+}
+
+export interface RateResult {
+  requests: number;
+  /** Non-2xx answers and errors. */
+  failed: number;
+  rps: number;
+  /** Microseconds, from the request's first byte to the response's last. */
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+function h2loadArgs(t: Target): string[] {
+  const args: string[] = [];
+  if (!t.h2) args.push('--h1');
+  if (t.authority) args.push('-H', `:authority: ${t.authority}`);
+  return args;
+}
+
+/**
+ * Istio's method: a fixed request rate over `connections` connections (each sends rate/connections
+ * per second, one request at a time) and the latency of every request.
+ */
+export async function fixedRate(
+  t: Target,
+  o: { rps: number; connections: number; seconds: number; cpu: number },
+): Promise<RateResult> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-'));
+  const log = path.join(dir, 'requests.tsv');
+  try {
+    const { stdout } = await run(
+      'taskset',
+      [
+        '-c',
+        String(o.cpu),
+        'h2load',
+        ...h2loadArgs(t),
+        '-c',
+        String(o.connections),
+        '-m',
+        '1',
+        `--rps=${o.rps / o.connections}`,
+        '-D',
+        String(o.seconds),
+        `--log-file=${log}`,
+        t.url,
+      ],
+      { maxBuffer: 1 << 24, timeout: (o.seconds + 60) * 1000 },
+    );
+    const lines = (await readFile(log, 'utf8')).split('\n');
+    const lat = new Float64Array(lines.length);
+    let n = 0;
+    let failed = 0;
+    for (const line of lines) {
+      if (!line) continue;
+      const [, status, us] = line.split('\t');
+      const code = Number(status);
+      if (code < 200 || code >= 300) failed++;
+      lat[n++] = Number(us);
+    }
+    const sorted = lat.subarray(0, n).sort();
+    const summary = parseH2load(stdout);
+    return {
+      requests: n,
+      failed: failed + summary.errored,
+      rps: summary.rps,
+      p50: quantile(sorted, 0.5),
+      p90: quantile(sorted, 0.9),
+      p99: quantile(sorted, 0.99),
+      p999: quantile(sorted, 0.999),
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface MaxResult {
+  rps: number;
+  requests: number;
+  failed: number;
+}
+
+/** As many requests as the path takes: closed loop, `connections` connections. */
+export async function maxThroughput(
+  t: Target,
+  o: { connections: number; seconds: number; cpu: number; streams?: number },
+): Promise<MaxResult> {
+  if (!t.h2) {
+    const headers = t.authority ? ['-H', `Host: ${t.authority}`] : [];
+    const { stdout } = await run(
+      'taskset',
+      [
+        '-c',
+        String(o.cpu),
+        'wrk',
+        '-t',
+        '1',
+        '-c',
+        String(o.connections),
+        '-d',
+        `${o.seconds}s`,
+        ...headers,
+        t.url,
+      ],
+      { timeout: (o.seconds + 60) * 1000 },
+    );
+    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
+    const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
+    const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+    const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+    const socketErrors = errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+    if (!(rps > 0)) throw new Error(`wrk gave no rate:\n${stdout}`);
+    return { rps, requests, failed: non2xx + socketErrors };
+  }
+  const { stdout } = await run(
+    'taskset',
+    [
+      '-c',
+      String(o.cpu),
+      'h2load',
+      ...h2loadArgs(t),
+      '-c',
+      String(o.connections),
+      '-m',
+      String(o.streams ?? 10),
+      '-D',
+      String(o.seconds),
+      t.url,
+    ],
+    { maxBuffer: 1 << 24, timeout: (o.seconds + 60) * 1000 },
+  );
+  const s = parseH2load(stdout);
+  return { rps: s.rps, requests: s.done, failed: s.errored + s.non2xx };
+}
+
+function parseH2load(out: string): { rps: number; done: number; errored: number; non2xx: number } {
+  const rps = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]);
+  const req =
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+      out,
+    );
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  if (!req || !(rps >= 0)) throw new Error(`cannot read h2load's summary:\n${out}`);
+  return {
+    rps,
+    done: Number(req[3]),
+    errored: Number(req[5]) + Number(req[6]) + Number(req[7]),
+    non2xx: codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0,
+  };
+}

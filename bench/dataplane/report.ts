@@ -1,0 +1,86 @@
+// The data-plane results as markdown tables: medians over rounds with their range, latency added
+// over the direct path measured in the same round, throughput as a ratio to nginx and to direct.
+import type { RunResult } from './main.ts';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** `median [min–max]`, or just the value when there was one round. */
+function spread(xs: number[], digits: number): string {
+  const f = (x: number) => x.toFixed(digits);
+  if (xs.length === 1) return f(xs[0]);
+  return `${f(median(xs))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`;
+}
+
+const ms = (us: number) => us / 1000;
+
+export function dataPlaneTables(results: RunResult[]): string {
+  const protocols = [...new Set(results.map((r) => r.protocol))];
+  const scenarios = [...new Set(results.map((r) => r.scenario))];
+  const rounds = [...new Set(results.map((r) => r.round))];
+  const find = (s: string, p: string, round: number) =>
+    results.find((r) => r.scenario === s && r.protocol === p && r.round === round);
+
+  const latency: string[] = [
+    '### Istio method: 1000 requests/s, 1 KB responses, 16 connections',
+    '',
+    'Latency in ms, median of rounds [min–max]; "added" is the scenario minus direct in the same round.',
+    'CPU is vCPU per 1000 requests/s of each proxy process; RSS in MiB after the run.',
+    '',
+    '| protocol | scenario | p50 | p90 | p99 | added p50 | added p90 | added p99 | proxy vCPU | proxy RSS MiB | failed |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  const throughput: string[] = [
+    '### Maximum throughput (closed loop, 16 connections; HTTP/2: 10 streams each)',
+    '',
+    '| protocol | scenario | requests/s | ratio to nginx | ratio to direct | failed |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const p of protocols) {
+    for (const s of scenarios) {
+      const runs = rounds.map((r) => find(s, p, r)).filter((r) => r !== undefined);
+      const added = (q: 'p50' | 'p90' | 'p99') =>
+        runs.map((r) => ms(r.rate[q] - (find('direct', p, r.round)?.rate[q] ?? Number.NaN)));
+      const names = runs[0]?.cost.map((c) => c.name) ?? [];
+      const perProxy = (f: (c: RunResult['cost'][number]) => number, digits: number) =>
+        names
+          .map(
+            (n) =>
+              `${n} ${spread(
+                runs.map((r) => f(r.cost.find((c) => c.name === n)!)),
+                digits,
+              )}`,
+          )
+          .join('<br>') || '—';
+      const failed = runs.reduce((a, r) => a + r.rate.failed, 0);
+      latency.push(
+        `| ${p} | ${s} | ${spread(
+          runs.map((r) => ms(r.rate.p50)),
+          3,
+        )} | ${spread(
+          runs.map((r) => ms(r.rate.p90)),
+          3,
+        )} | ${spread(
+          runs.map((r) => ms(r.rate.p99)),
+          3,
+        )} | ` +
+          (s === 'direct'
+            ? '— | — | — | '
+            : `${spread(added('p50'), 3)} | ${spread(added('p90'), 3)} | ${spread(added('p99'), 3)} | `) +
+          `${perProxy((c) => c.vcpu, 3)} | ${perProxy((c) => c.rssMiB, 1)} | ${failed} |`,
+      );
+      const ratio = (base: string) =>
+        runs.map((r) => r.max.rps / (find(base, p, r.round)?.max.rps ?? Number.NaN));
+      throughput.push(
+        `| ${p} | ${s} | ${spread(
+          runs.map((r) => r.max.rps),
+          0,
+        )} | ${s === 'nginx' ? '1' : spread(ratio('nginx'), 2)} | ${s === 'direct' ? '1' : spread(ratio('direct'), 2)} | ${runs.reduce((a, r) => a + r.max.failed, 0)} |`,
+      );
+    }
+  }
+  return `${latency.join('\n')}\n\n${throughput.join('\n')}`;
+}
