@@ -60,8 +60,10 @@ export interface OutboundListener {
 export interface InboundListener {
   name: 'inbound';
   type: 'inbound';
-  /** STRICT: mutual TLS only, plaintext refused. */
+  /** STRICT: mutual TLS only, plaintext refused. PERMISSIVE: plaintext accepted too (PeerAuthentication). */
   mtls: 'STRICT' | 'PERMISSIVE';
+  /** Workload port → mode, where a PeerAuthentication's portLevelMtls sets one. */
+  portMtls?: Record<string, 'STRICT' | 'PERMISSIVE'>;
   /** Service port (by SNI `outbound_.<port>_.<subset>_.<host>`) → the workload port to forward to. */
   services: InboundService[];
   /** Workload ports this proxy forwards to, each an inbound cluster `inbound|<port>||`. */

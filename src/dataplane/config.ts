@@ -14,10 +14,26 @@ export class ProxyConfig {
   /** `host:port` → workload port, from the SNI the client proxy sent. */
   readonly inboundByService = new Map<string, number>();
   readonly inbound?: InboundListener;
+  /** Every way a plaintext client may name an inbound service in its Host header → `host:port`. */
+  private readonly plaintextHosts = new Map<string, string>();
+  /** Whether any inbound port takes plaintext (PERMISSIVE): if none does, plaintext is cut at accept. */
+  readonly acceptsPlaintext: boolean;
 
   private constructor(snapshot: ProxySnapshot) {
     this.snapshot = snapshot;
     this.inbound = snapshot.listeners.find((l): l is InboundListener => l.type === 'inbound');
+    const modes = [this.inbound?.mtls, ...Object.values(this.inbound?.portMtls ?? {})];
+    this.acceptsPlaintext = this.inbound !== undefined && modes.includes('PERMISSIVE');
+  }
+
+  /** The mTLS mode of a workload port: its port-level setting, else the workload's. */
+  inboundMtls(port: number): 'STRICT' | 'PERMISSIVE' {
+    return this.inbound?.portMtls?.[String(port)] ?? this.inbound?.mtls ?? 'STRICT';
+  }
+
+  /** The service a plaintext request names: `reviews`, `reviews.default`, … or the FQDN, port 80 implied. */
+  inboundService(authority: string): string | undefined {
+    return this.plaintextHosts.get(authority);
   }
 
   static build(snapshot: ProxySnapshot): ProxyConfig {
@@ -52,8 +68,16 @@ export class ProxyConfig {
         reject(`listener ${l.name} refers to unknown route table ${l.routeTable}`);
       }
     }
-    for (const s of cfg.inbound?.services ?? [])
-      cfg.inboundByService.set(`${s.host}:${s.port}`, s.targetPort);
+    for (const s of cfg.inbound?.services ?? []) {
+      const key = `${s.host}:${s.port}`;
+      cfg.inboundByService.set(key, s.targetPort);
+      const labels = s.host.split('.');
+      for (let n = 1; n <= labels.length; n++) {
+        const name = labels.slice(0, n).join('.');
+        cfg.plaintextHosts.set(`${name}:${s.port}`, key);
+        if (s.port === 80) cfg.plaintextHosts.set(name, key);
+      }
+    }
     return cfg;
   }
 }

@@ -12,7 +12,14 @@ import { CredentialStore } from './agent/credentials.ts';
 import { AppHealth, type Readiness } from './app-health.ts';
 import { ProxyConfig } from './config.ts';
 import { Pipeline } from './http/pipeline.ts';
-import { closeServer, gatewayServer, inboundServer, listen, outboundServer } from './listeners.ts';
+import {
+  closeServer,
+  type Front,
+  gatewayServer,
+  inboundServer,
+  listen,
+  outboundServer,
+} from './listeners.ts';
 import { selfPeer } from './telemetry.ts';
 import { PeerPool } from './upstream/peer-pool.ts';
 
@@ -42,7 +49,7 @@ export interface RunningProxy {
 }
 
 interface GatewayBinding {
-  server: http.Server;
+  server: Front;
   table: { name: string };
 }
 
@@ -126,12 +133,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   });
   await agent.start();
 
-  const servers: (http.Server | import('node:http2').Http2SecureServer)[] = [];
+  const servers: (Front | http.Server)[] = [];
   const ports: RunningProxy['ports'] = { admin: 0 };
   if (node.role === 'sidecar') {
     const outbound = outboundServer(pipeline);
     ports.outbound = await listen(outbound, o.bindHost, o.outboundPort);
-    const inbound = inboundServer(pipeline, creds);
+    const inbound = inboundServer(pipeline, creds, () => config?.acceptsPlaintext ?? false);
     ports.inbound = await listen(inbound, o.bindHost, o.inboundPort);
     node.inboundPort = ports.inbound;
     servers.push(outbound, inbound);

@@ -12,25 +12,10 @@ import type { ProxyConfig } from '../config.ts';
 import type { PeerTls } from '../listeners.ts';
 import { decodePeer, encodePeer, type PeerInfo, recordRequest, UNKNOWN_PEER } from '../telemetry.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
+import { bodyLength, type Downstream, relay } from './downstream.ts';
 import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
 import { normalizeRequestTarget } from './normalize.ts';
 import { CompiledRouteTable, RequestView } from './route-table.ts';
-
-/** What both HTTP/1 and HTTP/2 (compat) requests and responses offer; all the pipeline needs. */
-export interface DownstreamRequest extends NodeJS.ReadableStream {
-  method?: string;
-  url?: string;
-  headers: IncomingHttpHeaders;
-  socket: unknown;
-}
-export interface DownstreamResponse {
-  headersSent: boolean;
-  writableEnded: boolean;
-  writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
-  end(body?: string): unknown;
-  destroy(err?: Error): unknown;
-  on(event: 'close' | 'finish', cb: () => void): unknown;
-}
 
 export const FLAGS_HEADER = 'x-trellis-response-flags';
 export const RULE_HEADER = 'x-trellis-rule';
@@ -60,13 +45,16 @@ class Exchange {
   path = '';
   /** A gateway's client: outside the mesh. */
   edge = false;
+  mtls = false;
   requestId: string | undefined;
-  readonly req: DownstreamRequest;
-  readonly res: DownstreamResponse;
-  constructor(req: DownstreamRequest, res: DownstreamResponse) {
-    this.req = req;
-    this.res = res;
+  readonly down: Downstream;
+  constructor(down: Downstream) {
+    this.down = down;
   }
+  /** Counts response body bytes for telemetry; bound once, handed to relay. */
+  readonly count = (n: number): void => {
+    this.responseBytes += n;
+  };
 }
 
 /** Envoy-like bodies for the proxy's own answers, by response flag. */
@@ -97,8 +85,8 @@ export class Pipeline {
     ex.code = status;
     ex.flags = flags;
     ex.rule = rule;
-    if (ex.res.headersSent) {
-      ex.res.destroy();
+    if (ex.down.headersSent) {
+      ex.down.destroy();
       return;
     }
     const text = body ?? `${FLAG_TEXT[flags] ?? 'error'}\n`;
@@ -109,8 +97,7 @@ export class Pipeline {
     };
     // Inside the mesh the caller may learn which rule answered; at the edge that stays in the log.
     if (!ex.edge) headers[RULE_HEADER] = rule;
-    ex.res.writeHead(status, headers);
-    ex.res.end(text);
+    ex.down.respond(status, headers, text);
     ex.responseBytes = Buffer.byteLength(text);
     this.deps.log.info('proxy response', {
       code: status,
@@ -138,17 +125,11 @@ export class Pipeline {
    * A request from the app (sidecar outbound) or from a client (gateway). `authorityHint` is the
    * CONNECT target when the request came through a tunnel.
    */
-  outbound(
-    req: DownstreamRequest,
-    res: DownstreamResponse,
-    tableName: string,
-    edge: boolean,
-    authorityHint?: string,
-  ): void {
-    const ex = new Exchange(req, res);
+  outbound(down: Downstream, tableName: string, edge: boolean, authorityHint?: string): void {
+    const ex = new Exchange(down);
     ex.edge = edge;
-    let target = req.url ?? '/';
-    let authority = authorityHint ?? String(req.headers.host ?? '');
+    let target = down.target;
+    let authority = authorityHint ?? down.authority;
     if (target.startsWith('http://')) {
       // Absolute form: the app used us as its HTTP proxy.
       const slash = target.indexOf('/', 7);
@@ -173,14 +154,7 @@ export class Pipeline {
       this.refuse(ex, 'source', 404, 'NR', `no virtual host for ${ex.authority} in ${tableName}`);
       return;
     }
-    const view = new RequestView(
-      norm.path,
-      norm.query,
-      req.method ?? 'GET',
-      'http',
-      ex.authority,
-      req.headers,
-    );
+    const view = new RequestView(norm.path, norm.query, down.method, 'http', ex.authority, down.headers);
     const route = CompiledRouteTable.route(vh, view);
     if (!route) {
       this.refuse(ex, 'source', 404, 'NR', `no route matched in ${vh.name}`);
@@ -190,19 +164,18 @@ export class Pipeline {
     if (route.action.type === 'direct') {
       ex.code = route.action.status;
       const body = route.action.body ?? '';
-      res.writeHead(route.action.status, {
-        'content-type': 'text/plain',
-        'content-length': Buffer.byteLength(body),
-      });
-      res.end(body);
+      down.respond(
+        route.action.status,
+        { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) },
+        body,
+      );
       this.track(ex, 'source');
       return;
     }
     if (route.action.type === 'redirect') {
       const location = redirectLocation(route.action, authority, norm.path + norm.query);
       ex.code = route.action.status;
-      res.writeHead(route.action.status, { location, 'content-length': 0 });
-      res.end();
+      down.respond(route.action.status, { location, 'content-length': 0 }, '');
       this.track(ex, 'source');
       return;
     }
@@ -224,9 +197,9 @@ export class Pipeline {
       return;
     }
     const tls = cluster.cluster.tls;
-    const headers = upstreamHeaders(req.headers, { clientAddress: remoteAddress(req), proto: 'http' });
+    const headers = upstreamHeaders(down.headers, { clientAddress: down.remoteAddress, proto: 'http' });
     ex.requestId = headers['x-request-id'] as string;
-    headers[':method'] = req.method ?? 'GET';
+    headers[':method'] = down.method;
     headers[':path'] = norm.path + norm.query;
     headers[':authority'] = authority;
     headers[':scheme'] = 'http';
@@ -234,12 +207,8 @@ export class Pipeline {
     let stream: http2.ClientHttp2Stream;
     try {
       const session = this.deps.peers.session(ep, tls.sni, tls.identities);
-      const hasBody =
-        req.headers['content-length'] !== undefined
-          ? req.headers['content-length'] !== '0'
-          : req.headers['transfer-encoding'] !== undefined;
-      stream = session.request(headers, { endStream: !hasBody });
-      if (hasBody) req.pipe(stream);
+      stream = session.request(headers, { endStream: !down.hasBody });
+      if (down.hasBody) down.body.pipe(stream);
     } catch (err) {
       this.refuse(ex, 'source', 503, 'UF', `connect to ${ep.address}:${ep.port}: ${(err as Error).message}`);
       return;
@@ -251,16 +220,13 @@ export class Pipeline {
           this.local(ex, 504, 'UT', `timeout ${timeoutMs}ms of ${route.origin}`);
         }, timeoutMs)
       : undefined;
-    stream.on('response', (h) => {
+    stream.once('response', (h) => {
       ex.code = Number(h[':status']);
       const out = downstreamHeaders(h as IncomingHttpHeaders);
       // A rule named by a proxy further in is as internal as our own.
       if (ex.edge) delete out[RULE_HEADER];
-      res.writeHead(ex.code, out);
-      stream.on('data', (c: Buffer) => {
-        ex.responseBytes += c.length;
-      });
-      stream.pipe(res as unknown as NodeJS.WritableStream);
+      down.respond(ex.code, out);
+      relay(stream, down, bodyLength(down.method, ex.code, h as IncomingHttpHeaders), ex.count);
     });
     stream.on('error', (err) => {
       if (ex.code && ex.flags !== '-') return;
@@ -273,7 +239,7 @@ export class Pipeline {
         `${ep.address}:${ep.port}: ${err.message}`,
       );
     });
-    stream.on('close', () => {
+    stream.once('close', () => {
       if (timer) clearTimeout(timer);
       if (!ex.code && ex.flags === '-') {
         const code = stream.rstCode;
@@ -285,12 +251,13 @@ export class Pipeline {
 
   // ---- inbound -------------------------------------------------------------
 
-  /** A request from another proxy over mTLS, for the app beside this proxy. */
-  inbound(req: DownstreamRequest, res: DownstreamResponse, peer: PeerTls): void {
-    const ex = new Exchange(req, res);
-    ex.authority = String(req.headers[':authority'] ?? req.headers.host ?? '').toLowerCase();
-    ex.peer = decodePeer(headerValue(req.headers[PEER_HEADER]), peer.identity);
-    const norm = normalizeRequestTarget(String(req.headers[':path'] ?? req.url ?? '/'));
+  /** A request from another proxy over mTLS — or in plaintext where PERMISSIVE allows — for the app. */
+  inbound(down: Downstream, peer: PeerTls): void {
+    const ex = new Exchange(down);
+    ex.authority = down.authority.toLowerCase();
+    ex.mtls = peer.identity !== undefined;
+    ex.peer = decodePeer(headerValue(down.headers[PEER_HEADER]), peer.identity);
+    const norm = normalizeRequestTarget(down.target);
     if (!norm.ok) {
       this.refuse(ex, 'destination', 400, 'DPE', `normalize: ${norm.reason}`);
       return;
@@ -301,45 +268,57 @@ export class Pipeline {
       this.refuse(ex, 'destination', 503, 'NC', 'proxy has no inbound configuration yet');
       return;
     }
-    // The client proxy names the service port in the SNI (`outbound_.<port>_.<subset>_.<host>`).
-    const targetPort = peer.service
-      ? cfg.inboundByService.get(peer.service)
+    // Over mTLS the client proxy names the service port in the SNI
+    // (`outbound_.<port>_.<subset>_.<host>`); a plaintext client only in its Host header.
+    const service =
+      peer.service ?? (peer.identity === undefined ? cfg.inboundService(ex.authority) : undefined);
+    const targetPort = service
+      ? cfg.inboundByService.get(service)
       : cfg.inbound.ports.length === 1
         ? cfg.inbound.ports[0]
         : undefined;
     if (targetPort === undefined) {
-      this.refuse(ex, 'destination', 404, 'NR', `no inbound service for SNI ${peer.sni ?? '<none>'}`);
+      const what = peer.sni ? `SNI ${peer.sni}` : `host ${ex.authority || '<none>'}`;
+      this.refuse(ex, 'destination', 404, 'NR', `no inbound service for ${what}`);
       return;
     }
-    ex.service = peer.service ? peer.service.slice(0, peer.service.lastIndexOf(':')) : 'unknown';
-    const headers = upstreamHeaders(req.headers, undefined);
-    headers.host = ex.authority;
+    if (peer.identity === undefined && cfg.inboundMtls(targetPort) === 'STRICT') {
+      this.refuse(
+        ex,
+        'destination',
+        403,
+        'DPE',
+        `plaintext to port ${targetPort}, which requires mTLS (STRICT)`,
+      );
+      return;
+    }
+    ex.service = service ? service.slice(0, service.lastIndexOf(':')) : 'unknown';
+    const headers = upstreamHeaders(down.headers, undefined);
+    headers.host = down.authority;
     const up = http.request({
       host: '127.0.0.1',
       port: this.deps.appPort(targetPort),
-      method: req.method,
+      method: down.method,
       path: norm.path + norm.query,
       headers,
       agent: this.appAgent,
     });
-    up.on('response', (upRes) => {
+    up.once('response', (upRes) => {
       ex.code = upRes.statusCode ?? 502;
-      res.writeHead(ex.code, downstreamHeaders(upRes.headers));
-      upRes.on('data', (c: Buffer) => {
-        ex.responseBytes += c.length;
-      });
-      upRes.pipe(res as unknown as NodeJS.WritableStream);
+      down.respond(ex.code, downstreamHeaders(upRes.headers));
+      relay(upRes, down, bodyLength(down.method, ex.code, upRes.headers), ex.count);
     });
     up.on('error', (err: NodeJS.ErrnoException) => {
       if (ex.code) {
-        res.destroy();
+        down.destroy();
         return;
       }
       const refused = err.code === 'ECONNREFUSED';
       this.local(ex, refused ? 503 : 502, refused ? 'UF' : 'UC', `inbound|${targetPort}||: ${err.message}`);
     });
-    req.pipe(up);
-    res.on('close', () => {
+    if (down.hasBody) down.body.pipe(up);
+    else up.end();
+    down.onClose(() => {
       if (!up.destroyed && !ex.code) up.destroy();
     });
     this.track(ex, 'destination');
@@ -349,7 +328,7 @@ export class Pipeline {
 
   /** Telemetry is recorded once the downstream response is done, whoever answered. */
   private track(ex: Exchange, reporter: 'source' | 'destination', stream?: http2.ClientHttp2Stream): void {
-    ex.res.on('close', () => {
+    ex.down.onClose(() => {
       if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       if (!ex.code) ex.flags = 'DC'; // the client went away before any response
       this.record(ex, reporter);
@@ -367,9 +346,9 @@ export class Pipeline {
       protocol: 'http',
       code: ex.code,
       flags: ex.flags,
-      mtls: !outbound,
+      mtls: ex.mtls,
       durationMs,
-      requestBytes: Number(ex.req.headers['content-length'] ?? 0) || 0,
+      requestBytes: Number(ex.down.headers['content-length'] ?? 0) || 0,
       responseBytes: ex.responseBytes,
     });
     if (this.deps.accessLog) {
@@ -381,7 +360,7 @@ export class Pipeline {
         flags: ex.flags,
         rule: ex.rule,
         durationMs: Math.round(durationMs * 1000) / 1000,
-        requestId: ex.requestId ?? headerValue(ex.req.headers['x-request-id']),
+        requestId: ex.requestId ?? headerValue(ex.down.headers['x-request-id']),
       });
     }
   }
@@ -393,10 +372,6 @@ export class Pipeline {
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
-}
-
-function remoteAddress(req: DownstreamRequest): string | undefined {
-  return (req.socket as { remoteAddress?: string } | undefined)?.remoteAddress;
 }
 
 /** Istio's HTTPRedirect: every part not given keeps the request's own. */

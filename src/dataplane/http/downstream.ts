@@ -1,0 +1,160 @@
+// The client side of an exchange, whatever it came in on. HTTP/1.1 goes through Node's http server;
+// HTTP/2 uses the raw stream API, which skips the compat layer's two objects per request.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import http2, { type ServerHttp2Stream } from 'node:http2';
+import type { Readable } from 'node:stream';
+
+export interface Downstream {
+  readonly method: string;
+  /** The request-target as received: origin form, or absolute form from an app using us as its proxy. */
+  readonly target: string;
+  /** Host header or :authority, as sent. */
+  readonly authority: string;
+  /** HTTP/2 pseudo-headers included. */
+  readonly headers: IncomingHttpHeaders;
+  readonly hasBody: boolean;
+  readonly body: Readable;
+  readonly remoteAddress: string | undefined;
+  readonly headersSent: boolean;
+  /** Sends the head; with `body` the response is complete. */
+  respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void;
+  /** False when the client is slow: wait for `onDrain`. */
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): void;
+  onDrain(cb: () => void): void;
+  /** Once the exchange is over for the client, finished or not. */
+  onClose(cb: () => void): void;
+  destroy(): void;
+}
+
+function requestHasBody(h: IncomingHttpHeaders): boolean {
+  const length = h['content-length'];
+  return length !== undefined ? length !== '0' : h['transfer-encoding'] !== undefined;
+}
+
+export class H1Downstream implements Downstream {
+  readonly method: string;
+  readonly target: string;
+  readonly authority: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly hasBody: boolean;
+  readonly body: IncomingMessage;
+  private readonly res: ServerResponse;
+
+  constructor(req: IncomingMessage, res: ServerResponse, authority?: string) {
+    this.body = req;
+    this.res = res;
+    this.method = req.method ?? 'GET';
+    this.target = req.url ?? '/';
+    this.headers = req.headers;
+    this.authority = authority ?? req.headers.host ?? '';
+    this.hasBody = requestHasBody(req.headers);
+  }
+  get remoteAddress(): string | undefined {
+    return this.body.socket.remoteAddress;
+  }
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+  respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
+    this.res.writeHead(status, headers);
+    if (body !== undefined) this.res.end(body);
+  }
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+  end(chunk?: Buffer): void {
+    this.res.end(chunk);
+  }
+  onDrain(cb: () => void): void {
+    this.res.once('drain', cb);
+  }
+  onClose(cb: () => void): void {
+    this.res.once('close', cb);
+  }
+  destroy(): void {
+    this.res.destroy();
+  }
+}
+
+export class H2Downstream implements Downstream {
+  readonly method: string;
+  readonly target: string;
+  readonly authority: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly hasBody: boolean;
+  readonly body: ServerHttp2Stream;
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) {
+    this.body = stream;
+    this.headers = headers;
+    this.method = (headers[':method'] as string | undefined) ?? 'GET';
+    this.target = (headers[':path'] as string | undefined) ?? '/';
+    this.authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
+    // The HEADERS frame carried END_STREAM: there is no body, whatever the headers say.
+    this.hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+  }
+  get remoteAddress(): string | undefined {
+    return this.body.session?.socket?.remoteAddress;
+  }
+  get headersSent(): boolean {
+    return this.body.headersSent;
+  }
+  respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
+    if (this.body.destroyed) return;
+    headers[':status'] = status;
+    this.body.respond(headers, { endStream: body !== undefined && body.length === 0 });
+    if (body !== undefined && body.length > 0) this.body.end(body);
+  }
+  write(chunk: Buffer): boolean {
+    return this.body.destroyed ? true : this.body.write(chunk);
+  }
+  end(chunk?: Buffer): void {
+    if (!this.body.destroyed) this.body.end(chunk);
+  }
+  onDrain(cb: () => void): void {
+    this.body.once('drain', cb);
+  }
+  onClose(cb: () => void): void {
+    this.body.once('close', cb);
+  }
+  destroy(): void {
+    this.body.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+/**
+ * Copies a response body to the client, keeping backpressure. When the length is known the last
+ * chunk ends the stream in the same write, so the client gets data and end together.
+ */
+export function relay(src: Readable, down: Downstream, length: number, count: (n: number) => void): void {
+  let sent = 0;
+  src.on('data', (c: Buffer) => {
+    if (length >= 0 && sent >= length) return; // more than the length said: dropped
+    sent += c.length;
+    count(c.length);
+    if (sent === length) {
+      down.end(c);
+      return;
+    }
+    if (!down.write(c)) {
+      src.pause();
+      down.onDrain(() => src.resume());
+    }
+  });
+  src.once('end', () => {
+    if (sent !== length) down.end();
+  });
+}
+
+/**
+ * How many body bytes a response carries, or -1 when its end says it: a HEAD answer and 1xx, 204 and
+ * 304 have none whatever content-length says.
+ */
+export function bodyLength(method: string, status: number, h: IncomingHttpHeaders): number {
+  if (method === 'HEAD' || status === 204 || status === 304 || status < 200) return -1;
+  const v = h['content-length'];
+  if (v === undefined) return -1;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+}
