@@ -2,7 +2,7 @@
 // destination from the snapshot's endpoint; the destination learns the source workload from the peer
 // header the client proxy sets (cf. Istio's metadata exchange) and its principal from mTLS.
 import type { Endpoint, ProxyNode } from '../compile/snapshot.ts';
-import type { IstioMetrics, IstioRequestLabels } from '../telemetry/istio.ts';
+import type { IstioMetrics, IstioRequestLabels, IstioRequestSeries } from '../telemetry/istio.ts';
 
 export interface PeerInfo {
   workload: string;
@@ -63,6 +63,9 @@ export function decodePeer(header: string | undefined, principal: string | undef
   };
 }
 
+/** Decoded peers seen before; a proxy has few callers, the bound only guards against a flood. */
+const PEER_CACHE_MAX = 10_000;
+
 export interface RequestRecord {
   reporter: 'source' | 'destination';
   source: PeerInfo;
@@ -78,7 +81,10 @@ export interface RequestRecord {
   responseBytes: number;
 }
 
-export function recordRequest(metrics: IstioMetrics, r: RequestRecord): void {
+function requestSeries(
+  metrics: IstioMetrics,
+  r: Omit<RequestRecord, 'durationMs' | 'requestBytes' | 'responseBytes'>,
+): IstioRequestSeries {
   const svcName = r.service.split('.')[0] ?? 'unknown';
   const svcNs = r.service.split('.')[1] ?? 'unknown';
   const labels: IstioRequestLabels = {
@@ -103,9 +109,74 @@ export function recordRequest(metrics: IstioMetrics, r: RequestRecord): void {
     response_flags: r.flags,
     connection_security_policy: r.reporter === 'source' ? 'unknown' : r.mtls ? 'mutual_tls' : 'none',
   };
-  const s = metrics.requestSeries(labels);
-  s.requests.inc();
-  s.duration.observe(r.durationMs);
-  s.requestBytes.observe(r.requestBytes);
-  s.responseBytes.observe(r.responseBytes);
+  return metrics.requestSeries(labels);
+}
+
+/**
+ * Istio's request metrics without a label object or key of twenty fields per request: series are
+ * cached per peer (one object per endpoint, or per distinct peer header and principal) and the few
+ * fields that vary from one request to the next.
+ */
+export class RequestTelemetry {
+  private readonly metrics: IstioMetrics;
+  private readonly self: PeerInfo;
+  private readonly series = new WeakMap<PeerInfo, Map<string, IstioRequestSeries>>();
+  private readonly peers = new Map<string, PeerInfo>();
+
+  constructor(metrics: IstioMetrics, self: PeerInfo) {
+    this.metrics = metrics;
+    this.self = self;
+  }
+
+  /** The calling workload, from the peer header its proxy sent and the principal mTLS proved. */
+  peer(header: string | undefined, principal: string | undefined): PeerInfo {
+    const key = `${principal}\n${header}`;
+    let p = this.peers.get(key);
+    if (p === undefined) {
+      if (this.peers.size >= PEER_CACHE_MAX) this.peers.clear();
+      p = decodePeer(header, principal);
+      this.peers.set(key, p);
+    }
+    return p;
+  }
+
+  record(
+    reporter: 'source' | 'destination',
+    peer: PeerInfo,
+    r: {
+      service: string;
+      code: number;
+      flags: string;
+      mtls: boolean;
+      durationMs: number;
+      requestBytes: number;
+      responseBytes: number;
+    },
+  ): void {
+    let byPeer = this.series.get(peer);
+    if (byPeer === undefined) {
+      byPeer = new Map();
+      this.series.set(peer, byPeer);
+    }
+    const key = `${reporter}|${r.service}|${r.code}|${r.flags}|${r.mtls}`;
+    let s = byPeer.get(key);
+    if (s === undefined) {
+      const source = reporter === 'source';
+      s = requestSeries(this.metrics, {
+        reporter,
+        source: source ? this.self : peer,
+        destination: source ? peer : this.self,
+        service: r.service,
+        protocol: 'http',
+        code: r.code,
+        flags: r.flags,
+        mtls: r.mtls,
+      });
+      byPeer.set(key, s);
+    }
+    s.requests.inc();
+    s.duration.observe(r.durationMs);
+    s.requestBytes.observe(r.requestBytes);
+    s.responseBytes.observe(r.responseBytes);
+  }
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { PeerTls } from '../listeners.ts';
-import { decodePeer, encodePeer, type PeerInfo, recordRequest, UNKNOWN_PEER } from '../telemetry.ts';
+import { encodePeer, type PeerInfo, RequestTelemetry, UNKNOWN_PEER } from '../telemetry.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import { bodyLength, type Downstream, relay } from './downstream.ts';
 import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
@@ -74,10 +74,12 @@ export class Pipeline {
 
   /** Who we are, as the peer header says it: the same for every request. */
   private readonly selfHeader: string;
+  private readonly telemetry: RequestTelemetry;
 
   constructor(deps: PipelineDeps) {
     this.deps = deps;
     this.selfHeader = encodePeer(deps.self);
+    this.telemetry = new RequestTelemetry(deps.metrics, deps.self);
   }
 
   /** The proxy answers by itself: flag and rule go to the client, the log and the metrics. */
@@ -256,7 +258,7 @@ export class Pipeline {
     const ex = new Exchange(down);
     ex.authority = down.authority.toLowerCase();
     ex.mtls = peer.identity !== undefined;
-    ex.peer = decodePeer(headerValue(down.headers[PEER_HEADER]), peer.identity);
+    ex.peer = this.telemetry.peer(headerValue(down.headers[PEER_HEADER]), peer.identity);
     const norm = normalizeRequestTarget(down.target);
     if (!norm.ok) {
       this.refuse(ex, 'destination', 400, 'DPE', `normalize: ${norm.reason}`);
@@ -337,13 +339,8 @@ export class Pipeline {
 
   private record(ex: Exchange, reporter: 'source' | 'destination'): void {
     const durationMs = performance.now() - ex.start;
-    const outbound = reporter === 'source';
-    recordRequest(this.deps.metrics, {
-      reporter,
-      source: outbound ? this.deps.self : ex.peer,
-      destination: outbound ? ex.peer : this.deps.self,
+    this.telemetry.record(reporter, ex.peer, {
       service: ex.service,
-      protocol: 'http',
       code: ex.code,
       flags: ex.flags,
       mtls: ex.mtls,
