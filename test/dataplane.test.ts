@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -338,6 +339,86 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
     } finally {
       await gw.close();
     }
+  });
+
+  test('PeerAuthentication: STRICT cuts plaintext; PERMISSIVE takes HTTP/1.1 and h2c; a STRICT port refuses it', async () => {
+    const port = echoProxy.ports.inbound!;
+    const plain = (host: string) =>
+      new Promise<string>((resolve) => {
+        const req = http.get(
+          { host: '127.0.0.1', port, path: '/plain', headers: { host }, timeout: 3000, agent: false },
+          (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => {
+              body += c;
+            });
+            res.on('end', () =>
+              resolve(`${res.statusCode} ${res.headers['x-trellis-response-flags'] ?? ''} ${body}`),
+            );
+          },
+        );
+        req.on('error', (e) => resolve(`error ${e.message}`));
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+      });
+    const policy = async (mode: string, portLevel = '') => {
+      const text = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {matchLabels: {app: echo}}
+  mtls: {mode: ${mode}}
+${portLevel}`;
+      const res = await fetch(`${cp.info.api}/api/v1/apply`, {
+        method: 'POST',
+        body: JSON.stringify({ sources: [{ file: 'pa.yaml', text }] }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      await until(`the echo sidecar to run ${mode} ${portLevel}`, async () => {
+        const inbound = echoProxy.current()?.listeners.find((l) => l.type === 'inbound');
+        if (inbound?.type !== 'inbound' || inbound.mtls !== mode) return false;
+        return portLevel ? inbound.portMtls?.['8080'] === 'STRICT' : inbound.portMtls === undefined;
+      });
+    };
+    try {
+      assert.match(await plain('echo:8080'), /^error/, 'STRICT by default: plaintext never reaches the app');
+      await policy('PERMISSIVE');
+      assert.match(await plain('echo:8080'), /^200 {2}GET \/plain /);
+      assert.match(await plain('echo.default.svc.cluster.local:8080'), /^200 /);
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      const h2c = await new Promise<string>((resolve, reject) => {
+        const s = session.request({ ':path': '/h2c', ':authority': 'echo:8080' });
+        let body = '';
+        let status = 0;
+        s.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        s.on('data', (c: Buffer) => {
+          body += c;
+        });
+        s.on('end', () => resolve(`${status} ${body}`));
+        s.on('error', reject);
+      });
+      session.close();
+      assert.match(h2c, /^200 GET \/h2c /);
+      // Mesh clients keep mTLS and are reported as such.
+      assert.equal((await send('http://echo:8080/over-mtls')).status, 200);
+      const metrics = await (
+        await fetch(`http://127.0.0.1:${echoProxy.ports.admin}/stats/prometheus`)
+      ).text();
+      assert.match(
+        metrics,
+        /istio_requests_total\{reporter="destination",source_workload="unknown",[^}]*connection_security_policy="none"\} [1-9]/,
+      );
+      assert.match(
+        metrics,
+        /istio_requests_total\{reporter="destination",source_workload="client",[^}]*connection_security_policy="mutual_tls"\} [1-9]/,
+      );
+      await policy('PERMISSIVE', '  portLevelMtls:\n    8080: {mode: STRICT}');
+      assert.match(await plain('echo:8080'), /^403 DPE /);
+    } finally {
+      await policy('STRICT');
+    }
+    assert.match(await plain('echo:8080'), /^error/);
   });
 
   test('secure naming: a client refuses a server that presents an identity the service does not run as', async () => {

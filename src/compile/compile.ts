@@ -17,6 +17,7 @@ import {
   type MeshService,
   type VirtualServiceSpec,
 } from './index.ts';
+import { inboundMtls } from './peer-authentication.ts';
 import type {
   Cluster,
   GatewayListener,
@@ -287,7 +288,7 @@ function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
   return {
     name: 'inbound',
     type: 'inbound',
-    mtls: 'STRICT',
+    ...inboundMtls(index.peerAuthentications, node),
     services,
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
   };

@@ -3,6 +3,7 @@
 import type {
   DestinationRuleSpec,
   GatewaySpec,
+  PeerAuthenticationSpec,
   ServiceSpec,
   VirtualServiceSpec,
 } from '../api/kinds/index.ts';
@@ -52,6 +53,8 @@ export interface MeshIndex {
   /** By resolved host. */
   destinationRules: Map<string, Resource<DestinationRuleSpec>>;
   gateways: Resource<GatewaySpec>[];
+  /** Oldest first: within one level of precedence the oldest policy wins, as in Istio. */
+  peerAuthentications: Resource<PeerAuthenticationSpec>[];
 }
 
 const K = {
@@ -59,6 +62,7 @@ const K = {
   virtualService: kindKey('networking.istio.io/v1', 'VirtualService'),
   destinationRule: kindKey('networking.istio.io/v1', 'DestinationRule'),
   gateway: kindKey('networking.istio.io/v1', 'Gateway'),
+  peerAuthentication: kindKey('security.istio.io/v1', 'PeerAuthentication'),
 };
 
 export function labelsMatch(
@@ -84,6 +88,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   const virtualServices: Resource<VirtualServiceSpec>[] = [];
   const destinationRules = new Map<string, Resource<DestinationRuleSpec>>();
   const gateways: Resource<GatewaySpec>[] = [];
+  const peerAuthentications: Resource<PeerAuthenticationSpec>[] = [];
   const drs: Resource<DestinationRuleSpec>[] = [];
 
   for (const r of input.resources) {
@@ -106,6 +111,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     } else if (key === K.virtualService) virtualServices.push(r as Resource<VirtualServiceSpec>);
     else if (key === K.destinationRule) drs.push(r as Resource<DestinationRuleSpec>);
     else if (key === K.gateway) gateways.push(r as Resource<GatewaySpec>);
+    else if (key === K.peerAuthentication) peerAuthentications.push(r as Resource<PeerAuthenticationSpec>);
   }
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics).
@@ -141,6 +147,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     virtualServices: virtualServices.sort(byAge),
     destinationRules,
     gateways: gateways.sort(byAge),
+    peerAuthentications: peerAuthentications.sort(byAge),
   };
 }
 

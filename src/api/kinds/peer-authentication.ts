@@ -61,13 +61,13 @@ function modes(v: Record<string, unknown>): string[] {
 
 export const peerAuthenticationSpec: Validator = (v, path, ctx) => {
   fields(v, path, ctx);
-  // Trellis proxies always require mTLS: STRICT (and UNSET, which inherits it) is what they already do.
-  const relaxed = isObject(v) ? modes(v).filter((m) => m !== 'STRICT' && m !== 'UNSET') : [];
-  if (relaxed.length > 0) {
+  // STRICT and PERMISSIVE are enforced; DISABLE is enforced as PERMISSIVE (Trellis sidecars keep
+  // mutual TLS among themselves), which the user should know.
+  if (isObject(v) && modes(v).includes('DISABLE')) {
     warn(
       ctx,
       path,
-      `${NOT_ENFORCED}: Trellis proxies always require mutual TLS, so ${[...new Set(relaxed)].join(' and ')} has no effect yet`,
+      `${NOT_ENFORCED}: DISABLE is enforced as PERMISSIVE — the workload also accepts plaintext, and Trellis sidecars keep using mutual TLS among themselves`,
     );
   }
 };

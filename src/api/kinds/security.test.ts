@@ -10,22 +10,16 @@ table('PeerAuthentication', [
     spec: 'selector: {matchLabels: {app: reviews}}',
     warnings: 'none',
   },
+  { name: 'PERMISSIVE is enforced (no warning)', spec: 'mtls: {mode: PERMISSIVE}', warnings: 'none' },
   {
-    name: 'PERMISSIVE is accepted but not enforced',
-    spec: 'mtls: {mode: PERMISSIVE}',
-    warnings: [
-      { path: 'spec', message: `${NE}: Trellis proxies always require mutual TLS, so PERMISSIVE`, line: 5 },
-    ],
-  },
-  {
-    name: 'port-level DISABLE is accepted but not enforced',
+    name: 'port-level DISABLE is enforced as PERMISSIVE, with a warning',
     spec: `
       selector: {matchLabels: {app: reviews}}
       mtls: {mode: STRICT}
       portLevelMtls:
         9080: {mode: DISABLE}
     `,
-    warnings: [{ path: 'spec', message: 'DISABLE has no effect yet' }],
+    warnings: [{ path: 'spec', message: `${NE}: DISABLE is enforced as PERMISSIVE` }],
   },
   {
     name: 'portLevelMtls requires a selector',
