@@ -399,7 +399,9 @@ async function launch(
         {
           name: `proxy ${id}`,
           command: node,
-          args: [proxyCli, 'proxy', '--bootstrap', bootstrapFile],
+          // A small young generation: a proxy's garbage is per-request and short-lived, so scavenges stay
+          // cheap, and RSS under load stays near idle instead of growing by the default 3 × 16 MB.
+          args: ['--max-semi-space-size=2', proxyCli, 'proxy', '--bootstrap', bootstrapFile],
           cwd: process.cwd(),
           env,
           logFile: path.join(dirs.logs, `${id}.proxy.log`),
