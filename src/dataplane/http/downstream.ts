@@ -124,27 +124,53 @@ export class H2Downstream implements Downstream {
 }
 
 /**
- * Copies a response body to the client, keeping backpressure. When the length is known the last
- * chunk ends the stream in the same write, so the client gets data and end together.
+ * A response body on its way to the client. When the length is known the last chunk ends the
+ * stream in the same write, so the client gets data and end together; bytes past the length are
+ * dropped.
  */
-export function relay(src: Readable, down: Downstream, length: number, count: (n: number) => void): void {
-  let sent = 0;
-  src.on('data', (c: Buffer) => {
-    if (length >= 0 && sent >= length) return; // more than the length said: dropped
-    sent += c.length;
-    count(c.length);
-    if (sent === length) {
-      down.end(c);
-      return;
+export class ResponseBody {
+  private readonly down: Downstream;
+  private readonly length: number;
+  private readonly count: (n: number) => void;
+  private sent = 0;
+  private ended = false;
+
+  constructor(down: Downstream, length: number, count: (n: number) => void) {
+    this.down = down;
+    this.length = length;
+    this.count = count;
+  }
+
+  /** False when the client is slow: wait for its drain. */
+  data(c: Buffer): boolean {
+    if (this.length >= 0 && this.sent >= this.length) return true;
+    this.sent += c.length;
+    this.count(c.length);
+    if (this.sent === this.length) {
+      this.ended = true;
+      this.down.end(c);
+      return true;
     }
-    if (!down.write(c)) {
+    return this.down.write(c);
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.down.end();
+  }
+}
+
+/** Copies a readable response body to the client, keeping backpressure. */
+export function relay(src: Readable, down: Downstream, length: number, count: (n: number) => void): void {
+  const body = new ResponseBody(down, length, count);
+  src.on('data', (c: Buffer) => {
+    if (!body.data(c)) {
       src.pause();
       down.onDrain(() => src.resume());
     }
   });
-  src.once('end', () => {
-    if (sent !== length) down.end();
-  });
+  src.once('end', () => body.end());
 }
 
 /**

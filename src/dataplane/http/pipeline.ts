@@ -3,7 +3,7 @@
 // Later phases (authenticate, authorize, waf, rate limit, fault, retries) slot in between without
 // changing the shape. Every response the proxy makes itself carries a response flag and the rule that
 // made it, in a header, the access log and the metrics.
-import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import http2 from 'node:http2';
 import type { RedirectAction, Route } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -11,8 +11,9 @@ import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { PeerTls } from '../listeners.ts';
 import { encodePeer, type PeerInfo, RequestTelemetry, UNKNOWN_PEER } from '../telemetry.ts';
+import { AppPool } from '../upstream/app-pool.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
-import { bodyLength, type Downstream, relay } from './downstream.ts';
+import { bodyLength, type Downstream, ResponseBody, relay } from './downstream.ts';
 import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
 import { normalizeRequestTarget } from './normalize.ts';
 import { CompiledRouteTable, RequestView } from './route-table.ts';
@@ -70,7 +71,8 @@ const FLAG_TEXT: Record<string, string> = {
 
 export class Pipeline {
   private readonly deps: PipelineDeps;
-  private readonly appAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+  /** Keep-alive connections to the app, per workload port. */
+  private readonly apps = new Map<number, AppPool>();
 
   /** Who we are, as the peer header says it: the same for every request. */
   private readonly selfHeader: string;
@@ -297,33 +299,58 @@ export class Pipeline {
     ex.service = service ? service.slice(0, service.lastIndexOf(':')) : 'unknown';
     const headers = upstreamHeaders(down.headers, undefined);
     headers.host = down.authority;
-    const up = http.request({
-      host: '127.0.0.1',
-      port: this.deps.appPort(targetPort),
-      method: down.method,
-      path: norm.path + norm.query,
-      headers,
-      agent: this.appAgent,
+    let body: ResponseBody | undefined;
+    // Set once the app's side is over: the connection may then serve another exchange.
+    let finished = false;
+    const up = this.app(targetPort).request(down.method, norm.path + norm.query, headers, down.hasBody, {
+      onHead: (status, h) => {
+        ex.code = status;
+        down.respond(status, downstreamHeaders(h));
+        body = new ResponseBody(down, bodyLength(down.method, status, h), ex.count);
+      },
+      onData: (c) => {
+        if (body!.data(c)) return true;
+        down.onDrain(() => {
+          if (!finished) up.resume();
+        });
+        return false;
+      },
+      onEnd: () => {
+        finished = true;
+        body?.end();
+      },
+      onError: (err, started) => {
+        finished = true;
+        if (started || ex.code) {
+          down.destroy();
+          return;
+        }
+        const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+        this.local(ex, refused ? 503 : 502, refused ? 'UF' : 'UC', `inbound|${targetPort}||: ${err.message}`);
+      },
     });
-    up.once('response', (upRes) => {
-      ex.code = upRes.statusCode ?? 502;
-      down.respond(ex.code, downstreamHeaders(upRes.headers));
-      relay(upRes, down, bodyLength(down.method, ex.code, upRes.headers), ex.count);
-    });
-    up.on('error', (err: NodeJS.ErrnoException) => {
-      if (ex.code) {
-        down.destroy();
-        return;
-      }
-      const refused = err.code === 'ECONNREFUSED';
-      this.local(ex, refused ? 503 : 502, refused ? 'UF' : 'UC', `inbound|${targetPort}||: ${err.message}`);
-    });
-    if (down.hasBody) down.body.pipe(up);
-    else up.end();
+    if (down.hasBody) {
+      down.body.on('data', (c: Buffer) => {
+        if (!up.write(c)) {
+          down.body.pause();
+          up.onDrain(() => down.body.resume());
+        }
+      });
+      down.body.once('end', () => up.end());
+    }
     down.onClose(() => {
-      if (!up.destroyed && !ex.code) up.destroy();
+      if (!finished) up.abort();
     });
     this.track(ex, 'destination');
+  }
+
+  private app(workloadPort: number): AppPool {
+    let pool = this.apps.get(workloadPort);
+    if (!pool) {
+      pool = new AppPool(this.deps.appPort(workloadPort));
+      this.apps.set(workloadPort, pool);
+    }
+    return pool;
   }
 
   // ---- telemetry -------------------------------------------------------------
@@ -363,7 +390,7 @@ export class Pipeline {
   }
 
   close(): void {
-    this.appAgent.destroy();
+    for (const pool of this.apps.values()) pool.close();
   }
 }
 

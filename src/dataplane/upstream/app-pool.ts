@@ -1,0 +1,345 @@
+// HTTP/1.1 to the app beside the proxy, on raw keep-alive sockets. Node's http client costs as much
+// CPU per request as the rest of a sidecar (bench/README.md). Here the request is ours to write, so
+// it is always well formed, and the app is on loopback. So the codec is small: it writes requests
+// and parses responses framed by content-length, chunked encoding, or the connection's close.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import net from 'node:net';
+
+export interface AppResponseHandler {
+  /** Hop-by-hop headers are still there: the caller filters what it passes on. */
+  onHead(status: number, headers: IncomingHttpHeaders): void;
+  /** False when the client is slow: the app's socket pauses until `resume()`. */
+  onData(chunk: Buffer): boolean;
+  onEnd(): void;
+  /** `started`: the response head had arrived. */
+  onError(err: Error, started: boolean): void;
+}
+
+export interface AppRequest {
+  /** False when the app is slow: wait for `onDrain`. */
+  write(chunk: Buffer): boolean;
+  onDrain(cb: () => void): void;
+  end(): void;
+  resume(): void;
+  abort(): void;
+}
+
+const MAX_HEAD = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+type Body =
+  | { kind: 'none' }
+  | { kind: 'length'; left: number }
+  | { kind: 'chunked'; state: 'size' | 'data' | 'data-crlf' | 'trailers'; left: number }
+  | { kind: 'close' };
+
+/** One keep-alive connection; one exchange at a time. */
+class AppConnection implements AppRequest {
+  readonly socket: net.Socket;
+  private readonly pool: AppPool;
+  private handler?: AppResponseHandler;
+  private method = 'GET';
+  private chunkedRequest = false;
+  private buf: Buffer | undefined;
+  private body: Body | undefined;
+  private keepAlive = true;
+  /** Bytes of the current response seen: a reused socket that fails before any may be retried. */
+  received = 0;
+  reused = false;
+  /** The connection this exchange was retried on. */
+  replacedBy?: AppConnection;
+  private done = true;
+
+  constructor(pool: AppPool, port: number) {
+    this.pool = pool;
+    this.socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    this.socket.on('data', (c: Buffer) => this.onData(c));
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => this.onClose());
+  }
+
+  start(
+    method: string,
+    path: string,
+    headers: OutgoingHttpHeaders,
+    hasBody: boolean,
+    h: AppResponseHandler,
+  ): void {
+    this.handler = h;
+    this.method = method;
+    this.done = false;
+    this.received = 0;
+    this.buf = undefined;
+    this.body = undefined;
+    this.chunkedRequest = hasBody && headers['content-length'] === undefined;
+    let head = `${method} ${path} HTTP/1.1\r\n`;
+    for (const name in headers) {
+      const v = headers[name];
+      if (v === undefined) continue;
+      if (Array.isArray(v)) for (const x of v) head += `${name}: ${x}\r\n`;
+      else head += `${name}: ${v}\r\n`;
+    }
+    if (this.chunkedRequest) head += 'transfer-encoding: chunked\r\n';
+    this.socket.write(`${head}\r\n`, 'latin1');
+  }
+
+  write(chunk: Buffer): boolean {
+    if (!this.chunkedRequest) return this.socket.write(chunk);
+    if (chunk.length === 0) return true;
+    this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    this.socket.write(chunk);
+    return this.socket.write(CRLF);
+  }
+
+  onDrain(cb: () => void): void {
+    this.socket.once('drain', cb);
+  }
+
+  end(): void {
+    if (this.chunkedRequest) this.socket.write('0\r\n\r\n', 'latin1');
+  }
+
+  resume(): void {
+    if (this.replacedBy) this.replacedBy.resume();
+    else this.socket.resume();
+  }
+
+  abort(): void {
+    if (this.replacedBy) {
+      this.replacedBy.abort();
+      return;
+    }
+    if (this.done) return;
+    this.done = true;
+    this.handler = undefined;
+    this.socket.destroy();
+  }
+
+  private onData(c: Buffer): void {
+    this.received += c.length;
+    if (this.done) {
+      // Bytes nobody asked for: the connection cannot be trusted any more.
+      this.socket.destroy();
+      return;
+    }
+    let data: Buffer = this.buf ? Buffer.concat([this.buf, c]) : c;
+    this.buf = undefined;
+    while (data.length > 0 && !this.done) {
+      if (this.body === undefined) {
+        const end = data.indexOf(HEAD_END);
+        if (end < 0) {
+          if (data.length > MAX_HEAD) this.fail(new Error('response head larger than 64 KiB'));
+          else this.buf = data;
+          return;
+        }
+        if (!this.head(data.toString('latin1', 0, end))) return;
+        data = data.subarray(end + 4);
+        continue;
+      }
+      data = this.bodyBytes(data);
+    }
+    if (data.length > 0 && this.done) this.socket.destroy();
+  }
+
+  /** Parses a response head; false when it failed or was an interim (1xx) response already skipped. */
+  private head(text: string): boolean {
+    const lines = text.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
+    if (!m) {
+      this.fail(new Error(`malformed response status line ${JSON.stringify(lines[0].slice(0, 60))}`));
+      return false;
+    }
+    const status = Number(m[2]);
+    const headers: IncomingHttpHeaders = {};
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const colon = line.indexOf(':');
+      if (colon <= 0) {
+        this.fail(new Error(`malformed response header line ${JSON.stringify(line.slice(0, 60))}`));
+        return false;
+      }
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      const prior = headers[name];
+      if (prior === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+      else if (Array.isArray(prior)) prior.push(value);
+      else headers[name] = `${prior}, ${value}`;
+    }
+    if (status < 200) {
+      // 100 Continue and 103 Early Hints: the real response follows on the same connection.
+      if (status === 101) {
+        this.fail(new Error('the app switched protocols (101), which this hop does not carry'));
+        return false;
+      }
+      return true;
+    }
+    const connection = String(headers.connection ?? '').toLowerCase();
+    this.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
+    const te = headers['transfer-encoding'];
+    if (this.method === 'HEAD' || status === 204 || status === 304) this.body = { kind: 'none' };
+    else if (te !== undefined && String(te).toLowerCase().includes('chunked'))
+      this.body = { kind: 'chunked', state: 'size', left: 0 };
+    else if (headers['content-length'] !== undefined) {
+      const n = Number(headers['content-length']);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        this.fail(new Error(`bad content-length ${JSON.stringify(headers['content-length'])}`));
+        return false;
+      }
+      this.body = n === 0 ? { kind: 'none' } : { kind: 'length', left: n };
+    } else {
+      this.body = { kind: 'close' };
+      this.keepAlive = false;
+    }
+    this.handler?.onHead(status, headers);
+    if (this.body.kind === 'none') this.finish();
+    return true;
+  }
+
+  /** Consumes body bytes; returns what is left over. */
+  private bodyBytes(data: Buffer): Buffer {
+    const body = this.body!;
+    if (body.kind === 'close') {
+      this.deliver(data);
+      return data.subarray(data.length);
+    }
+    if (body.kind === 'length') {
+      const take = Math.min(body.left, data.length);
+      body.left -= take;
+      this.deliver(data.subarray(0, take));
+      if (body.left === 0) this.finish();
+      return data.subarray(take);
+    }
+    if (body.kind === 'none') return data;
+    // chunked
+    if (body.state === 'data') {
+      const take = Math.min(body.left, data.length);
+      body.left -= take;
+      this.deliver(data.subarray(0, take));
+      if (body.left === 0) body.state = 'data-crlf';
+      return data.subarray(take);
+    }
+    const eol = data.indexOf(CRLF);
+    if (eol < 0) {
+      if (data.length > MAX_HEAD) this.fail(new Error('chunk framing line too long'));
+      else this.buf = data;
+      return data.subarray(data.length);
+    }
+    const line = data.toString('latin1', 0, eol);
+    const rest = data.subarray(eol + 2);
+    if (body.state === 'data-crlf') {
+      if (line !== '') this.fail(new Error('chunk not followed by CRLF'));
+      body.state = 'size';
+    } else if (body.state === 'size') {
+      const size = Number.parseInt(line.split(';')[0].trim(), 16);
+      if (!Number.isSafeInteger(size) || size < 0 || !/^[0-9a-fA-F]+/.test(line)) {
+        this.fail(new Error(`bad chunk size line ${JSON.stringify(line.slice(0, 40))}`));
+        return rest;
+      }
+      if (size === 0) body.state = 'trailers';
+      else {
+        body.state = 'data';
+        body.left = size;
+      }
+    } else if (line === '') {
+      this.finish(); // end of trailers (which are dropped)
+    }
+    return rest;
+  }
+
+  private deliver(chunk: Buffer): void {
+    if (chunk.length === 0 || !this.handler) return;
+    if (!this.handler.onData(chunk)) this.socket.pause();
+  }
+
+  private finish(): void {
+    const h = this.handler;
+    this.done = true;
+    this.handler = undefined;
+    this.body = undefined;
+    this.pool.release(this, this.keepAlive && !this.socket.destroyed);
+    h?.onEnd();
+  }
+
+  private fail(err: Error): void {
+    const h = this.handler;
+    const started = this.body !== undefined;
+    this.done = true;
+    this.handler = undefined;
+    this.socket.destroy();
+    if (h) this.pool.failed(this, err, started, h);
+  }
+
+  private onClose(): void {
+    this.pool.forget(this);
+    if (this.done) return;
+    if (this.body?.kind === 'close') {
+      this.finish();
+      return;
+    }
+    this.fail(
+      new Error(this.body ? 'the app closed the connection mid-response' : 'the app closed the connection'),
+    );
+  }
+}
+
+/** Keep-alive connections to one app port. */
+export class AppPool {
+  private readonly port: number;
+  private readonly idle: AppConnection[] = [];
+  private readonly maxIdle: number;
+  /** Requests to retry if a reused connection turns out closed: method, path, headers, handler. */
+  private readonly pending = new Map<
+    AppConnection,
+    [string, string, OutgoingHttpHeaders, AppResponseHandler]
+  >();
+
+  constructor(port: number, maxIdle = 64) {
+    this.port = port;
+    this.maxIdle = maxIdle;
+  }
+
+  request(
+    method: string,
+    path: string,
+    headers: OutgoingHttpHeaders,
+    hasBody: boolean,
+    handler: AppResponseHandler,
+  ): AppRequest {
+    let conn = this.idle.pop();
+    while (conn?.socket.destroyed) conn = this.idle.pop();
+    if (conn) conn.reused = true;
+    else conn = new AppConnection(this, this.port);
+    // Without a body the request can be sent again if the app had closed the idle connection.
+    if (conn.reused && !hasBody) this.pending.set(conn, [method, path, headers, handler]);
+    conn.start(method, path, headers, hasBody, handler);
+    return conn;
+  }
+
+  release(conn: AppConnection, reusable: boolean): void {
+    this.pending.delete(conn);
+    if (reusable && this.idle.length < this.maxIdle) this.idle.push(conn);
+    else conn.socket.end();
+  }
+
+  forget(conn: AppConnection): void {
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  failed(conn: AppConnection, err: Error, started: boolean, h: AppResponseHandler): void {
+    const retry = this.pending.get(conn);
+    this.pending.delete(conn);
+    if (retry && conn.received === 0) {
+      const fresh = new AppConnection(this, this.port);
+      conn.replacedBy = fresh;
+      fresh.start(retry[0], retry[1], retry[2], false, retry[3]);
+      return;
+    }
+    h.onError(err, started);
+  }
+
+  close(): void {
+    for (const c of this.idle.splice(0)) c.socket.destroy();
+  }
+}
