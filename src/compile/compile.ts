@@ -39,43 +39,172 @@ export function compile(input: CompileInput, node: ProxyNode): ProxySnapshot {
   return compileProxy(buildMeshIndex(input), node);
 }
 
+/**
+ * What compile works out once per mesh index and shares between proxies: clusters (they do not
+ * depend on who looks at them), each service's VirtualService, each proxy's inbound services, and the
+ * shared part of the snapshots themselves, by view key. Keyed by the index, which is immutable, so
+ * compile stays a pure function of (index, node): the memo only saves repeating the same work.
+ */
+interface Memo {
+  clusters: Map<string, Cluster>;
+  views: Map<string, View>;
+  /** VirtualServices that apply to sidecars, oldest first. */
+  meshVs: Resource<VirtualServiceSpec>[];
+  /**
+   * Services sorted by FQDN, each with the VirtualService that wins its host for sidecars and whether
+   * that VirtualService's routes depend on who asks (sourceLabels, sourceNamespace).
+   */
+  sidecarServices: { svc: MeshService; vs?: Resource<VirtualServiceSpec>; scoped: boolean }[];
+  /**
+   * `fqdn:port|same` or `|other` (is the proxy in the service's namespace?) → a sidecar's virtual host
+   * for it and the clusters its routes use, when the routes depend on no proxy.
+   */
+  virtualHosts: Map<string, { virtualHost: VirtualHost; clusters: string[] }>;
+  /** Every label key some VirtualService's sourceLabels tests: a sidecar's view depends on no other. */
+  sourceLabelKeys: string[];
+  /** Proxy id → the service ports it serves (sidecar inbound). */
+  inbound: Map<string, InboundService[]>;
+}
+
+const memos = new WeakMap<MeshIndex, Memo>();
+
+/** Does any rule of the VirtualService depend on the calling proxy (sourceLabels, sourceNamespace)? */
+function sourceScoped(vs: Resource<VirtualServiceSpec>): boolean {
+  return (vs.spec.http ?? []).some((rule) =>
+    (rule.match ?? []).some((m) => m.sourceLabels !== undefined || m.sourceNamespace !== undefined),
+  );
+}
+
+function memoOf(index: MeshIndex): Memo {
+  let memo = memos.get(index);
+  if (memo) return memo;
+  const meshVs = index.virtualServices.filter(appliesToMesh);
+  // Host patterns of the mesh VirtualServices, oldest VirtualService first: the first match wins.
+  const exact = new Map<string, Resource<VirtualServiceSpec>>();
+  const wildcards: { pattern: string; vs: Resource<VirtualServiceSpec>; age: number }[] = [];
+  meshVs.forEach((vs, age) => {
+    for (const h of vs.spec.hosts ?? []) {
+      const pattern = resolveHost(h, vs.metadata.namespace);
+      if (pattern.startsWith('*')) wildcards.push({ pattern, vs, age });
+      else if (!exact.has(pattern)) exact.set(pattern, vs);
+    }
+  });
+  const ageOf = new Map(meshVs.map((vs, i) => [vs, i]));
+  const vsFor = (fqdn: string) => {
+    let best = exact.get(fqdn);
+    for (const w of wildcards) {
+      if (best && ageOf.get(best)! <= w.age) break;
+      if (hostMatches(w.pattern, fqdn)) best = w.vs;
+    }
+    return best;
+  };
+  const sidecarServices = [...index.services.values()]
+    .sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1))
+    .map((svc) => {
+      const vs = vsFor(svc.fqdn);
+      return { svc, vs, scoped: vs ? sourceScoped(vs) : false };
+    });
+  const sourceLabelKeys = new Set<string>();
+  for (const vs of index.virtualServices)
+    for (const rule of vs.spec.http ?? [])
+      for (const m of rule.match ?? [])
+        for (const k of Object.keys(m.sourceLabels ?? {})) sourceLabelKeys.add(k);
+  const inbound = new Map<string, InboundService[]>();
+  for (const svc of index.services.values()) {
+    for (const inst of svc.instances) {
+      let list = inbound.get(inst.node.id);
+      if (!list) {
+        list = [];
+        inbound.set(inst.node.id, list);
+      }
+      for (const [port, targetPort] of inst.targetPorts) list.push({ host: svc.fqdn, port, targetPort });
+    }
+  }
+  for (const list of inbound.values())
+    list.sort((a, b) => (a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1));
+  memo = {
+    clusters: new Map(),
+    views: new Map(),
+    virtualHosts: new Map(),
+    meshVs,
+    sidecarServices,
+    sourceLabelKeys: [...sourceLabelKeys].sort(),
+    inbound,
+  };
+  memos.set(index, memo);
+  return memo;
+}
+
+/** What an index's memo holds: how many views, virtual hosts and clusters were compiled for it. */
+export function compileStats(index: MeshIndex): { views: number; virtualHosts: number; clusters: number } {
+  const memo = memoOf(index);
+  return { views: memo.views.size, virtualHosts: memo.virtualHosts.size, clusters: memo.clusters.size };
+}
+
 /** Collects the clusters routes refer to, so a proxy gets exactly the clusters it can use. */
 class ClusterSet {
   readonly clusters = new Map<string, Cluster>();
   private readonly index: MeshIndex;
+  private readonly memo: Memo;
   constructor(index: MeshIndex) {
     this.index = index;
+    this.memo = memoOf(index);
   }
 
   outbound(fqdn: string, port: number, subset: string | undefined): string {
     const name = outboundClusterName(port, subset, fqdn);
     if (this.clusters.has(name)) return name;
-    const svc = this.index.services.get(fqdn);
-    const dr = this.index.destinationRules.get(fqdn);
-    const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
-    const instances = svc?.instances.filter((i) => i.targetPorts.has(port)) ?? [];
-    // A subset the DestinationRule does not define selects nothing: requests get 503 (no healthy upstream).
-    const selected = subset
-      ? subsetLabels
-        ? instances.filter((i) => labelsMatch(subsetLabels, i.node.labels))
-        : []
-      : instances;
-    const identities = [
-      ...new Set(instances.map((i) => endpointIdentity(this.index.mesh.trustDomain, i.node))),
-    ].sort();
-    this.clusters.set(name, {
-      name,
-      direction: 'outbound',
-      service: fqdn,
-      port,
-      subset,
-      origin: dr ? `DestinationRule ${dr.metadata.namespace}/${dr.metadata.name}` : undefined,
-      lb: 'ROUND_ROBIN',
-      tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port, subset, fqdn), identities },
-      endpoints: selected.map((i) => endpointOf(this.index, i.node)),
-    });
+    let cluster = this.memo.clusters.get(name);
+    if (!cluster) {
+      cluster = outboundCluster(this.index, name, fqdn, port, subset);
+      this.memo.clusters.set(name, cluster);
+    }
+    this.clusters.set(name, cluster);
     return name;
   }
+
+  /** Adds a cluster another ClusterSet of the same index already built. */
+  add(name: string): void {
+    this.clusters.set(name, this.memo.clusters.get(name)!);
+  }
+
+  /** Sorted by name. */
+  list(): Cluster[] {
+    return [...this.clusters.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+}
+
+function outboundCluster(
+  index: MeshIndex,
+  name: string,
+  fqdn: string,
+  port: number,
+  subset: string | undefined,
+): Cluster {
+  const svc = index.services.get(fqdn);
+  const dr = index.destinationRules.get(fqdn);
+  const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
+  const instances = svc?.instances.filter((i) => i.targetPorts.has(port)) ?? [];
+  // A subset the DestinationRule does not define selects nothing: requests get 503 (no healthy upstream).
+  const selected = subset
+    ? subsetLabels
+      ? instances.filter((i) => labelsMatch(subsetLabels, i.node.labels))
+      : []
+    : instances;
+  const identities = [
+    ...new Set(instances.map((i) => endpointIdentity(index.mesh.trustDomain, i.node))),
+  ].sort();
+  return {
+    name,
+    direction: 'outbound',
+    service: fqdn,
+    port,
+    subset,
+    origin: dr ? `DestinationRule ${dr.metadata.namespace}/${dr.metadata.name}` : undefined,
+    lb: 'ROUND_ROBIN',
+    tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port, subset, fqdn), identities },
+    endpoints: selected.map((i) => endpointOf(index, i.node)),
+  };
 }
 
 function stringMatch(m: StringMatchSpec): StringMatch {
@@ -243,29 +372,36 @@ function appliesToMesh(vs: Resource<VirtualServiceSpec>): boolean {
 
 /** The sidecar's outbound route table: one virtual host per service port, VirtualServices applied. */
 function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet): RouteTable {
-  const meshVs = index.virtualServices.filter(appliesToMesh);
+  const memo = memoOf(index);
   const claimed = new Set<string>();
   const virtualHosts: VirtualHost[] = [];
-  const vsFor = (fqdn: string) =>
-    meshVs.find((vs) =>
-      (vs.spec.hosts ?? []).some((h) => hostMatches(resolveHost(h, vs.metadata.namespace), fqdn)),
-    );
-
-  for (const svc of [...index.services.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1))) {
-    const vs = vsFor(svc.fqdn);
+  for (const { svc, vs, scoped } of memo.sidecarServices) {
+    // Unless its routes depend on the proxy, a service port's virtual host differs between proxies
+    // only in whether the short name is among its domains: built once per index for each case.
+    const same = svc.namespace === node.namespace;
     for (const sp of svc.ports) {
-      virtualHosts.push({
-        name: `${svc.fqdn}:${sp.port}`,
-        domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
-        routes: vs
-          ? vsRoutes(vs, clusters, index, { node, port: sp.port })
-          : [defaultRoute(clusters, svc, sp.port)],
-      });
+      const name = `${svc.fqdn}:${sp.port}`;
+      const key = `${name}|${same ? 'same' : 'other'}`;
+      const hit = scoped ? undefined : memo.virtualHosts.get(key);
+      if (hit) {
+        virtualHosts.push(hit.virtualHost);
+        for (const c of hit.clusters) clusters.add(c);
+      } else {
+        const used = new ClusterSet(index);
+        const routes = vs
+          ? vsRoutes(vs, used, index, { node, port: sp.port })
+          : [defaultRoute(used, svc, sp.port)];
+        const names = [...used.clusters.keys()];
+        for (const c of names) clusters.add(c);
+        const virtualHost = { name, domains: serviceDomains(svc.fqdn, sp.port, node.namespace), routes };
+        virtualHosts.push(virtualHost);
+        if (!scoped) memo.virtualHosts.set(key, { virtualHost, clusters: names });
+      }
       if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
     }
   }
   // VirtualServices for hosts that are not services (e.g. a name that only exists in the mesh).
-  for (const vs of meshVs) {
+  for (const vs of memo.meshVs) {
     const id = `${vs.metadata.namespace}/${vs.metadata.name}`;
     if (claimed.has(id)) continue;
     const hosts = (vs.spec.hosts ?? [])
@@ -278,18 +414,11 @@ function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet
 }
 
 function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
-  const services: InboundService[] = [];
-  for (const svc of index.services.values()) {
-    const inst = svc.instances.find((i) => i.node.id === node.id);
-    if (!inst) continue;
-    for (const [port, targetPort] of inst.targetPorts) services.push({ host: svc.fqdn, port, targetPort });
-  }
-  services.sort((a, b) => (a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1));
   return {
     name: 'inbound',
     type: 'inbound',
     ...inboundMtls(index.peerAuthentications, node),
-    services,
+    services: memoOf(index).inbound.get(node.id) ?? [],
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
   };
 }
@@ -384,21 +513,119 @@ function gatewayConfig(
   return { listeners, tables };
 }
 
-export function compileProxy(index: MeshIndex, node: ProxyNode): ProxySnapshot {
+/**
+ * The part of a snapshot that proxies with the same view share: route tables and outbound clusters.
+ * It is compiled, serialized and hashed once per mesh index and view; a proxy's own part (its name,
+ * listeners, inbound clusters) is small.
+ */
+export interface SharedConfig {
+  routeTables: RouteTable[];
+  /** Sorted by name. */
+  clusters: Cluster[];
+  /** Content hash of both, part of every version that includes them. */
+  hash: string;
+}
+
+/** A compiled snapshot kept in its two parts; `assembleSnapshot` gives the ProxySnapshot. */
+export interface SnapshotParts {
+  schema: number;
+  version: string;
+  revision: number;
+  proxy: ProxySnapshot['proxy'];
+  trustDomain: string;
+  listeners: Listener[];
+  shared: SharedConfig;
+  /** This proxy's own clusters, after the shared ones (a sidecar's inbound clusters). */
+  clusters: Cluster[];
+}
+
+interface View {
+  shared: SharedConfig;
+  /** A gateway's listeners (sidecars build theirs per proxy). */
+  listeners?: GatewayListener[];
+}
+
+/**
+ * Proxies with equal view keys get equal shared configs. A sidecar's outbound side depends on its
+ * namespace (short names) and on the labels some sourceLabels match tests; a gateway's on its labels
+ * (the Gateway selectors) and namespace.
+ */
+export function viewKey(index: MeshIndex, node: ProxyNode): string {
+  if (node.role === 'gateway') {
+    const labels = Object.keys(node.labels)
+      .sort()
+      .map((k) => [k, node.labels[k]]);
+    return JSON.stringify(['gateway', node.namespace, labels]);
+  }
+  const labels = memoOf(index).sourceLabelKeys.map((k) => node.labels[k] ?? null);
+  return JSON.stringify(['sidecar', node.namespace, labels]);
+}
+
+// Serialized pieces, cached by object: snapshot parts are never modified once compiled, and a virtual
+// host or cluster is shared by every view (and so every proxy) of a mesh index that uses it.
+const virtualHostJson = new WeakMap<VirtualHost, { json: string; hash: string }>();
+const clusterJson = new WeakMap<Cluster, { json: string; hash: string }>();
+
+function cachedJson<T extends object>(cache: WeakMap<T, { json: string; hash: string }>, value: T) {
+  let entry = cache.get(value);
+  if (!entry) {
+    const json = JSON.stringify(value);
+    entry = { json, hash: contentHash(json) };
+    cache.set(value, entry);
+  }
+  return entry;
+}
+
+/** A hash of the shared part, from its pieces' hashes: a view costs little beyond what only it has. */
+function sharedConfig(routeTables: RouteTable[], clusters: Cluster[]): SharedConfig {
+  const hashes: string[] = [];
+  for (const t of routeTables) {
+    for (const vh of t.virtualHosts) hashes.push(cachedJson(virtualHostJson, vh).hash);
+    hashes.push(`|${JSON.stringify(t.name)}`);
+  }
+  hashes.push('|');
+  for (const c of clusters) hashes.push(cachedJson(clusterJson, c).hash);
+  return { routeTables, clusters, hash: contentHash(hashes.join('\n')) };
+}
+
+/**
+ * `JSON.stringify` of the shared route tables and of the shared clusters, joined from the pieces
+ * serialized when the version was computed. Built when the shared part is first encoded, not kept.
+ */
+export function sharedConfigJson(shared: SharedConfig): { routeTables: string; clusters: string } {
+  const tables = shared.routeTables.map((t) => {
+    const hosts = t.virtualHosts.map((vh) => cachedJson(virtualHostJson, vh).json);
+    return `{"name":${JSON.stringify(t.name)},"virtualHosts":[${hosts.join(',')}]}`;
+  });
+  const clusters = shared.clusters.map((c) => cachedJson(clusterJson, c).json);
+  return { routeTables: `[${tables.join(',')}]`, clusters: `[${clusters.join(',')}]` };
+}
+
+function viewOf(index: MeshIndex, node: ProxyNode): View {
+  const memo = memoOf(index);
+  const key = viewKey(index, node);
+  let view = memo.views.get(key);
+  if (view) return view;
+  // Compiled for the first proxy with this key; by construction it gives every other one the same.
   const clusters = new ClusterSet(index);
-  let listeners: Listener[];
-  let routeTables: RouteTable[];
-  let extraClusters: Cluster[] = [];
   if (node.role === 'gateway') {
     const gw = gatewayConfig(index, node, clusters);
-    listeners = gw.listeners;
-    routeTables = gw.tables;
+    view = { shared: sharedConfig(gw.tables, clusters.list()), listeners: gw.listeners };
   } else {
-    routeTables = [sidecarOutbound(index, node, clusters)];
-    listeners = [{ name: 'outbound', type: 'outbound', routeTable: 'outbound' }, sidecarInbound(index, node)];
-    extraClusters = inboundClusters(node);
+    const outbound = sidecarOutbound(index, node, clusters);
+    view = { shared: sharedConfig([outbound], clusters.list()) };
   }
-  const body = {
+  memo.views.set(key, view);
+  return view;
+}
+
+export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
+  const view = viewOf(index, node);
+  const listeners: Listener[] =
+    node.role === 'gateway'
+      ? view.listeners!
+      : [{ name: 'outbound', type: 'outbound', routeTable: 'outbound' }, sidecarInbound(index, node)];
+  const own = {
     schema: SNAPSHOT_SCHEMA_VERSION,
     proxy: {
       id: node.id,
@@ -408,10 +635,27 @@ export function compileProxy(index: MeshIndex, node: ProxyNode): ProxySnapshot {
     },
     trustDomain: index.mesh.trustDomain,
     listeners,
-    routeTables,
-    clusters: [...clusters.clusters.values()]
-      .sort((a, b) => (a.name < b.name ? -1 : 1))
-      .concat(extraClusters),
+    clusters: node.role === 'gateway' ? [] : inboundClusters(node),
   };
-  return { ...body, version: contentHash(JSON.stringify(body)), revision: index.revision };
+  // Equal versions are equal snapshots: the hash covers this proxy's part and the shared part's hash.
+  const version = contentHash(`${JSON.stringify(own)}\n${view.shared.hash}`);
+  return { ...own, version, revision: index.revision, shared: view.shared };
+}
+
+/** The ProxySnapshot the parts make up (shared arrays are referenced, not copied). */
+export function assembleSnapshot(p: SnapshotParts): ProxySnapshot {
+  return {
+    schema: p.schema,
+    proxy: p.proxy,
+    trustDomain: p.trustDomain,
+    listeners: p.listeners,
+    routeTables: p.shared.routeTables,
+    clusters: p.clusters.length ? p.shared.clusters.concat(p.clusters) : p.shared.clusters,
+    version: p.version,
+    revision: p.revision,
+  };
+}
+
+export function compileProxy(index: MeshIndex, node: ProxyNode): ProxySnapshot {
+  return assembleSnapshot(compileParts(index, node));
 }

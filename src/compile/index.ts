@@ -114,14 +114,25 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     else if (key === K.peerAuthentication) peerAuthentications.push(r as Resource<PeerAuthenticationSpec>);
   }
 
-  // A service without a selector has no endpoints from workloads (Kubernetes semantics).
+  // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
+  // come from an index by namespace and one selector label, so this is not services × proxies.
   const sidecars = [...input.proxies]
     .filter((p) => p.role === 'sidecar')
     .sort((a, b) => (a.id < b.id ? -1 : 1));
+  const byLabel = new Map<string, ProxyNode[]>();
+  for (const node of sidecars) {
+    for (const [k, v] of Object.entries(node.labels)) {
+      const key = JSON.stringify([node.namespace, k, v]);
+      const list = byLabel.get(key);
+      if (list) list.push(node);
+      else byLabel.set(key, [node]);
+    }
+  }
   for (const svc of services.values()) {
-    if (Object.keys(svc.selector).length === 0) continue;
-    for (const node of sidecars) {
-      if (node.namespace !== svc.namespace || !labelsMatch(svc.selector, node.labels)) continue;
+    const first = Object.entries(svc.selector)[0];
+    if (!first) continue;
+    for (const node of byLabel.get(JSON.stringify([svc.namespace, first[0], first[1]])) ?? []) {
+      if (!labelsMatch(svc.selector, node.labels)) continue;
       const targetPorts = new Map<number, number>();
       for (const sp of svc.ports) {
         const wp =

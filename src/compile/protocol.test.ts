@@ -9,3 +9,12 @@ test('LineBuffer yields whole lines across chunk boundaries', () => {
   assert.deepEqual(b.push(':2}\n\n{"c":3}\n'), ['{"b":2}', '{"c":3}']);
   assert.deepEqual(b.push(''), []);
 });
+
+test('LineBuffer joins a long line from many chunks once, and keeps what follows it', () => {
+  const b = new LineBuffer();
+  const line = 'x'.repeat(1 << 20);
+  const chunks = line.match(/.{1,16384}/g) ?? [];
+  for (const c of chunks) assert.deepEqual(b.push(c), []);
+  assert.deepEqual(b.push('\n{"next":'), [line]);
+  assert.deepEqual(b.push('1}\n'), ['{"next":1}']);
+});

@@ -27,13 +27,26 @@ export interface CertificateResponse {
 
 /** Splits a stream of text chunks into the protocol's lines; both ends read the stream with it. */
 export class LineBuffer {
-  private rest = '';
+  /** Chunks of the line not finished yet: a long line is joined once, not re-scanned per chunk. */
+  private rest: string[] = [];
 
   /** The complete, non-empty lines the chunk finishes. */
   push(chunk: string): string[] {
-    const text = this.rest + chunk;
-    const lines = text.split('\n');
-    this.rest = lines.pop() ?? '';
-    return lines.filter((l) => l !== '');
+    let nl = chunk.indexOf('\n');
+    if (nl === -1) {
+      if (chunk !== '') this.rest.push(chunk);
+      return [];
+    }
+    const lines: string[] = [];
+    this.rest.push(chunk.slice(0, nl));
+    const first = this.rest.join('');
+    if (first !== '') lines.push(first);
+    let start = nl + 1;
+    for (nl = chunk.indexOf('\n', start); nl !== -1; nl = chunk.indexOf('\n', start)) {
+      if (nl > start) lines.push(chunk.slice(start, nl));
+      start = nl + 1;
+    }
+    this.rest = start < chunk.length ? [chunk.slice(start)] : [];
+    return lines;
   }
 }

@@ -1,0 +1,225 @@
+// What compile shares between proxies: the part of a snapshot that proxies with the same view get is
+// compiled, hashed and encoded once per mesh index, and sharing never changes what a proxy gets.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Resource } from '../api/resource.ts';
+import {
+  assembleSnapshot,
+  compile,
+  compileParts,
+  compileProxy,
+  compileStats,
+  sharedConfigJson,
+  viewKey,
+} from './compile.ts';
+import { encodeSnapshotMessage } from './encode.ts';
+import { buildMeshIndex, type CompileInput } from './index.ts';
+import type { ProxyNode } from './snapshot.ts';
+
+const mesh = { trustDomain: 'cluster.local' };
+
+function svc(name: string, ns: string): Resource {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: ns },
+    spec: { selector: { app: name }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
+  };
+}
+
+function vs(name: string, ns: string, spec: unknown): Resource {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name, namespace: ns, creationTimestamp: '2026-01-01T00:00:00Z' },
+    spec,
+  };
+}
+
+function node(app: string, ns: string, replica: number, extra: Partial<ProxyNode> = {}): ProxyNode {
+  return {
+    id: `${app}-v1-${replica}.${ns}`,
+    role: 'sidecar',
+    workload: `${app}-v1`,
+    namespace: ns,
+    serviceAccount: app,
+    labels: { app, version: 'v1' },
+    address: '127.0.0.1',
+    inboundPort: 20000 + replica,
+    ports: [{ name: 'http', port: 9080 }],
+    healthy: true,
+    ...extra,
+  };
+}
+
+const gatewayNode: ProxyNode = {
+  id: 'gw-0.edge',
+  role: 'gateway',
+  workload: 'gw',
+  namespace: 'edge',
+  serviceAccount: 'gw',
+  labels: { istio: 'gw' },
+  address: '127.0.0.1',
+  ports: [],
+  healthy: true,
+};
+
+const services = [svc('a', 'one'), svc('b', 'one'), svc('c', 'two'), svc('d', 'three')];
+const proxies = [
+  node('a', 'one', 0),
+  node('a', 'one', 1),
+  node('a', 'one', 2),
+  node('b', 'one', 0),
+  node('c', 'two', 0),
+  node('d', 'three', 0),
+  gatewayNode,
+];
+const routing = [
+  vs('a', 'one', { hosts: ['a'], http: [{ timeout: '2s', route: [{ destination: { host: 'a' } }] }] }),
+  {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'Gateway',
+    metadata: { name: 'edge', namespace: 'edge' },
+    spec: {
+      selector: { istio: 'gw' },
+      servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }],
+    },
+  },
+  vs('edge', 'edge', {
+    hosts: ['*'],
+    gateways: ['edge'],
+    http: [{ route: [{ destination: { host: 'a.one.svc.cluster.local' } }] }],
+  }),
+];
+
+function input(extra: Partial<CompileInput> = {}): CompileInput {
+  return { revision: 3, resources: [...services, ...routing], proxies, mesh, ...extra };
+}
+
+const bytes = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString('utf8');
+
+describe('compile: sharing between proxies', () => {
+  test('replicas of one workload share one compiled shared part; only their own parts differ', () => {
+    const index = buildMeshIndex(input());
+    const [a0, a1] = [compileParts(index, proxies[0]), compileParts(index, proxies[1])];
+    assert.equal(a0.shared, a1.shared);
+    assert.equal(assembleSnapshot(a0).routeTables, assembleSnapshot(a1).routeTables);
+    assert.notEqual(a0.version, a1.version, 'the proxy id is part of the snapshot');
+    assert.deepEqual(
+      { ...assembleSnapshot(a0), proxy: undefined, version: undefined },
+      {
+        ...assembleSnapshot(a1),
+        proxy: undefined,
+        version: undefined,
+      },
+    );
+  });
+
+  test('every proxy of a namespace shares a view; a view is compiled once however many proxies use it', () => {
+    const index = buildMeshIndex(input());
+    for (const p of proxies) compileParts(index, p);
+    // Views: sidecars in one, two and three, and the gateway.
+    assert.equal(compileStats(index).views, 4);
+    assert.equal(compileParts(index, proxies[3]).shared, compileParts(index, proxies[0]).shared);
+    assert.notEqual(compileParts(index, proxies[4]).shared, compileParts(index, proxies[0]).shared);
+    // Virtual hosts: each service port is built for "own namespace" and "other namespace", not per view.
+    assert.equal(compileStats(index).virtualHosts, 4 * 2);
+    // Clusters do not depend on who asks: each is built once for every view that uses it.
+    assert.equal(compileStats(index).clusters, 4);
+    const one = compileParts(index, proxies[0]).shared;
+    const three = compileParts(index, proxies[5]).shared;
+    const c = (s: typeof one) => s.routeTables[0].virtualHosts.find((v) => v.name.startsWith('c.two.'));
+    assert.equal(c(one), c(three), 'c seen from two other namespaces is one object');
+    assert.equal(one.clusters[0], three.clusters[0]);
+  });
+
+  test('sharing never changes what a proxy gets: equal to compiling each proxy on a fresh index', () => {
+    const index = buildMeshIndex(input());
+    for (const p of proxies) {
+      const shared = compileProxy(index, p);
+      assert.deepEqual(shared, compile(input(), p), p.id);
+    }
+  });
+
+  test('only labels some sourceLabels match tests split a view', () => {
+    const scoped = vs('b', 'one', {
+      hosts: ['b'],
+      http: [
+        {
+          match: [{ sourceLabels: { version: 'v2' } }],
+          route: [{ destination: { host: 'c.two.svc.cluster.local' } }],
+        },
+        { route: [{ destination: { host: 'b' } }] },
+      ],
+    });
+    const v2 = node('a', 'one', 9, { labels: { app: 'a', version: 'v2' } });
+    const other = node('b', 'one', 9, { labels: { app: 'b', version: 'v1', team: 'x' } });
+    const index = buildMeshIndex(
+      input({ resources: [...services, ...routing, scoped], proxies: [...proxies, v2, other] }),
+    );
+    assert.equal(viewKey(index, proxies[0]), viewKey(index, other), 'app and team are not tested');
+    assert.notEqual(viewKey(index, proxies[0]), viewKey(index, v2));
+    const routesToB = (p: ProxyNode) =>
+      compileProxy(index, p).routeTables[0].virtualHosts.find((v) => v.name.startsWith('b.one.'))!.routes;
+    assert.equal(routesToB(v2).length, 2);
+    assert.equal(routesToB(proxies[0]).length, 1, 'the v2-only rule does not exist for v1 callers');
+  });
+
+  test("a change to one workload changes the shared part once for everyone and one proxy's own part", () => {
+    const before = buildMeshIndex(input());
+    const sick = proxies.map((p) => (p.id === 'c-v1-0.two' ? { ...p, healthy: false } : p));
+    const after = buildMeshIndex(input({ proxies: sick }));
+    for (const p of sick) compileParts(after, p);
+    assert.equal(compileStats(after).views, 4);
+    const v = (index: typeof before, p: ProxyNode) => compileParts(index, p);
+    // Every sidecar routes to c, so every shared part changes ...
+    assert.notEqual(v(after, sick[0]).shared.hash, v(before, proxies[0]).shared.hash);
+    // ... but a proxy's own part changes only for c itself (its inbound cluster's health).
+    const own = (x: ReturnType<typeof v>) => JSON.stringify([x.proxy, x.listeners, x.clusters]);
+    assert.equal(own(v(after, sick[0])), own(v(before, proxies[0])));
+    assert.notEqual(own(v(after, sick[4])), own(v(before, proxies[4])));
+    // A proxy that cannot see c (the gateway routes only to a) keeps its version.
+    assert.equal(v(after, gatewayNode).version, v(before, gatewayNode).version);
+  });
+});
+
+describe('compile: encoding', () => {
+  test('the shared JSON is JSON.stringify of the shared values', () => {
+    const index = buildMeshIndex(input());
+    for (const p of [proxies[0], proxies[4], gatewayNode]) {
+      const { shared } = compileParts(index, p);
+      const json = sharedConfigJson(shared);
+      assert.equal(json.routeTables, JSON.stringify(shared.routeTables));
+      assert.equal(json.clusters, JSON.stringify(shared.clusters));
+    }
+  });
+
+  test('a snapshot message parses to the assembled snapshot; proxies of a view send the same shared bytes', () => {
+    const index = buildMeshIndex(input());
+    for (const p of proxies) {
+      const parts = compileParts(index, p);
+      const text = bytes(encodeSnapshotMessage(parts));
+      assert.ok(text.endsWith('}\n') && text.indexOf('\n') === text.length - 1, 'one NDJSON line');
+      const expected = JSON.parse(JSON.stringify({ type: 'snapshot', snapshot: assembleSnapshot(parts) }));
+      assert.deepEqual(JSON.parse(text), expected);
+    }
+    const [x, y] = [
+      encodeSnapshotMessage(compileParts(index, proxies[0])),
+      encodeSnapshotMessage(compileParts(index, proxies[1])),
+    ];
+    assert.equal(x[1], y[1], 'the same byte array, not a copy');
+    assert.notDeepEqual(x[0], y[0]);
+  });
+
+  test('a snapshot without shared clusters still encodes valid JSON', () => {
+    // No services: the sidecar has only its inbound cluster, the shared cluster list is empty.
+    const lonely = node('z', 'one', 0);
+    const parts = compileParts(
+      buildMeshIndex({ revision: 1, resources: [], proxies: [lonely], mesh }),
+      lonely,
+    );
+    assert.equal(parts.shared.clusters.length, 0);
+    const expected = JSON.parse(JSON.stringify(assembleSnapshot(parts)));
+    assert.deepEqual(JSON.parse(bytes(encodeSnapshotMessage(parts))).snapshot, expected);
+  });
+});
