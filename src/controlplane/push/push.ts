@@ -1,10 +1,14 @@
 // Push: one stream per proxy. Changes (store or registry) are debounced, the mesh is indexed once,
-// each connected proxy's snapshot is compiled and sent only if its version changed. ACK/NACK and the
-// time from a commit to the moment every proxy runs it are recorded for proxy-status.
+// each connected proxy's snapshot is compiled (the part proxies share, once per view) and sent only if
+// its version changed. A proxy has at most one snapshot in flight: while it has not answered, newer
+// snapshots replace one another and the latest goes out with its ACK or NACK, so a slow proxy never
+// queues stale configs. ACK/NACK and the time from a commit to the moment every proxy runs it are
+// recorded for proxy-status.
 import type { ServerHttp2Stream } from 'node:http2';
-import { compileProxy } from '../../compile/compile.ts';
+import { assembleSnapshot, compileParts, type SnapshotParts } from '../../compile/compile.ts';
+import { encodeSnapshotMessage } from '../../compile/encode.ts';
 import { buildMeshIndex, type MeshConfig } from '../../compile/index.ts';
-import { type ControlPlaneMessage, LineBuffer, type ProxyMessage } from '../../compile/protocol.ts';
+import { LineBuffer, type ProxyMessage } from '../../compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -26,14 +30,21 @@ export interface ProxyStatus {
   status: 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT';
 }
 
+/** A snapshot in flight this long without an answer no longer holds newer ones back. */
+const IN_FLIGHT_TIMEOUT_MS = 30_000;
+
 interface Connection {
   node: ProxyNode;
   identity: string;
   stream: ServerHttp2Stream;
   connectedAt: Date;
-  latest?: ProxySnapshot;
+  /** The latest snapshot compiled for this proxy (sent or waiting for the one in flight). */
+  latest?: SnapshotParts;
+  /** The snapshot sent last; it is in flight until the proxy ACKs or NACKs it. */
+  sent?: SnapshotParts;
+  inFlight: boolean;
   /** The snapshot the proxy ACKed last: what it runs. */
-  running?: ProxySnapshot;
+  running?: SnapshotParts;
   sentAt?: number;
   /** Store revision up to which this proxy's config is current (sent and acked, or unchanged). */
   currentRevision: number;
@@ -54,31 +65,77 @@ export class PushServer {
   private readonly mesh: MeshConfig;
   private readonly log: Logger;
   private readonly debounceMs: number;
+  private readonly registryQuietMs: number;
+  private readonly registryMaxDelayMs: number;
   private timer?: NodeJS.Timeout;
+  /** When the armed timer fires. */
+  private timerAt = Number.POSITIVE_INFINITY;
+  /** A configuration change is waiting: push by then. */
+  private configDue?: number;
+  /** Registry changes are waiting since then; each new one pushes the push back, up to a limit. */
+  private registrySince?: number;
+  private registryDue?: number;
+  private convergenceCheck?: NodeJS.Immediate;
   /** Commit revision → when it was committed, until every proxy runs it. */
   private readonly pending = new Map<number, number>();
   lastConvergence?: Convergence;
 
-  constructor(o: { store: Store; registry: Registry; mesh: MeshConfig; log: Logger; debounceMs?: number }) {
+  /**
+   * Debouncing, as istiod does it (PILOT_DEBOUNCE_AFTER / _MAX), with a short window for what users
+   * apply: a configuration change is pushed `debounceMs` after it (changes within that window go
+   * together). Registry changes (proxies connecting, leaving, turning healthy) come in bursts — a
+   * rollout, a control-plane restart — and each one changes every proxy's endpoints: they are pushed
+   * once they have been quiet for `registryQuietMs`, or `registryMaxDelayMs` after the first of them.
+   */
+  constructor(o: {
+    store: Store;
+    registry: Registry;
+    mesh: MeshConfig;
+    log: Logger;
+    debounceMs?: number;
+    registryQuietMs?: number;
+    registryMaxDelayMs?: number;
+  }) {
     this.store = o.store;
     this.registry = o.registry;
     this.mesh = o.mesh;
     this.log = o.log;
     this.debounceMs = o.debounceMs ?? 10;
+    this.registryQuietMs = o.registryQuietMs ?? 100;
+    this.registryMaxDelayMs = o.registryMaxDelayMs ?? 1000;
     this.store.watch((e) => {
       this.pending.set(e.revision, performance.now());
       // A proxy that keeps NACKing never converges; do not remember its backlog forever.
       if (this.pending.size > 1024) this.pending.delete(this.pending.keys().next().value!);
-      this.schedule();
+      this.configDue ??= performance.now() + this.debounceMs;
+      this.arm();
     });
-    this.registry.onChange(() => this.schedule());
+    this.registry.onChange(() => {
+      const now = performance.now();
+      this.registrySince ??= now;
+      this.registryDue = Math.min(now + this.registryQuietMs, this.registrySince + this.registryMaxDelayMs);
+      this.arm();
+    });
   }
 
-  private schedule(): void {
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      this.pushAll();
-    }, this.debounceMs);
+  /** (Re)arms the timer for the earliest due push. */
+  private arm(): void {
+    const due = Math.min(
+      this.configDue ?? Number.POSITIVE_INFINITY,
+      this.registryDue ?? Number.POSITIVE_INFINITY,
+    );
+    if (this.timer && due === this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = due;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.configDue = this.registrySince = this.registryDue = undefined;
+        this.pushAll();
+      },
+      Math.max(0, due - performance.now()),
+    );
   }
 
   private pushAll(): void {
@@ -86,27 +143,49 @@ export class PushServer {
       this.checkConvergence();
       return;
     }
+    this.push([...this.conns.values()]);
+    this.checkConvergence();
+  }
+
+  private push(conns: Connection[]): void {
+    const started = performance.now();
     const index = buildMeshIndex({
       revision: this.store.revision,
       resources: this.store.list(),
       proxies: this.registry.list(),
       mesh: this.mesh,
     });
-    for (const conn of this.conns.values()) this.pushTo(conn, compileProxy(index, conn.node));
-    this.checkConvergence();
+    let sent = 0;
+    for (const conn of conns) {
+      conn.latest = compileParts(index, conn.node);
+      if (this.sendLatest(conn)) sent++;
+    }
+    this.log.debug('pushed', {
+      revision: index.revision,
+      proxies: conns.length,
+      sent,
+      ms: Math.round((performance.now() - started) * 100) / 100,
+    });
   }
 
-  private pushTo(conn: Connection, snap: ProxySnapshot): void {
-    if (conn.latest?.version === snap.version) {
+  /** Sends the latest snapshot unless the proxy has it or is still answering the previous one. */
+  private sendLatest(conn: Connection): boolean {
+    const snap = conn.latest;
+    if (!snap) return false;
+    if (conn.sent?.version === snap.version) {
       // Nothing changed for this proxy: it is current at the new revision once it runs this version.
-      conn.latest = snap;
       if (conn.acked?.version === snap.version) conn.currentRevision = snap.revision;
-      return;
+      return false;
     }
-    conn.latest = snap;
+    if (conn.inFlight && performance.now() - (conn.sentAt ?? 0) < IN_FLIGHT_TIMEOUT_MS) return false;
+    conn.sent = snap;
+    conn.inFlight = true;
     conn.sentAt = performance.now();
-    const msg: ControlPlaneMessage = { type: 'snapshot', snapshot: snap };
-    conn.stream.write(`${JSON.stringify(msg)}\n`);
+    // The shared part is one byte array for every proxy of a view: written by reference, not copied.
+    conn.stream.cork();
+    for (const chunk of encodeSnapshotMessage(snap)) conn.stream.write(chunk);
+    conn.stream.uncork();
+    return true;
   }
 
   /** A proxy opened its stream (its mTLS identity already checked by the caller). */
@@ -150,7 +229,14 @@ export class PushServer {
         stream.close();
         return undefined;
       }
-      const c: Connection = { node, identity, stream, connectedAt: new Date(), currentRevision: 0 };
+      const c: Connection = {
+        node,
+        identity,
+        stream,
+        connectedAt: new Date(),
+        currentRevision: 0,
+        inFlight: false,
+      };
       this.conns.get(node.id)?.stream.close();
       this.conns.set(node.id, c);
       this.registry.upsert(node, c);
@@ -159,17 +245,20 @@ export class PushServer {
     }
     if (!conn) return conn;
     if (msg.type === 'ack' || msg.type === 'nack') {
-      const sent = conn.latest;
+      const sent = conn.sent;
+      const answered = sent?.version === msg.version;
       const pushMs = conn.sentAt ? performance.now() - conn.sentAt : 0;
+      if (answered) conn.inFlight = false;
       if (msg.type === 'ack') {
-        conn.acked = {
-          version: msg.version,
-          revision: sent?.version === msg.version ? sent.revision : 0,
-          at: new Date(),
-          pushMs,
-        };
-        if (sent?.version === msg.version) {
-          conn.currentRevision = sent.revision;
+        // Compiled again since it was sent, unchanged: the proxy is current at that newer revision.
+        const revision = !answered
+          ? 0
+          : conn.latest?.version === msg.version
+            ? conn.latest.revision
+            : sent.revision;
+        conn.acked = { version: msg.version, revision, at: new Date(), pushMs };
+        if (answered) {
+          conn.currentRevision = revision;
           conn.running = sent;
         }
       } else {
@@ -180,12 +269,21 @@ export class PushServer {
           reason: msg.reason,
         });
       }
-      this.checkConvergence();
+      if (answered) this.sendLatest(conn);
+      this.convergenceSoon();
     } else if (msg.type === 'health') {
       conn.node = { ...conn.node, healthy: msg.healthy };
       this.registry.setHealth(conn.node.id, msg.healthy);
     }
     return conn;
+  }
+
+  /** Checks convergence once per turn of the event loop, not once per ACK (each check visits every proxy). */
+  private convergenceSoon(): void {
+    this.convergenceCheck ??= setImmediate(() => {
+      this.convergenceCheck = undefined;
+      this.checkConvergence();
+    });
   }
 
   private checkConvergence(): void {
@@ -204,7 +302,8 @@ export class PushServer {
 
   /** What a connected proxy runs (its last ACKed snapshot), or undefined. */
   snapshotOf(id: string): ProxySnapshot | undefined {
-    return this.conns.get(id)?.running;
+    const running = this.conns.get(id)?.running;
+    return running && assembleSnapshot(running);
   }
 
   connected(id: string): boolean {
@@ -243,6 +342,7 @@ export class PushServer {
 
   close(): void {
     clearTimeout(this.timer);
+    if (this.convergenceCheck) clearImmediate(this.convergenceCheck);
     for (const c of this.conns.values()) c.stream.close();
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -70,4 +70,18 @@ test('after a restart, remembered instances serve until the grace period ends, u
     ['a'],
   );
   await after.close();
+});
+
+test('a burst of changes is persisted: the file ends up with the last state, whatever arrived mid-write', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-registry-'));
+  const r = new Registry({ stateDir: dir, log: quiet });
+  for (let i = 0; i < 200; i++) {
+    r.upsert(node(`n${i}`), {});
+    if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve)); // let a write start
+  }
+  r.setHealth('n7', false);
+  await r.close();
+  const saved = JSON.parse(await readFile(path.join(dir, 'registry.json'), 'utf8')) as ProxyNode[];
+  assert.equal(saved.length, 200);
+  assert.equal(saved.find((n) => n.id === 'n7')?.healthy, false);
 });

@@ -21,6 +21,7 @@ export class Registry {
   private readonly file?: string;
   private readonly log: Logger;
   private saving = Promise.resolve();
+  private persistQueued = false;
   private graceTimer?: NodeJS.Timeout;
 
   constructor(opts: { stateDir?: string; log: Logger }) {
@@ -94,11 +95,17 @@ export class Registry {
     this.persist();
   }
 
+  /**
+   * Writes the registry after the write in progress, if any. Changes that arrive meanwhile share one
+   * write of the then-current list, so a burst of connections costs a few writes, not one per proxy.
+   */
   private persist(): void {
     const file = this.file;
-    if (!file) return;
-    const text = JSON.stringify(this.list());
+    if (!file || this.persistQueued) return;
+    this.persistQueued = true;
     this.saving = this.saving.then(async () => {
+      this.persistQueued = false;
+      const text = JSON.stringify(this.list());
       try {
         await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
         await writeFile(`${file}.tmp`, text, { mode: 0o600 });

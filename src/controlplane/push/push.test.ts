@@ -1,0 +1,202 @@
+// The push server over a real HTTP/2 connection (cleartext here: the mTLS door in front of it is
+// tested with the control plane): one snapshot in flight per proxy, the latest sent with the answer,
+// registry bursts pushed once.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type { Resource } from '../../api/resource.ts';
+import {
+  type ControlPlaneMessage,
+  LineBuffer,
+  type ProxyMessage,
+  PUSH_PATH,
+} from '../../compile/protocol.ts';
+import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
+import type { Logger } from '../../lib/log.ts';
+import { Registry } from '../registry/registry.ts';
+import { MemoryStore } from '../store/memory.ts';
+import { PushServer } from './push.ts';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function node(id: string, app = 'a'): ProxyNode {
+  return {
+    id,
+    role: 'sidecar',
+    workload: `${app}-v1`,
+    namespace: 'default',
+    serviceAccount: app,
+    labels: { app },
+    address: '127.0.0.1',
+    inboundPort: 15006,
+    ports: [{ name: 'http', port: 9080 }],
+    healthy: true,
+  };
+}
+
+const service: Resource = {
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: 'a', namespace: 'default' },
+  spec: { selector: { app: 'a' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
+};
+
+function timeoutVs(timeout: string): Resource {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'a', namespace: 'default' },
+    spec: { hosts: ['a'], http: [{ timeout, route: [{ destination: { host: 'a' } }] }] },
+  };
+}
+
+/** A proxy speaking the protocol by hand, so the test decides when it answers. */
+class Peer {
+  readonly received: ProxySnapshot[] = [];
+  private readonly stream: http2.ClientHttp2Stream;
+  private readonly session: http2.ClientHttp2Session;
+  private waiting?: () => void;
+
+  constructor(url: string, n: ProxyNode) {
+    this.session = http2.connect(url);
+    this.stream = this.session.request({ ':method': 'POST', ':path': PUSH_PATH });
+    const lines = new LineBuffer();
+    this.stream.setEncoding('utf8');
+    this.stream.on('data', (chunk: string) => {
+      for (const line of lines.push(chunk)) {
+        this.received.push((JSON.parse(line) as ControlPlaneMessage).snapshot);
+        this.waiting?.();
+      }
+    });
+    this.send({ type: 'hello', node: n });
+  }
+
+  send(msg: ProxyMessage): void {
+    this.stream.write(`${JSON.stringify(msg)}\n`);
+  }
+
+  async next(count: number, timeoutMs = 2000): Promise<ProxySnapshot> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.received.length < count) {
+      assert.ok(Date.now() < deadline, `snapshot #${count} did not arrive (have ${this.received.length})`);
+      await new Promise<void>((r) => {
+        this.waiting = r;
+        setTimeout(r, 20);
+      });
+    }
+    return this.received[count - 1];
+  }
+
+  close(): void {
+    this.session.destroy();
+  }
+}
+
+const timeoutOf = (s: ProxySnapshot) =>
+  s.routeTables[0].virtualHosts.find((v) => v.name.startsWith('a.default.'))!.routes[0].action;
+
+describe('push server', () => {
+  const store = new MemoryStore();
+  const registry = new Registry({ log: quiet });
+  const push = new PushServer({
+    store,
+    registry,
+    mesh: { trustDomain: 'cluster.local' },
+    log: quiet,
+    registryQuietMs: 60,
+    registryMaxDelayMs: 400,
+  });
+  const server = http2.createServer();
+  server.on('stream', (stream) => push.accept(stream, 'spiffe://cluster.local/ns/default/sa/a'));
+  let url = '';
+
+  before(async () => {
+    await store.commit([{ type: 'put', resource: service }]);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => {
+    push.close();
+    server.close();
+  });
+
+  test('a proxy has one snapshot in flight; the latest goes out with its answer, nothing in between', async () => {
+    const peer = new Peer(url, node('a-0'));
+    try {
+      const first = await peer.next(1);
+      // Three changes while the proxy has not answered: none of them is sent yet.
+      for (const t of ['1s', '2s', '3s']) {
+        await store.commit([{ type: 'put', resource: timeoutVs(t) }]);
+        await sleep(30);
+      }
+      await sleep(100);
+      assert.equal(peer.received.length, 1);
+      assert.equal(push.status()[0].status, 'STALE');
+      peer.send({ type: 'ack', version: first.version });
+      const latest = await peer.next(2);
+      assert.deepEqual(timeoutOf(latest), {
+        type: 'forward',
+        clusters: [{ cluster: 'outbound|9080||a.default.svc.cluster.local', weight: 100 }],
+        timeoutMs: 3000,
+      });
+      assert.equal(latest.revision, store.revision);
+      await sleep(100);
+      assert.equal(peer.received.length, 2, 'the intermediate configs were never sent');
+      peer.send({ type: 'ack', version: latest.version });
+      await sleep(50);
+      const [st] = push.status();
+      assert.equal(st.status, 'SYNCED');
+      assert.equal(st.acked?.revision, store.revision);
+      assert.equal(push.lastConvergence?.revision, store.revision);
+      assert.equal(push.snapshotOf('a-0')?.version, latest.version);
+    } finally {
+      peer.close();
+      await sleep(50);
+    }
+  });
+
+  test('a NACK also releases the next snapshot', async () => {
+    const peer = new Peer(url, node('a-1'));
+    try {
+      const first = await peer.next(1);
+      await store.commit([{ type: 'put', resource: timeoutVs('4s') }]);
+      await sleep(80);
+      assert.equal(peer.received.length, 1);
+      peer.send({ type: 'nack', version: first.version, reason: 'no' });
+      const second = await peer.next(2);
+      assert.notEqual(second.version, first.version);
+      assert.equal(push.status().find((s) => s.id === 'a-1')?.status, 'STALE');
+    } finally {
+      peer.close();
+      await sleep(50);
+    }
+  });
+
+  test('a burst of registry changes is pushed once, after it has been quiet', async () => {
+    const peer = new Peer(url, node('a-2'));
+    try {
+      let n = 1;
+      peer.send({ type: 'ack', version: (await peer.next(n)).version });
+      await sleep(150);
+      n = peer.received.length;
+      // Five replicas join 20 ms apart: each changes every proxy's endpoints.
+      for (let i = 0; i < 5; i++) {
+        registry.upsert(node(`burst-${i}`), {});
+        await sleep(20);
+      }
+      const snap = await peer.next(n + 1);
+      peer.send({ type: 'ack', version: snap.version });
+      await sleep(150);
+      assert.equal(peer.received.length, n + 1, 'one push for the whole burst');
+      const endpoints = snap.clusters.find(
+        (c) => c.name === 'outbound|9080||a.default.svc.cluster.local',
+      )!.endpoints;
+      assert.equal(endpoints.length, 6);
+    } finally {
+      peer.close();
+      await sleep(50);
+    }
+  });
+});
