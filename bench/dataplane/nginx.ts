@@ -32,7 +32,7 @@ http {
   scgi_temp_path ${dir};
   upstream app {
     server 127.0.0.1:${upstreamPort};
-    keepalive 64;
+    keepalive 512;
     keepalive_requests 10000000;
   }
   server {
