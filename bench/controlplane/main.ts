@@ -15,7 +15,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, median, memoryMiB, ms, percentile } from './measure.ts';
+import { cpuSeconds, machineBusySeconds, median, memoryMiB, ms, percentile } from './measure.ts';
 import { hubYaml, meshYaml, proxyNodes } from './mesh.ts';
 import type { ChildMessage, ParentMessage, RoundReply, SimMode, SimStats } from './sim.ts';
 
@@ -72,6 +72,11 @@ interface Result {
     windowUs: [number, number];
     /** Average vCPU in the second before the first apply (connected, synced, nothing changing). */
     idleVcpu: number;
+    /**
+     * vCPU the rest of the machine used during the window (busy time from /proc/stat minus this
+     * benchmark's processes): anything well above 0 means the numbers are disturbed.
+     */
+    otherVcpu: number;
     rssMiB: number;
     peakRssMiB: number;
   };
@@ -367,6 +372,9 @@ async function runScenario(s: Scenario): Promise<Result> {
     const allAcked: number[] = [];
     const ownCoreAll: number[] = [];
     sampler.max = 0;
+    const ours = () =>
+      cpuSeconds(cp.pid)! + (cpuSeconds(sims!.child.pid!) ?? 0) + (cpuSeconds(process.pid) ?? 0);
+    const busy0 = machineBusySeconds() - ours();
     const cpu0 = cpuSeconds(cp.pid)!;
     const w0 = performance.now();
     const w0Us = nowUs();
@@ -401,6 +409,7 @@ async function runScenario(s: Scenario): Promise<Result> {
     }
     const windowS = (performance.now() - w0) / 1000;
     const cpu = cpuSeconds(cp.pid)! - cpu0;
+    const otherVcpu = Math.max(0, machineBusySeconds() - ours() - busy0) / windowS;
     const mem = memoryMiB(cp.pid)!;
     const dist = (values: number[]) => {
       values.sort((a, b) => a - b);
@@ -424,6 +433,7 @@ async function runScenario(s: Scenario): Promise<Result> {
       windowS,
       windowUs: [w0Us, nowUs()],
       idleVcpu,
+      otherVcpu,
       rssMiB: Math.max(sampler.max, mem.rss),
       peakRssMiB: mem.hwm,
     };
@@ -483,13 +493,13 @@ function markdown(results: Result[]): string {
   }
   lines.push(
     '',
-    '| scenario | apply→delivered p50 / p99 | one proxy parse→ACK p50 / p99 | est. own-core apply→ACK p99 / all (median) | sim CPU-s (snapshots) | setup: certs / connect / all SYNCED | CP idle vCPU |',
-    '|---|--:|--:|--:|--:|--:|--:|',
+    '| scenario | apply→delivered p50 / p99 | one proxy parse→ACK p50 / p99 | est. own-core apply→ACK p99 / all (median) | sim CPU-s (snapshots) | setup: certs / connect / all SYNCED | CP idle vCPU | other load (vCPU) |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|',
   );
   for (const r of results) {
     if (!r.setup || !r.cp) continue;
     lines.push(
-      `| ${r.scenario} | ${f(r.applyToDeliveredMs?.p50)} / ${f(r.applyToDeliveredMs?.p99)} ms | ${f(r.handleMs?.p50)} / ${f(r.handleMs?.p99)} ms | ${f(r.ownCoreAckMs?.p99)} / ${f(median(r.ownCoreAllAckedMs ?? []))} ms | ${r.proxiesCpu?.cpuSeconds.toFixed(1) ?? '–'} (${r.proxiesCpu?.snapshots ?? 0}) | ${(r.setup.certMs / 1000).toFixed(1)} / ${(r.setup.connectMs / 1000).toFixed(1)} / ${(r.setup.syncMs / 1000).toFixed(1)} s | ${r.cp.idleVcpu.toFixed(2)} |`,
+      `| ${r.scenario} | ${f(r.applyToDeliveredMs?.p50)} / ${f(r.applyToDeliveredMs?.p99)} ms | ${f(r.handleMs?.p50)} / ${f(r.handleMs?.p99)} ms | ${f(r.ownCoreAckMs?.p99)} / ${f(median(r.ownCoreAllAckedMs ?? []))} ms | ${r.proxiesCpu?.cpuSeconds.toFixed(1) ?? '–'} (${r.proxiesCpu?.snapshots ?? 0}) | ${(r.setup.certMs / 1000).toFixed(1)} / ${(r.setup.connectMs / 1000).toFixed(1)} / ${(r.setup.syncMs / 1000).toFixed(1)} s | ${r.cp.idleVcpu.toFixed(2)} | ${r.cp.otherVcpu.toFixed(2)} |`,
     );
   }
   lines.push('');

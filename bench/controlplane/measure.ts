@@ -15,6 +15,13 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** CPU time (seconds) the whole machine has spent busy (not idle, not waiting for I/O). */
+export function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return (total - fields[3] - (fields[4] ?? 0)) / CLK_TCK;
+}
+
 /** Resident set size now and its peak (VmHWM), in MiB. */
 export function memoryMiB(pid: number): { rss: number; hwm: number } | undefined {
   try {
@@ -40,7 +47,7 @@ export function median(values: number[]): number {
   );
 }
 
-/** `12`, `1.2 k`... for a table cell: milliseconds with sensible precision. */
+/** A table cell: milliseconds with sensible precision. */
 export function ms(v: number): string {
   if (!Number.isFinite(v)) return '–';
   if (v >= 100) return `${Math.round(v)}`;
