@@ -41,7 +41,6 @@ const log = (l: string) => console.log(`bench: ${l}`);
 const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const started = new Date();
 const dataPlane: RunResult[] = await runDataPlane({
-  quick,
   rounds,
   rateSeconds: quick ? 2 : 15,
   maxSeconds: quick ? 2 : 10,

@@ -14,6 +14,7 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:htt
 import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../src/compile/protocol.ts';
 import { CERTIFICATE_PATH, PUSH_PATH } from '../../src/compile/protocol.ts';
 import type { ProxyNode } from '../../src/compile/snapshot.ts';
+import { postToControlPlane } from '../../src/dataplane/agent/post.ts';
 import { ProxyConfig } from '../../src/dataplane/config.ts';
 import { generateKeyAndCsr } from '../../src/dataplane/identity/csr.ts';
 import { MARKER_HEADER, markerOf } from './mesh.ts';
@@ -105,40 +106,6 @@ function send(msg: ChildMessage): void {
 
 function note(error: string): void {
   if (stats.errors.length < 20) stats.errors.push(error);
-}
-
-/** One certificate request, as the agent makes it: its own session, bootstrap token, CSR in. */
-function requestCertificate(o: StartMessage, body: string): Promise<CertificateResponse> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(o.xds, { ca: o.rootCertPem });
-    session.on('error', reject);
-    const req = session.request({
-      ':method': 'POST',
-      ':path': CERTIFICATE_PATH,
-      'content-type': 'application/json',
-      authorization: `Bearer ${o.token}`,
-    });
-    req.setTimeout(o.timeoutMs, () => req.close());
-    let status = 0;
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('response', (h) => {
-      status = Number(h[':status']);
-    });
-    req.on('data', (c: string) => {
-      text += c;
-    });
-    req.on('end', () => {
-      session.close();
-      if (status === 200) resolve(JSON.parse(text) as CertificateResponse);
-      else reject(new Error(`${CERTIFICATE_PATH}: HTTP ${status}: ${text.slice(0, 200)}`));
-    });
-    req.on('error', (err) => {
-      session.destroy();
-      reject(err);
-    });
-    req.end(body);
-  });
 }
 
 /** Runs fn over items with at most `limit` in flight. */
@@ -315,7 +282,9 @@ async function start(o: StartMessage): Promise<void> {
       namespace: first.namespace,
       serviceAccount: first.serviceAccount,
     });
-    const res = await requestCertificate(o, body);
+    const res = JSON.parse(
+      await postToControlPlane(o.xds, o.rootCertPem, CERTIFICATE_PATH, body, { token: o.token }, o.timeoutMs),
+    ) as CertificateResponse;
     tlsOf.set(id, { key: keyPem, cert: res.certChain });
   });
   const t1 = performance.now();

@@ -32,11 +32,16 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-function h2loadArgs(t: Target): string[] {
-  const args: string[] = [];
-  if (!t.h2) args.push('--h1');
-  if (t.authority) args.push('-H', `:authority: ${t.authority}`);
-  return args;
+/** h2load pinned to `cpu` for `seconds` against the target; its summary on stdout. */
+async function h2load(t: Target, cpu: number, seconds: number, args: string[]): Promise<string> {
+  const protocol = t.h2 ? [] : ['--h1'];
+  const authority = t.authority ? ['-H', `:authority: ${t.authority}`] : [];
+  const { stdout } = await run(
+    'taskset',
+    ['-c', String(cpu), 'h2load', ...protocol, ...authority, ...args, '-D', String(seconds), t.url],
+    { maxBuffer: 1 << 24, timeout: (seconds + 60) * 1000 },
+  );
+  return stdout;
 }
 
 /**
@@ -50,25 +55,14 @@ export async function fixedRate(
   const dir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-'));
   const log = path.join(dir, 'requests.tsv');
   try {
-    const { stdout } = await run(
-      'taskset',
-      [
-        '-c',
-        String(o.cpu),
-        'h2load',
-        ...h2loadArgs(t),
-        '-c',
-        String(o.connections),
-        '-m',
-        '1',
-        `--rps=${o.rps / o.connections}`,
-        '-D',
-        String(o.seconds),
-        `--log-file=${log}`,
-        t.url,
-      ],
-      { maxBuffer: 1 << 24, timeout: (o.seconds + 60) * 1000 },
-    );
+    const stdout = await h2load(t, o.cpu, o.seconds, [
+      '-c',
+      String(o.connections),
+      '-m',
+      '1',
+      `--rps=${o.rps / o.connections}`,
+      `--log-file=${log}`,
+    ]);
     const lines = (await readFile(log, 'utf8')).split('\n');
     const lat = new Float64Array(lines.length);
     let n = 0;
@@ -134,23 +128,12 @@ export async function maxThroughput(
     if (!(rps > 0)) throw new Error(`wrk gave no rate:\n${stdout}`);
     return { rps, requests, failed: non2xx + socketErrors };
   }
-  const { stdout } = await run(
-    'taskset',
-    [
-      '-c',
-      String(o.cpu),
-      'h2load',
-      ...h2loadArgs(t),
-      '-c',
-      String(o.connections),
-      '-m',
-      String(o.streams ?? 10),
-      '-D',
-      String(o.seconds),
-      t.url,
-    ],
-    { maxBuffer: 1 << 24, timeout: (o.seconds + 60) * 1000 },
-  );
+  const stdout = await h2load(t, o.cpu, o.seconds, [
+    '-c',
+    String(o.connections),
+    '-m',
+    String(o.streams ?? 10),
+  ]);
   const s = parseH2load(stdout);
   return { rps: s.rps, requests: s.done, failed: s.errored + s.non2xx };
 }

@@ -21,7 +21,6 @@ const PROXY_CPU = 1;
 const SERVICE = 'upstream.default.svc.cluster.local';
 
 export interface DataPlaneOptions {
-  quick: boolean;
   rounds: number;
   rateSeconds: number;
   maxSeconds: number;
@@ -143,7 +142,7 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
       pid: pidOf(mesh.stateDir, `${id}.proxy`),
     });
     const appPorts = up.appPorts!;
-    const scenarios: Scenario[] = [
+    const all: Scenario[] = [
       {
         name: 'direct',
         what: 'load generator → upstream',
@@ -176,12 +175,7 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
       },
     ];
 
-    if (o.only.length)
-      scenarios.splice(
-        0,
-        Infinity,
-        ...scenarios.filter((s) => s.name === 'direct' || o.only.includes(s.name)),
-      );
+    const scenarios = o.only.length ? all.filter((s) => s.name === 'direct' || o.only.includes(s.name)) : all;
     pin(mesh.child.pid!, LOAD_CPU);
     for (const s of scenarios) for (const p of s.proxies) pin(p.pid, PROXY_CPU);
     for (const s of scenarios) await check(s.target(false));

@@ -100,10 +100,14 @@ function handOver(server: InnerServer, socket: Socket): void {
   if (server instanceof http.Server) socket.resume();
 }
 
-/** Plain HTTP, both versions: HTTP/1.1 and HTTP/2 with prior knowledge (h2c). */
-function plainFront(
+/**
+ * HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port; with `mtls`, TLS connections go to
+ * that server and plaintext is heard only while `plaintext()` says so. Without it, TLS is cut.
+ */
+function httpFront(
   onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void,
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void,
+  mtls?: { server: http2.Http2SecureServer; plaintext: () => boolean },
 ): { front: Front; h1: http.Server } {
   const h1 = http.createServer({ keepAliveTimeout: 60_000, noDelay: true }, onRequest);
   // Node's HTTP server tracks its connections (idle close, header and request timeouts) from the
@@ -113,11 +117,15 @@ function plainFront(
   h2.on('stream', onStream);
   trackSessions(h2);
   const front: Front = net.createServer({ noDelay: true }, (socket) =>
-    sniff(socket, (p) =>
-      p === 'h2c' ? handOver(h2, socket) : p === 'http1' ? handOver(h1, socket) : socket.destroy(),
-    ),
+    sniff(socket, (p) => {
+      if (p === 'tls') {
+        if (mtls) handOver(mtls.server, socket);
+        else socket.destroy();
+      } else if (mtls && !mtls.plaintext()) socket.destroy();
+      else handOver(p === 'h2c' ? h2 : h1, socket);
+    }),
   );
-  front[INNER] = [h1, h2];
+  front[INNER] = mtls ? [h1, h2, mtls.server] : [h1, h2];
   return { front, h1 };
 }
 
@@ -128,7 +136,7 @@ function plainFront(
  * app never talks to a peer directly.
  */
 export function outboundServer(pipeline: Pipeline): Front {
-  const { front, h1 } = plainFront(
+  const { front, h1 } = httpFront(
     (req, res) => {
       const hint = (req.socket as Socket & { [TUNNEL]?: string })[TUNNEL];
       pipeline.outbound(new H1Downstream(req, res), 'outbound', false, hint);
@@ -147,7 +155,7 @@ export function outboundServer(pipeline: Pipeline): Front {
 
 /** `table` is updated in place when a snapshot renames the route table of this port. */
 export function gatewayServer(pipeline: Pipeline, table: { name: string }): Front {
-  return plainFront(
+  return httpFront(
     (req, res) => pipeline.outbound(new H1Downstream(req, res), table.name, true),
     (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags), table.name, true),
   ).front;
@@ -194,20 +202,9 @@ export function inboundServer(
   });
   creds.onChange(() => mtls.setSecureContext(creds.tlsOptions()));
   const plain: PeerTls = {};
-  const { front, h1 } = plainFront(
+  return httpFront(
     (req, res) => pipeline.inbound(new H1Downstream(req, res), plain),
     (stream, headers, flags) => pipeline.inbound(new H2Downstream(stream, headers, flags), plain),
-  );
-  const [, h2c] = front[INNER]!;
-  front.removeAllListeners('connection');
-  front.on('connection', (socket: Socket) => {
-    socket.setNoDelay(true);
-    sniff(socket, (p) => {
-      if (p === 'tls') handOver(mtls, socket);
-      else if (!acceptsPlaintext()) socket.destroy();
-      else handOver(p === 'h2c' ? h2c : h1, socket);
-    });
-  });
-  front[INNER] = [h1, h2c, mtls];
-  return front;
+    { server: mtls, plaintext: acceptsPlaintext },
+  ).front;
 }

@@ -66,13 +66,10 @@ export function decodePeer(header: string | undefined, principal: string | undef
 /** Decoded peers seen before; a proxy has few callers, the bound only guards against a flood. */
 const PEER_CACHE_MAX = 10_000;
 
-export interface RequestRecord {
-  reporter: 'source' | 'destination';
-  source: PeerInfo;
-  destination: PeerInfo;
+/** What one exchange ended with, as the pipeline reports it. */
+export interface ExchangeOutcome {
   /** FQDN of the destination service, or `unknown`. */
   service: string;
-  protocol: string;
   code: number;
   flags: string;
   mtls: boolean;
@@ -81,10 +78,19 @@ export interface RequestRecord {
   responseBytes: number;
 }
 
-function requestSeries(
-  metrics: IstioMetrics,
-  r: Omit<RequestRecord, 'durationMs' | 'requestBytes' | 'responseBytes'>,
-): IstioRequestSeries {
+/** The labels that pick one series: who called whom, and how it went. */
+interface SeriesKey {
+  reporter: 'source' | 'destination';
+  source: PeerInfo;
+  destination: PeerInfo;
+  service: string;
+  protocol: string;
+  code: number;
+  flags: string;
+  mtls: boolean;
+}
+
+function requestSeries(metrics: IstioMetrics, r: SeriesKey): IstioRequestSeries {
   const svcName = r.service.split('.')[0] ?? 'unknown';
   const svcNs = r.service.split('.')[1] ?? 'unknown';
   const labels: IstioRequestLabels = {
@@ -140,19 +146,7 @@ export class RequestTelemetry {
     return p;
   }
 
-  record(
-    reporter: 'source' | 'destination',
-    peer: PeerInfo,
-    r: {
-      service: string;
-      code: number;
-      flags: string;
-      mtls: boolean;
-      durationMs: number;
-      requestBytes: number;
-      responseBytes: number;
-    },
-  ): void {
+  record(reporter: 'source' | 'destination', peer: PeerInfo, r: ExchangeOutcome): void {
     let byPeer = this.series.get(peer);
     if (byPeer === undefined) {
       byPeer = new Map();

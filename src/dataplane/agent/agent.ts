@@ -11,6 +11,7 @@ import type { Logger } from '../../lib/log.ts';
 import { certValidity, rotationDelayMs } from '../identity/cert.ts';
 import { generateKeyAndCsr } from '../identity/csr.ts';
 import type { CredentialStore } from './credentials.ts';
+import { postToControlPlane } from './post.ts';
 
 const KEEPALIVE_MS = 10_000;
 
@@ -64,8 +65,16 @@ export class Agent {
       serviceAccount: this.o.node.serviceAccount,
     });
     // Authenticate with the current certificate while it is valid, else with the bootstrap token.
-    const useCert = this.o.creds.has() && this.o.creds.get().notAfter.getTime() > Date.now();
-    const res = await this.request(CERTIFICATE_PATH, body, useCert);
+    const c = this.o.creds.has() ? this.o.creds.get() : undefined;
+    const res = await postToControlPlane(
+      this.o.controlPlane,
+      this.o.rootCertPem,
+      CERTIFICATE_PATH,
+      body,
+      c && c.notAfter.getTime() > Date.now()
+        ? { key: c.keyPem, cert: c.certChainPem }
+        : { token: this.o.token },
+    );
     const { certChain, trustBundle } = JSON.parse(res) as CertificateResponse;
     const { notBefore, notAfter } = certValidity(certChain);
     this.o.creds.set({
@@ -93,40 +102,6 @@ export class Agent {
       this.o.log.warn('certificate rotation failed; retrying', { error: errorMessage(err) });
       this.rotation = setTimeout(() => this.rotate(attempt + 1), backoffDelay(attempt, 100, 2000));
       this.rotation.unref();
-    });
-  }
-
-  private request(path: string, body: string, withCert: boolean): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const tls = withCert ? { key: this.o.creds.get().keyPem, cert: this.o.creds.get().certChainPem } : {};
-      const session = http2.connect(this.o.controlPlane, { ca: this.o.rootCertPem, ...tls });
-      session.on('error', reject);
-      const headers: http2.OutgoingHttpHeaders = {
-        ':method': 'POST',
-        ':path': path,
-        'content-type': 'application/json',
-      };
-      if (!withCert && this.o.token) headers.authorization = `Bearer ${this.o.token}`;
-      const req = session.request(headers);
-      let status = 0;
-      let text = '';
-      req.setEncoding('utf8');
-      req.on('response', (h) => {
-        status = Number(h[':status']);
-      });
-      req.on('data', (c: string) => {
-        text += c;
-      });
-      req.on('end', () => {
-        session.close();
-        if (status === 200) resolve(text);
-        else reject(new Error(`${path}: HTTP ${status}: ${text.slice(0, 300)}`));
-      });
-      req.on('error', (err) => {
-        session.destroy();
-        reject(err);
-      });
-      req.end(body);
     });
   }
 

@@ -45,8 +45,10 @@ class AppConnection implements AppRequest {
   private body: Body | undefined;
   private keepAlive = true;
   /** Bytes of the current response seen: a reused socket that fails before any may be retried. */
-  received = 0;
+  private received = 0;
   reused = false;
+  /** A bodiless request on a reused connection: sent again if the app had closed it meanwhile. */
+  private replay?: { method: string; path: string; headers: OutgoingHttpHeaders };
   /** The connection this exchange was retried on. */
   replacedBy?: AppConnection;
   private done = true;
@@ -68,6 +70,7 @@ class AppConnection implements AppRequest {
   ): void {
     this.handler = h;
     this.method = method;
+    this.replay = this.reused && !hasBody ? { method, path, headers } : undefined;
     this.done = false;
     this.received = 0;
     this.buf = undefined;
@@ -267,7 +270,7 @@ class AppConnection implements AppRequest {
     this.done = true;
     this.handler = undefined;
     this.socket.destroy();
-    if (h) this.pool.failed(this, err, started, h);
+    if (h) this.pool.failed(this, err, started, h, this.received === 0 ? this.replay : undefined);
   }
 
   private onClose(): void {
@@ -288,12 +291,6 @@ export class AppPool {
   private readonly port: number;
   private readonly idle: AppConnection[] = [];
   private readonly maxIdle: number;
-  /** Requests to retry if a reused connection turns out closed: method, path, headers, handler. */
-  private readonly pending = new Map<
-    AppConnection,
-    [string, string, OutgoingHttpHeaders, AppResponseHandler]
-  >();
-
   constructor(port: number, maxIdle = 64) {
     this.port = port;
     this.maxIdle = maxIdle;
@@ -310,14 +307,11 @@ export class AppPool {
     while (conn?.socket.destroyed) conn = this.idle.pop();
     if (conn) conn.reused = true;
     else conn = new AppConnection(this, this.port);
-    // Without a body the request can be sent again if the app had closed the idle connection.
-    if (conn.reused && !hasBody) this.pending.set(conn, [method, path, headers, handler]);
     conn.start(method, path, headers, hasBody, handler);
     return conn;
   }
 
   release(conn: AppConnection, reusable: boolean): void {
-    this.pending.delete(conn);
     if (reusable && this.idle.length < this.maxIdle) this.idle.push(conn);
     else conn.socket.end();
   }
@@ -327,13 +321,17 @@ export class AppPool {
     if (i >= 0) this.idle.splice(i, 1);
   }
 
-  failed(conn: AppConnection, err: Error, started: boolean, h: AppResponseHandler): void {
-    const retry = this.pending.get(conn);
-    this.pending.delete(conn);
-    if (retry && conn.received === 0) {
+  failed(
+    conn: AppConnection,
+    err: Error,
+    started: boolean,
+    h: AppResponseHandler,
+    replay: { method: string; path: string; headers: OutgoingHttpHeaders } | undefined,
+  ): void {
+    if (replay) {
       const fresh = new AppConnection(this, this.port);
       conn.replacedBy = fresh;
-      fresh.start(retry[0], retry[1], retry[2], false, retry[3]);
+      fresh.start(replay.method, replay.path, replay.headers, false, h);
       return;
     }
     h.onError(err, started);
