@@ -264,6 +264,33 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
     assert.equal(r.body, `POST /upload ${createHash('sha256').update(body).digest('hex')}`);
   });
 
+  test('an app speaking HTTP/2 (h2c) goes on over HTTP/2 between the proxies, bodies intact', async () => {
+    const body = Buffer.alloc(256 * 1024 + 3, 'h2-');
+    const session = http2.connect(`http://127.0.0.1:${client.ports.outbound}`);
+    try {
+      const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const s = session.request({ ':method': 'POST', ':path': '/h2-upload', ':authority': 'echo:8080' });
+        let text = '';
+        let status = 0;
+        s.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        s.setEncoding('utf8');
+        s.on('data', (c: string) => {
+          text += c;
+        });
+        s.on('end', () => resolve({ status, body: text }));
+        s.on('error', reject);
+        s.end(body);
+      });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.body, `POST /h2-upload ${createHash('sha256').update(body).digest('hex')}`);
+      assert.equal(lastTo('/h2-upload').host, 'echo:8080');
+    } finally {
+      session.close();
+    }
+  });
+
   test('paths are normalized before routing; a NUL in the path is refused', async () => {
     await send('http://echo:8080/public/%2e%2e/admin', { headers: { host: 'echo:8080' } });
     assert.ok(lastTo('/admin')['x-request-id'], 'the app received /admin');
@@ -449,6 +476,21 @@ ${portLevel}`;
     );
     pool.close();
     assert.equal(await attempt(['spiffe://cluster.local/ns/default/sa/echo']), 'connected');
+    // The same check guards the keep-alive HTTP/1.1 connections requests that came in as HTTP/1.1 use.
+    const h1 = (identities: string[]) =>
+      new Promise<string>((resolve) => {
+        pool.h1(ep, sni, identities).request('GET', '/naming', { host: 'echo:8080' }, false, {
+          onHead: (status) => resolve(`status ${status}`),
+          onData: () => true,
+          onEnd: () => {},
+          onError: (e, stage) => resolve(`${stage}: ${e.message}`),
+        });
+      });
+    assert.match(
+      await h1(['spiffe://cluster.local/ns/default/sa/not-echo']),
+      /^connect: secure naming: peer identity spiffe:\/\/cluster.local\/ns\/default\/sa\/echo is not one of/,
+    );
+    assert.equal(await h1(['spiffe://cluster.local/ns/default/sa/echo']), 'status 200');
     pool.close();
   });
 

@@ -1,21 +1,20 @@
 // The proxy's sockets: the outbound listener (the app's HTTP proxy, CONNECT tunnels included), the
 // mTLS inbound listener, and one plain listener per Gateway server port.
-import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import tls, { TLSSocket } from 'node:tls';
 import { parseOutboundSni } from '../compile/hosts.ts';
 import { peerIdentity } from '../lib/spiffe.ts';
 import type { CredentialStore } from './agent/credentials.ts';
-import { H1Downstream, H2Downstream } from './http/downstream.ts';
+import { H2Downstream } from './http/downstream.ts';
+import { H1Server, type RequestHandler } from './http/h1/server.ts';
 import type { Pipeline } from './http/pipeline.ts';
 
-const TUNNEL = Symbol('trellis.tunnel');
 const PEER = Symbol('trellis.peer');
 const INNER = Symbol('trellis.inner');
 const SESSIONS = Symbol('trellis.sessions');
 
-type InnerServer = (http.Server | http2.Http2Server | http2.Http2SecureServer) & {
+type InnerServer = (H1Server | http2.Http2Server | tls.Server) & {
   [SESSIONS]?: Set<http2.Http2Session>;
 };
 /** What a proxy listens with: a socket front that hands each connection to the server that speaks it. */
@@ -36,16 +35,16 @@ export function listen(server: net.Server, host: string, port: number): Promise<
  * Graceful drain: stop accepting, close connections as they go idle, send HTTP/2 GOAWAY so peers
  * open new streams elsewhere while in-flight ones finish; whatever is still open after `graceMs` is cut.
  */
-export function closeServer(server: Front | http.Server, graceMs = 5000): Promise<void> {
-  const inner: InnerServer[] = (server as Front)[INNER] ?? [server as http.Server];
+export function closeServer(server: Front, graceMs = 5000): Promise<void> {
+  const inner = server[INNER] ?? [];
   const idle = () => {
-    for (const s of inner) (s as http.Server).closeIdleConnections?.();
+    for (const s of inner) if (s instanceof H1Server) s.closeIdleConnections();
   };
   return new Promise((resolve) => {
     const sweep = setInterval(idle, 100);
     const timer = setTimeout(() => {
       for (const s of inner) {
-        (s as http.Server).closeAllConnections?.();
+        if (s instanceof H1Server) s.closeAllConnections();
         for (const session of s[SESSIONS] ?? []) session.destroy();
       }
     }, graceMs);
@@ -57,13 +56,13 @@ export function closeServer(server: Front | http.Server, graceMs = 5000): Promis
     idle();
     for (const s of inner) {
       // An inner server never listened: close() only stops its timers, the error says just that.
-      if (s !== server) s.close(() => {});
+      s.close(() => {});
       for (const session of s[SESSIONS] ?? []) session.close();
     }
   });
 }
 
-function trackSessions(server: InnerServer): void {
+function trackSessions(server: http2.Http2Server & { [SESSIONS]?: Set<http2.Http2Session> }): void {
   const sessions = new Set<http2.Http2Session>();
   server[SESSIONS] = sessions;
   server.on('session', (session: http2.Http2Session) => {
@@ -93,40 +92,38 @@ function sniff(socket: Socket, then: (p: Protocol) => void): void {
   socket.on('data', onData);
 }
 
-/** Hands a sniffed connection to the server that speaks its protocol. */
-function handOver(server: InnerServer, socket: Socket): void {
-  server.emit('connection', socket);
-  // Node's HTTP/1 server reads a handed-over socket only once it flows again.
-  if (server instanceof http.Server) socket.resume();
-}
-
 /**
  * HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port; with `mtls`, TLS connections go to
  * that server and plaintext is heard only while `plaintext()` says so. Without it, TLS is cut.
+ * HTTP/1.1 is served on the raw socket (h1/server.ts), HTTP/2 by Node's stream API.
  */
 function httpFront(
-  onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  onRequest: RequestHandler,
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void,
-  mtls?: { server: http2.Http2SecureServer; plaintext: () => boolean },
-): { front: Front; h1: http.Server } {
-  const h1 = http.createServer({ keepAliveTimeout: 60_000, noDelay: true }, onRequest);
-  // Node's HTTP server tracks its connections (idle close, header and request timeouts) from the
-  // moment it listens; this one never does itself, the front listens for it.
-  h1.emit('listening');
+  opts: { tunnels: boolean; mtls?: { server: tls.Server; plaintext: () => boolean } },
+): Front {
+  const h1 = new H1Server(onRequest, { tunnels: opts.tunnels });
   const h2 = http2.createServer();
   h2.on('stream', onStream);
   trackSessions(h2);
+  const { mtls } = opts;
+  // After the handshake, the protocol the client proxy chose says which server gets the connection.
+  mtls?.server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+    else h1.serve(socket);
+  });
   const front: Front = net.createServer({ noDelay: true }, (socket) =>
     sniff(socket, (p) => {
       if (p === 'tls') {
-        if (mtls) handOver(mtls.server, socket);
+        if (mtls) mtls.server.emit('connection', socket);
         else socket.destroy();
       } else if (mtls && !mtls.plaintext()) socket.destroy();
-      else handOver(p === 'h2c' ? h2 : h1, socket);
+      else if (p === 'h2c') h2.emit('connection', socket);
+      else h1.serve(socket);
     }),
   );
   front[INNER] = mtls ? [h1, h2, mtls.server] : [h1, h2];
-  return { front, h1 };
+  return front;
 }
 
 /**
@@ -136,29 +133,21 @@ function httpFront(
  * app never talks to a peer directly.
  */
 export function outboundServer(pipeline: Pipeline): Front {
-  const { front, h1 } = httpFront(
-    (req, res) => {
-      const hint = (req.socket as Socket & { [TUNNEL]?: string })[TUNNEL];
-      pipeline.outbound(new H1Downstream(req, res), 'outbound', false, hint);
-    },
+  return httpFront(
+    (down, _socket, tunnel) => pipeline.outbound(down, 'outbound', false, tunnel),
     (stream, headers, flags) =>
       pipeline.outbound(new H2Downstream(stream, headers, flags), 'outbound', false),
+    { tunnels: true },
   );
-  h1.on('connect', (req, socket: Socket & { [TUNNEL]?: string }, head) => {
-    socket[TUNNEL] = req.url ?? '';
-    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length) socket.unshift(head);
-    h1.emit('connection', socket);
-  });
-  return front;
 }
 
 /** `table` is updated in place when a snapshot renames the route table of this port. */
 export function gatewayServer(pipeline: Pipeline, table: { name: string }): Front {
   return httpFront(
-    (req, res) => pipeline.outbound(new H1Downstream(req, res), table.name, true),
+    (down) => pipeline.outbound(down, table.name, true),
     (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags), table.name, true),
-  ).front;
+    { tunnels: false },
+  );
 }
 
 export interface PeerTls {
@@ -167,6 +156,8 @@ export interface PeerTls {
   /** `host:port` of the service the client proxy asked for in its SNI. */
   service?: string;
 }
+
+const PLAINTEXT: PeerTls = {};
 
 /**
  * Mutual TLS from other proxies: a client without a certificate from the mesh's trust bundle never
@@ -188,23 +179,20 @@ export function inboundServer(
   creds: CredentialStore,
   acceptsPlaintext: () => boolean,
 ): Front {
-  const mtls = http2.createSecureServer({
+  const mtls = tls.createServer({
     ...creds.tlsOptions(),
     requestCert: true,
     rejectUnauthorized: true,
-  });
-  trackSessions(mtls);
-  mtls.on('stream', (stream, headers, flags) => {
-    // Identity and SNI are per connection: worked out on its first stream, not per request.
-    const session = stream.session as http2.ServerHttp2Session & { [PEER]?: PeerTls };
-    session[PEER] ??= peerOf(session.socket as TLSSocket);
-    pipeline.inbound(new H2Downstream(stream, headers, flags), session[PEER]);
+    ALPNProtocols: ['h2', 'http/1.1'],
   });
   creds.onChange(() => mtls.setSecureContext(creds.tlsOptions()));
-  const plain: PeerTls = {};
+  // Identity and SNI are per connection: worked out on its first request, not per request.
+  const peer = (socket: Socket & { [PEER]?: PeerTls }): PeerTls =>
+    (socket[PEER] ??= socket instanceof TLSSocket ? peerOf(socket) : PLAINTEXT);
   return httpFront(
-    (req, res) => pipeline.inbound(new H1Downstream(req, res), plain),
-    (stream, headers, flags) => pipeline.inbound(new H2Downstream(stream, headers, flags), plain),
-    { server: mtls, plaintext: acceptsPlaintext },
-  ).front;
+    (down, socket) => pipeline.inbound(down, peer(socket)),
+    (stream, headers, flags) =>
+      pipeline.inbound(new H2Downstream(stream, headers, flags), peer(stream.session!.socket as Socket)),
+    { tunnels: false, mtls: { server: mtls, plaintext: acceptsPlaintext } },
+  );
 }

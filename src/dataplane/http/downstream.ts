@@ -1,10 +1,12 @@
-// The client side of an exchange, whatever it came in on. HTTP/1.1 goes through Node's http server;
-// HTTP/2 uses the raw stream API, which skips the compat layer's two objects per request.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+// The client side of an exchange, whatever it came in on. HTTP/1.1 is served on raw sockets
+// (h1/server.ts); HTTP/2 uses the raw stream API, which skips the compat layer's two objects per request.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 
 export interface Downstream {
+  /** What the client spoke; the request goes on upstream in the same (USE_DOWNSTREAM_PROTOCOL). */
+  readonly protocol: 'HTTP/1.1' | 'HTTP/2';
   readonly method: string;
   /** The request-target as received: origin form, or absolute form from an app using us as its proxy. */
   readonly target: string;
@@ -27,57 +29,8 @@ export interface Downstream {
   destroy(): void;
 }
 
-function requestHasBody(h: IncomingHttpHeaders): boolean {
-  const length = h['content-length'];
-  return length !== undefined ? length !== '0' : h['transfer-encoding'] !== undefined;
-}
-
-export class H1Downstream implements Downstream {
-  readonly method: string;
-  readonly target: string;
-  readonly authority: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly hasBody: boolean;
-  readonly body: IncomingMessage;
-  private readonly res: ServerResponse;
-
-  constructor(req: IncomingMessage, res: ServerResponse, authority?: string) {
-    this.body = req;
-    this.res = res;
-    this.method = req.method ?? 'GET';
-    this.target = req.url ?? '/';
-    this.headers = req.headers;
-    this.authority = authority ?? req.headers.host ?? '';
-    this.hasBody = requestHasBody(req.headers);
-  }
-  get remoteAddress(): string | undefined {
-    return this.body.socket.remoteAddress;
-  }
-  get headersSent(): boolean {
-    return this.res.headersSent;
-  }
-  respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
-    this.res.writeHead(status, headers);
-    if (body !== undefined) this.res.end(body);
-  }
-  write(chunk: Buffer): boolean {
-    return this.res.write(chunk);
-  }
-  end(chunk?: Buffer): void {
-    this.res.end(chunk);
-  }
-  onDrain(cb: () => void): void {
-    this.res.once('drain', cb);
-  }
-  onClose(cb: () => void): void {
-    this.res.once('close', cb);
-  }
-  destroy(): void {
-    this.res.destroy();
-  }
-}
-
 export class H2Downstream implements Downstream {
+  readonly protocol = 'HTTP/2';
   readonly method: string;
   readonly target: string;
   readonly authority: string;

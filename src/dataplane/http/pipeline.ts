@@ -11,7 +11,7 @@ import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { PeerTls } from '../listeners.ts';
 import { encodePeer, type PeerInfo, RequestTelemetry, UNKNOWN_PEER } from '../telemetry.ts';
-import { AppPool } from '../upstream/app-pool.ts';
+import { H1Pool } from '../upstream/h1-pool.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import { bodyLength, type Downstream, ResponseBody, relay } from './downstream.ts';
 import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
@@ -72,7 +72,7 @@ const FLAG_TEXT: Record<string, string> = {
 export class Pipeline {
   private readonly deps: PipelineDeps;
   /** Keep-alive connections to the app, per workload port. */
-  private readonly apps = new Map<number, AppPool>();
+  private readonly apps = new Map<number, H1Pool>();
 
   /** Who we are, as the peer header says it: the same for every request. */
   private readonly selfHeader: string;
@@ -203,11 +203,20 @@ export class Pipeline {
     const tls = cluster.cluster.tls;
     const headers = upstreamHeaders(down.headers, { clientAddress: down.remoteAddress, proto: 'http' });
     ex.requestId = headers['x-request-id'] as string;
+    headers[PEER_HEADER] = this.selfHeader;
+    const timeoutMs = route.action.timeoutMs;
+    if (down.protocol === 'HTTP/1.1') {
+      headers.host = authority;
+      const pool = this.deps.peers.h1(ep, tls.sni, tls.identities);
+      const timeout = timeoutMs ? { ms: timeoutMs, rule: route.origin } : undefined;
+      this.forwardH1(ex, pool, norm.path + norm.query, headers, `${ep.address}:${ep.port}`, timeout);
+      this.track(ex, 'source');
+      return;
+    }
     headers[':method'] = down.method;
     headers[':path'] = norm.path + norm.query;
     headers[':authority'] = authority;
     headers[':scheme'] = 'http';
-    headers[PEER_HEADER] = this.selfHeader;
     let stream: http2.ClientHttp2Stream;
     try {
       const session = this.deps.peers.session(ep, tls.sni, tls.identities);
@@ -217,7 +226,6 @@ export class Pipeline {
       this.refuse(ex, 'source', 503, 'UF', `connect to ${ep.address}:${ep.port}: ${(err as Error).message}`);
       return;
     }
-    const timeoutMs = route.action.timeoutMs;
     const timer = timeoutMs
       ? setTimeout(() => {
           stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -299,13 +307,34 @@ export class Pipeline {
     ex.service = service ? service.slice(0, service.lastIndexOf(':')) : 'unknown';
     const headers = upstreamHeaders(down.headers, undefined);
     headers.host = down.authority;
+    this.forwardH1(ex, this.app(targetPort), norm.path + norm.query, headers, `inbound|${targetPort}||`);
+    this.track(ex, 'destination');
+  }
+
+  /**
+   * Sends the request on a keep-alive HTTP/1.1 connection and relays the answer: to the app
+   * (inbound), or to a peer proxy over mTLS when the request came in as HTTP/1.1 (outbound).
+   */
+  private forwardH1(
+    ex: Exchange,
+    pool: H1Pool,
+    path: string,
+    headers: OutgoingHttpHeaders,
+    upstream: string,
+    timeout?: { ms: number; rule: string },
+  ): void {
+    const down = ex.down;
     let body: ResponseBody | undefined;
-    // Set once the app's side is over: the connection may then serve another exchange.
+    // Set once the upstream's side is over: its connection may then serve another exchange.
     let finished = false;
-    const up = this.app(targetPort).request(down.method, norm.path + norm.query, headers, down.hasBody, {
+    let timer: NodeJS.Timeout | undefined;
+    const up = pool.request(down.method, path, headers, down.hasBody, {
       onHead: (status, h) => {
         ex.code = status;
-        down.respond(status, downstreamHeaders(h));
+        const out = downstreamHeaders(h);
+        // A rule named by a proxy further in is as internal as our own.
+        if (ex.edge) delete out[RULE_HEADER];
+        down.respond(status, out);
         body = new ResponseBody(down, bodyLength(down.method, status, h), ex.count);
       },
       onData: (c) => {
@@ -317,18 +346,28 @@ export class Pipeline {
       },
       onEnd: () => {
         finished = true;
+        clearTimeout(timer);
         body?.end();
       },
-      onError: (err, started) => {
+      onError: (err, stage) => {
         finished = true;
-        if (started || ex.code) {
+        clearTimeout(timer);
+        if (stage === 'response' || ex.code) {
           down.destroy();
           return;
         }
-        const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-        this.local(ex, refused ? 503 : 502, refused ? 'UF' : 'UC', `inbound|${targetPort}||: ${err.message}`);
+        const connect = stage === 'connect';
+        this.local(ex, connect ? 503 : 502, connect ? 'UF' : 'UC', `${upstream}: ${err.message}`);
       },
     });
+    if (timeout) {
+      timer = setTimeout(() => {
+        if (finished) return;
+        finished = true;
+        up.abort();
+        this.local(ex, 504, 'UT', `timeout ${timeout.ms}ms of ${timeout.rule}`);
+      }, timeout.ms);
+    }
     if (down.hasBody) {
       down.body.on('data', (c: Buffer) => {
         if (!up.write(c)) {
@@ -339,15 +378,15 @@ export class Pipeline {
       down.body.once('end', () => up.end());
     }
     down.onClose(() => {
+      clearTimeout(timer);
       if (!finished) up.abort();
     });
-    this.track(ex, 'destination');
   }
 
-  private app(workloadPort: number): AppPool {
+  private app(workloadPort: number): H1Pool {
     let pool = this.apps.get(workloadPort);
     if (!pool) {
-      pool = new AppPool(this.deps.appPort(workloadPort));
+      pool = H1Pool.loopback(this.deps.appPort(workloadPort));
       this.apps.set(workloadPort, pool);
     }
     return pool;

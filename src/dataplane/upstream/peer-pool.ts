@@ -1,14 +1,25 @@
-// HTTP/2 sessions over mutual TLS to other proxies, one per (endpoint, SNI), multiplexing every
-// request to that endpoint. Secure naming: the server must present an identity the destination
+// Connections over mutual TLS to other proxies, per (endpoint, SNI). The upstream protocol follows the
+// downstream one, as Envoy's USE_DOWNSTREAM_PROTOCOL: a request that came in as HTTP/2 goes out on
+// one HTTP/2 session multiplexing every such request to that endpoint; one that came in as HTTP/1.1
+// goes out on a keep-alive HTTP/1.1 connection, which costs a proxy far less per request than an
+// HTTP/2 stream does in Node. Secure naming: the server must present an identity the destination
 // service runs as, or the handshake fails.
 import http2, { type ClientHttp2Session } from 'node:http2';
 import tls, { type PeerCertificate } from 'node:tls';
 import type { Endpoint } from '../../compile/snapshot.ts';
 import { peerIdentity } from '../../lib/spiffe.ts';
 import type { CredentialStore } from '../agent/credentials.ts';
+import { H1Pool } from './h1-pool.ts';
+
+interface PeerH1Pool {
+  pool: H1Pool;
+  /** The identities it was opened for: a snapshot that changes them gets a new pool. */
+  identities: readonly string[];
+}
 
 export class PeerPool {
   private readonly sessions = new Map<string, ClientHttp2Session>();
+  private readonly pools = new Map<string, PeerH1Pool>();
   private readonly creds: CredentialStore;
   private readonly connectTimeoutMs: number;
 
@@ -17,32 +28,49 @@ export class PeerPool {
     this.connectTimeoutMs = connectTimeoutMs;
   }
 
-  session(ep: Endpoint, sni: string, identities: readonly string[]): ClientHttp2Session {
-    const key = `${ep.address}:${ep.port}/${sni}`;
-    const existing = this.sessions.get(key);
-    if (existing && !existing.closed && !existing.destroyed) return existing;
-    const allowed = new Set(identities);
-    const tlsOptions: tls.ConnectionOptions = {
+  /** Opens a TLS connection that completes only with a server of one of `identities`. */
+  private connect(ep: Endpoint, sni: string, identities: readonly string[], alpn: string): tls.TLSSocket {
+    const socket = tls.connect({
       ...this.creds.tlsOptions(),
       host: ep.address,
       port: ep.port,
       servername: sni,
-      ALPNProtocols: ['h2'],
+      ALPNProtocols: [alpn],
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
         const id = peerIdentity(cert);
-        if (id && allowed.has(id)) return undefined;
+        if (id && identities.includes(id)) return undefined;
         return new Error(
-          `secure naming: peer identity ${id ?? '<none>'} is not one of ${[...allowed].join(', ')}`,
+          `secure naming: peer identity ${id ?? '<none>'} is not one of ${identities.join(', ')}`,
         );
       },
-    };
+    });
+    // Small writes (request heads, HEADERS and WINDOW_UPDATE frames) must not wait on Nagle for the
+    // peer's delayed ACK.
+    socket.setNoDelay(true);
+    socket.setTimeout(this.connectTimeoutMs, () =>
+      socket.destroy(new Error(`connect timeout after ${this.connectTimeoutMs}ms`)),
+    );
+    socket.once('secureConnect', () => socket.setTimeout(0));
+    return socket;
+  }
+
+  /** Keep-alive HTTP/1.1 connections to the endpoint, for requests that came in as HTTP/1.1. */
+  h1(ep: Endpoint, sni: string, identities: readonly string[]): H1Pool {
+    const key = PeerPool.key(ep, sni);
+    const existing = this.pools.get(key);
+    if (existing?.identities === identities) return existing.pool;
+    existing?.pool.close();
+    const pool = new H1Pool(() => this.connect(ep, sni, identities, 'http/1.1'));
+    this.pools.set(key, { pool, identities });
+    return pool;
+  }
+
+  session(ep: Endpoint, sni: string, identities: readonly string[]): ClientHttp2Session {
+    const key = PeerPool.key(ep, sni);
+    const existing = this.sessions.get(key);
+    if (existing && !existing.closed && !existing.destroyed) return existing;
     const session = http2.connect(`https://${ep.address}:${ep.port}`, {
-      createConnection: () => {
-        const socket = tls.connect(tlsOptions);
-        // Small frames (HEADERS, WINDOW_UPDATE) must not wait on Nagle for the peer's delayed ACK.
-        socket.setNoDelay(true);
-        return socket;
-      },
+      createConnection: () => this.connect(ep, sni, identities, 'h2'),
     });
     const forget = () => {
       if (this.sessions.get(key) === session) this.sessions.delete(key);
@@ -50,22 +78,22 @@ export class PeerPool {
     session.on('close', forget);
     session.on('goaway', forget);
     session.on('error', forget);
-    const timer = setTimeout(() => {
-      if (!session.connecting) return;
-      session.destroy(new Error(`connect timeout after ${this.connectTimeoutMs}ms`));
-    }, this.connectTimeoutMs);
-    timer.unref();
-    session.once('connect', () => clearTimeout(timer));
     this.sessions.set(key, session);
     return session;
   }
 
-  /** Sessions to endpoints no longer in the snapshot are closed gracefully. */
+  /** Connections to endpoints no longer in the snapshot are closed gracefully. */
   retain(keep: Set<string>): void {
     for (const [key, s] of this.sessions) {
       if (!keep.has(key)) {
         this.sessions.delete(key);
         s.close();
+      }
+    }
+    for (const [key, p] of this.pools) {
+      if (!keep.has(key)) {
+        this.pools.delete(key);
+        p.pool.close();
       }
     }
   }
@@ -77,5 +105,7 @@ export class PeerPool {
   close(): void {
     for (const s of this.sessions.values()) s.close();
     this.sessions.clear();
+    for (const p of this.pools.values()) p.pool.close();
+    this.pools.clear();
   }
 }

@@ -1,22 +1,29 @@
-// HTTP/1.1 to the app beside the proxy, on raw keep-alive sockets. Node's http client costs as much
-// CPU per request as the rest of a sidecar (bench/README.md). Here the request is ours to write, so
-// it is always well formed, and the app is on loopback. So the codec is small: it writes requests
+// HTTP/1.1 upstream on raw keep-alive sockets: to the app beside the proxy on loopback, and to other
+// proxies over mutual TLS (peer-pool.ts). Node's http client costs as much CPU per request as the
+// rest of a sidecar (bench/README.md). Here the request is ours to write, so it is always well formed,
+// and the other end is the app or an authenticated proxy. So the codec is small: it writes requests
 // and parses responses framed by content-length, chunked encoding, or the connection's close.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
+import { TLSSocket } from 'node:tls';
 
-export interface AppResponseHandler {
+export type FailureStage = 'connect' | 'sent' | 'response';
+
+export interface ResponseHandler {
   /** Hop-by-hop headers are still there: the caller filters what it passes on. */
   onHead(status: number, headers: IncomingHttpHeaders): void;
-  /** False when the client is slow: the app's socket pauses until `resume()`. */
+  /** False when the client is slow: the upstream's socket pauses until `resume()`. */
   onData(chunk: Buffer): boolean;
   onEnd(): void;
-  /** `started`: the response head had arrived. */
-  onError(err: Error, started: boolean): void;
+  /**
+   * `stage` says how far the exchange got: `connect` (no connection; for TLS, no completed
+   * handshake), `sent` (no response head yet), `response` (the head had arrived).
+   */
+  onError(err: Error, stage: FailureStage): void;
 }
 
-export interface AppRequest {
-  /** False when the app is slow: wait for `onDrain`. */
+export interface UpstreamRequest {
+  /** False when the upstream is slow: wait for `onDrain`. */
   write(chunk: Buffer): boolean;
   onDrain(cb: () => void): void;
   end(): void;
@@ -35,10 +42,10 @@ type Body =
   | { kind: 'close' };
 
 /** One keep-alive connection; one exchange at a time. */
-class AppConnection implements AppRequest {
+class Connection implements UpstreamRequest {
   readonly socket: net.Socket;
-  private readonly pool: AppPool;
-  private handler?: AppResponseHandler;
+  private readonly pool: H1Pool;
+  private handler?: ResponseHandler;
   private method = 'GET';
   private chunkedRequest = false;
   private buf: Buffer | undefined;
@@ -47,15 +54,20 @@ class AppConnection implements AppRequest {
   /** Bytes of the current response seen: a reused socket that fails before any may be retried. */
   private received = 0;
   reused = false;
-  /** A bodiless request on a reused connection: sent again if the app had closed it meanwhile. */
+  /** Connected (and for TLS, handshaken). */
+  private connected = false;
+  /** A bodiless request on a reused connection: sent again if the upstream had closed it meanwhile. */
   private replay?: { method: string; path: string; headers: OutgoingHttpHeaders };
   /** The connection this exchange was retried on. */
-  replacedBy?: AppConnection;
+  replacedBy?: Connection;
   private done = true;
 
-  constructor(pool: AppPool, port: number) {
+  constructor(pool: H1Pool) {
     this.pool = pool;
-    this.socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    this.socket = pool.connect();
+    this.socket.once(this.socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => {
+      this.connected = true;
+    });
     this.socket.on('data', (c: Buffer) => this.onData(c));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => this.onClose());
@@ -66,7 +78,7 @@ class AppConnection implements AppRequest {
     path: string,
     headers: OutgoingHttpHeaders,
     hasBody: boolean,
-    h: AppResponseHandler,
+    h: ResponseHandler,
   ): void {
     this.handler = h;
     this.method = method;
@@ -172,7 +184,7 @@ class AppConnection implements AppRequest {
     if (status < 200) {
       // 100 Continue and 103 Early Hints: the real response follows on the same connection.
       if (status === 101) {
-        this.fail(new Error('the app switched protocols (101), which this hop does not carry'));
+        this.fail(new Error('the upstream switched protocols (101), which this hop does not carry'));
         return false;
       }
       return true;
@@ -266,11 +278,11 @@ class AppConnection implements AppRequest {
 
   private fail(err: Error): void {
     const h = this.handler;
-    const started = this.body !== undefined;
+    const stage: FailureStage = this.body !== undefined ? 'response' : this.connected ? 'sent' : 'connect';
     this.done = true;
     this.handler = undefined;
     this.socket.destroy();
-    if (h) this.pool.failed(this, err, started, h, this.received === 0 ? this.replay : undefined);
+    if (h) this.pool.failed(this, err, stage, h, this.received === 0 ? this.replay : undefined);
   }
 
   private onClose(): void {
@@ -281,19 +293,26 @@ class AppConnection implements AppRequest {
       return;
     }
     this.fail(
-      new Error(this.body ? 'the app closed the connection mid-response' : 'the app closed the connection'),
+      new Error(
+        this.body ? 'the upstream closed the connection mid-response' : 'the upstream closed the connection',
+      ),
     );
   }
 }
 
-/** Keep-alive connections to one app port. */
-export class AppPool {
-  private readonly port: number;
-  private readonly idle: AppConnection[] = [];
+/** Keep-alive connections to one upstream; `connect` opens one more. */
+export class H1Pool {
+  readonly connect: () => net.Socket;
+  private readonly idle: Connection[] = [];
   private readonly maxIdle: number;
-  constructor(port: number, maxIdle = 64) {
-    this.port = port;
+  constructor(connect: () => net.Socket, maxIdle = 64) {
+    this.connect = connect;
     this.maxIdle = maxIdle;
+  }
+
+  /** The app beside the proxy. */
+  static loopback(port: number): H1Pool {
+    return new H1Pool(() => net.connect({ host: '127.0.0.1', port, noDelay: true }));
   }
 
   request(
@@ -301,40 +320,40 @@ export class AppPool {
     path: string,
     headers: OutgoingHttpHeaders,
     hasBody: boolean,
-    handler: AppResponseHandler,
-  ): AppRequest {
+    handler: ResponseHandler,
+  ): UpstreamRequest {
     let conn = this.idle.pop();
     while (conn?.socket.destroyed) conn = this.idle.pop();
     if (conn) conn.reused = true;
-    else conn = new AppConnection(this, this.port);
+    else conn = new Connection(this);
     conn.start(method, path, headers, hasBody, handler);
     return conn;
   }
 
-  release(conn: AppConnection, reusable: boolean): void {
+  release(conn: Connection, reusable: boolean): void {
     if (reusable && this.idle.length < this.maxIdle) this.idle.push(conn);
     else conn.socket.end();
   }
 
-  forget(conn: AppConnection): void {
+  forget(conn: Connection): void {
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
   }
 
   failed(
-    conn: AppConnection,
+    conn: Connection,
     err: Error,
-    started: boolean,
-    h: AppResponseHandler,
+    stage: FailureStage,
+    h: ResponseHandler,
     replay: { method: string; path: string; headers: OutgoingHttpHeaders } | undefined,
   ): void {
     if (replay) {
-      const fresh = new AppConnection(this, this.port);
+      const fresh = new Connection(this);
       conn.replacedBy = fresh;
       fresh.start(replay.method, replay.path, replay.headers, false, h);
       return;
     }
-    h.onError(err, started);
+    h.onError(err, stage);
   }
 
   close(): void {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { AppPool } from './app-pool.ts';
+import { H1Pool } from './h1-pool.ts';
 
 interface Reply {
   status: number;
@@ -12,7 +12,7 @@ interface Reply {
 }
 
 function send(
-  pool: AppPool,
+  pool: H1Pool,
   method: string,
   path: string,
   headers: OutgoingHttpHeaders = {},
@@ -30,8 +30,8 @@ function send(
         return true;
       },
       onEnd: () => resolve(reply),
-      onError(err, started) {
-        reply.error = `${started ? 'started' : 'not started'}: ${err.message}`;
+      onError(err, stage) {
+        reply.error = `${stage}: ${err.message}`;
         resolve(reply);
       },
     });
@@ -65,9 +65,9 @@ async function rawServer(answer: (request: string) => string, pieces = 1): Promi
 
 const portOf = (s: net.Server) => (s.address() as AddressInfo).port;
 
-describe('AppPool: HTTP/1.1 to the app on raw keep-alive sockets', () => {
+describe('H1Pool: HTTP/1.1 upstream on raw keep-alive sockets', () => {
   let app: http.Server;
-  let pool: AppPool;
+  let pool: H1Pool;
   const sockets = new Set<string>();
 
   before(async () => {
@@ -102,7 +102,7 @@ describe('AppPool: HTTP/1.1 to the app on raw keep-alive sockets', () => {
     });
     app.keepAliveTimeout = 60_000;
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    pool = new AppPool((app.address() as AddressInfo).port);
+    pool = H1Pool.loopback((app.address() as AddressInfo).port);
   });
 
   after(() => {
@@ -157,7 +157,7 @@ describe('AppPool: HTTP/1.1 to the app on raw keep-alive sockets', () => {
         '3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\ntrailer: t\r\n\r\n',
       1000,
     );
-    const p = new AppPool(portOf(server));
+    const p = H1Pool.loopback(portOf(server));
     const r = await send(p, 'GET', '/');
     assert.equal(r.status, 201);
     assert.equal(r.headers['x-a'], '1');
@@ -169,7 +169,7 @@ describe('AppPool: HTTP/1.1 to the app on raw keep-alive sockets', () => {
 
   test('a body delimited by the connection closing', async () => {
     const server = await rawServer(() => 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end');
-    const p = new AppPool(portOf(server));
+    const p = H1Pool.loopback(portOf(server));
     const r = await send(p, 'GET', '/');
     assert.equal(r.error, undefined);
     assert.equal(r.body, 'until the end');
@@ -190,7 +190,7 @@ describe('AppPool: HTTP/1.1 to the app on raw keep-alive sockets', () => {
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const p = new AppPool(portOf(server));
+    const p = H1Pool.loopback(portOf(server));
     assert.equal((await send(p, 'GET', '/')).body, 'ok');
     const again = await send(p, 'GET', '/');
     assert.equal(again.error, undefined);
@@ -198,7 +198,7 @@ describe('AppPool: HTTP/1.1 to the app on raw keep-alive sockets', () => {
     assert.equal(connections, 2);
     // With a body nothing is replayed: the error reaches the caller.
     const post = await send(p, 'POST', '/', { 'content-length': '1' }, [Buffer.from('x')]);
-    assert.match(post.error ?? '', /not started/);
+    assert.match(post.error ?? '', /^sent: /);
     p.close();
     server.close();
   });
@@ -208,19 +208,19 @@ describe('AppPool: HTTP/1.1 to the app on raw keep-alive sockets', () => {
     const port = portOf(closed);
     closed.close();
     await new Promise((r) => setTimeout(r, 20));
-    const refused = await send(new AppPool(port), 'GET', '/');
-    assert.match(refused.error ?? '', /^not started: .*ECONNREFUSED/);
+    const refused = await send(H1Pool.loopback(port), 'GET', '/');
+    assert.match(refused.error ?? '', /^connect: .*ECONNREFUSED/);
 
     const garbage = await rawServer(() => 'SMTP ready\r\n\r\n');
-    const g = await send(new AppPool(portOf(garbage)), 'GET', '/');
-    assert.match(g.error ?? '', /^not started: malformed response status line/);
+    const g = await send(H1Pool.loopback(portOf(garbage)), 'GET', '/');
+    assert.match(g.error ?? '', /^sent: malformed response status line/);
     garbage.close();
 
     const short = await rawServer(
       () => 'HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\nabc',
     );
-    const s = await send(new AppPool(portOf(short)), 'GET', '/');
-    assert.match(s.error ?? '', /^started: the app closed the connection mid-response/);
+    const s = await send(H1Pool.loopback(portOf(short)), 'GET', '/');
+    assert.match(s.error ?? '', /^response: the upstream closed the connection mid-response/);
     assert.equal(s.body, 'abc');
     short.close();
   });

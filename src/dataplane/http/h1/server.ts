@@ -1,0 +1,491 @@
+// HTTP/1.1 served on raw sockets for the proxy's app-facing listeners: the strict parser in,
+// responses framed by hand out. Node's `http` server cost about a third of a sidecar's CPU per request
+// (bench/README.md); a proxy needs only framing, keep-alive, pipelining, CONNECT and timeouts.
+import { type IncomingHttpHeaders, type OutgoingHttpHeaders, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import type { Downstream } from '../downstream.ts';
+import { ParseError, type RequestHead, RequestParser } from './parser.ts';
+
+/** From the end of one exchange (or the connection's start) to the next whole request head. */
+const IDLE_TIMEOUT_MS = 60_000;
+const SWEEP_MS = 1000;
+
+/** `tunnel` is the CONNECT target when the request came through a tunnel. */
+export type RequestHandler = (down: Downstream, socket: Socket, tunnel: string | undefined) => void;
+
+export class H1Server {
+  readonly onRequest: RequestHandler;
+  /** Whether CONNECT opens a tunnel whose requests are served like any other (the app's proxy). */
+  readonly tunnels: boolean;
+  readonly idleTimeoutMs: number;
+  readonly connections = new Set<H1Connection>();
+  /** Draining: every response closes its connection. */
+  closing = false;
+  private sweep?: NodeJS.Timeout;
+
+  constructor(onRequest: RequestHandler, opts: { tunnels: boolean; idleTimeoutMs?: number }) {
+    this.onRequest = onRequest;
+    this.tunnels = opts.tunnels;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  }
+
+  serve(socket: Socket): void {
+    this.connections.add(new H1Connection(this, socket));
+    // One timer for all connections, like Node's connectionsCheckingInterval: nothing per request.
+    this.sweep ??= setInterval(() => this.expire(), Math.min(SWEEP_MS, this.idleTimeoutMs)).unref();
+  }
+
+  /** Closes the connections not serving a request (Node's server.closeIdleConnections). */
+  closeIdleConnections(): void {
+    for (const c of this.connections) if (c.idle) c.socket.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const c of this.connections) c.socket.destroy();
+  }
+
+  close(cb?: () => void): void {
+    this.closing = true;
+    clearInterval(this.sweep);
+    this.sweep = undefined;
+    cb?.();
+  }
+
+  private expire(): void {
+    const now = performance.now();
+    for (const c of this.connections)
+      if (c.waitingSince >= 0 && now - c.waitingSince > this.idleTimeoutMs) c.timeout();
+    if (this.connections.size === 0) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+    }
+  }
+}
+
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+class H1Connection {
+  readonly server: H1Server;
+  readonly socket: Socket;
+  /** When waiting for a request head began, or -1 while an exchange is under way. */
+  waitingSince = performance.now();
+  private parser: RequestParser;
+  /** The exchange whose response is not finished. */
+  private current?: RawDownstream;
+  /** The exchange whose request body is still arriving (it may be answered already). */
+  private receiving?: RawDownstream;
+  /** Bytes read past a request while its response is pending (pipelining), or past a tunnel's head. */
+  private pending?: Buffer;
+  private bodyPaused = false;
+  /** The parser stopped after a request whose response is not out yet. */
+  private held = false;
+  /** Refused: nothing more is read. */
+  private dead = false;
+  private tunnel: string | undefined;
+  /** Set by a CONNECT or Upgrade head: the parser stopped there, the bytes after it start afresh. */
+  private switchParser = false;
+
+  constructor(server: H1Server, socket: Socket) {
+    this.server = server;
+    this.socket = socket;
+    // A client may half-close after its request and still wait for the answer.
+    socket.allowHalfOpen = true;
+    this.parser = this.newParser();
+    socket.on('data', (chunk: Buffer) => this.feed(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => this.onClose());
+    socket.resume();
+  }
+
+  /** Not serving a request and not in the middle of one. */
+  get idle(): boolean {
+    return this.current === undefined && this.receiving === undefined && this.parser.idle && !this.pending;
+  }
+
+  private newParser(): RequestParser {
+    return new RequestParser({
+      onHead: (head) => this.onHead(head),
+      onBody: (chunk) => this.receiving?.pushBody(chunk),
+      onTrailers: () => {},
+      onEnd: () => this.onMessageEnd(),
+    });
+  }
+
+  private feed(chunk: Buffer): void {
+    if (this.dead) return;
+    if (this.pending || this.held) {
+      this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+      this.socket.pause();
+      return;
+    }
+    let n: number;
+    try {
+      n = this.parser.execute(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    if (this.switchParser) {
+      this.switchParser = false;
+      this.parser = this.newParser();
+    }
+    if (n === chunk.length) return;
+    const rest = chunk.subarray(n);
+    if (this.current) {
+      // Pipelined: the next request waits for this response.
+      this.pending = rest;
+      this.socket.pause();
+    } else this.feed(rest);
+  }
+
+  private onHead(head: RequestHead): void {
+    this.waitingSince = -1;
+    if (head.upgrade) {
+      this.switchParser = true;
+      if (head.method === 'CONNECT') {
+        if (this.server.tunnels) {
+          this.tunnel = head.target;
+          this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          this.waitingSince = performance.now();
+        } else this.reject(405, 'TRL_HTTP_CONNECT_NOT_ALLOWED', 'CONNECT is not served on this listener');
+        return;
+      }
+      // Upgrades (WebSocket) are not proxied yet: the request goes on as a plain one, Upgrade dropped,
+      // and the bytes after its head start a new request. A body would be read as requests: refused.
+      if (head.body !== 'none') {
+        this.reject(400, 'TRL_HTTP_UPGRADE_WITH_BODY', 'an Upgrade request with a body is not served');
+        return;
+      }
+    }
+    const down = new RawDownstream(this, head);
+    this.current = down;
+    if (head.body !== 'none') {
+      this.receiving = down;
+      if (head.expectContinue && head.minor === 1) this.socket.write(CONTINUE, 'latin1');
+    }
+    this.server.onRequest(down, this.socket, this.tunnel);
+  }
+
+  private onMessageEnd(): void {
+    const r = this.receiving;
+    this.receiving = undefined;
+    r?.pushBody(null);
+    // Hold the next pipelined request until this response is out.
+    if (this.current) {
+      this.held = true;
+      this.parser.pause();
+    } else this.waitingSince = performance.now();
+  }
+
+  /** Body backpressure from the exchange reading the request. */
+  pauseBody(): void {
+    this.bodyPaused = true;
+    this.socket.pause();
+  }
+
+  resumeBody(): void {
+    if (!this.bodyPaused) return;
+    this.bodyPaused = false;
+    if (!this.pending) this.socket.resume();
+  }
+
+  /** The response is out: close, or go on with the next request. */
+  exchangeDone(down: RawDownstream): void {
+    if (this.current !== down) return;
+    this.current = undefined;
+    if (!down.keepAlive) {
+      this.dead = true;
+      this.socket.end();
+      return;
+    }
+    this.waitingSince = this.receiving ? -1 : performance.now();
+    if (this.held) {
+      this.held = false;
+      this.parser.resume();
+    }
+    const rest = this.pending;
+    this.pending = undefined;
+    if (!this.bodyPaused) this.socket.resume();
+    if (rest) this.feed(rest);
+  }
+
+  /** The client half-closed: finish what is under way, then close. */
+  private onEnd(): void {
+    if (!this.current && !this.receiving) this.socket.end();
+    else if (this.receiving) this.fail(new Error('client closed before the request body ended'));
+    // Otherwise the response in progress ends the connection: its keepAlive is now false.
+    else this.current!.keepAlive = false;
+  }
+
+  private onClose(): void {
+    this.server.connections.delete(this);
+    this.receiving?.abortBody();
+    this.current?.closed();
+    this.current = undefined;
+    this.receiving = undefined;
+  }
+
+  timeout(): void {
+    if (this.parser.idle && !this.pending) this.socket.destroy();
+    else
+      this.reject(
+        408,
+        'TRL_HTTP_REQUEST_TIMEOUT',
+        `no complete request head within ${this.server.idleTimeoutMs} ms`,
+      );
+  }
+
+  private fail(err: Error): void {
+    if (err instanceof ParseError) this.reject(err.status, err.code, err.message);
+    else this.socket.destroy();
+  }
+
+  /**
+   * Answers a request the parser or the connection refused, and closes. If a response is already
+   * under way the connection is cut instead: its client sees a truncated response, not a second one.
+   */
+  private reject(status: number, code: string, message: string): void {
+    this.waitingSince = -1;
+    this.dead = true;
+    if (this.current?.headersSent) {
+      this.socket.destroy();
+      return;
+    }
+    this.current?.closed();
+    this.current = undefined;
+    this.receiving?.abortBody();
+    this.receiving = undefined;
+    const text = `${code}: ${message}\n`;
+    this.socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n` +
+        `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    );
+    this.socket.pause();
+  }
+}
+
+/** Header fields Node keeps only the first of; set-cookie is a list, cookie joins with '; '. */
+const SINGLE = new Set([
+  'content-type',
+  'content-length',
+  'user-agent',
+  'referer',
+  'host',
+  'authorization',
+  'proxy-authorization',
+  'if-modified-since',
+  'if-unmodified-since',
+  'from',
+  'location',
+  'max-forwards',
+  'retry-after',
+  'etag',
+  'last-modified',
+  'server',
+  'age',
+  'expires',
+]);
+
+/** The headers object Node's `http` would give for these raw headers. */
+export function headersObject(raw: string[]): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    const prior = out[name];
+    if (prior === undefined) out[name] = name === 'set-cookie' ? [value] : value;
+    else if (name === 'set-cookie') (prior as string[]).push(value);
+    else if (!SINGLE.has(name)) out[name] = `${prior}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return out;
+}
+
+// Response header names and values go on the wire as given: one with CR or LF would split the response.
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_NAME = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+/** Framing is the connection's: these never come from the caller. */
+const FRAMING = new Set(['connection', 'transfer-encoding', 'keep-alive']);
+
+let dateSecond = 0;
+let dateText = '';
+/** Date changes once a second; format it once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+class RawDownstream implements Downstream {
+  readonly protocol = 'HTTP/1.1';
+  readonly method: string;
+  readonly target: string;
+  readonly authority: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly hasBody: boolean;
+  headersSent = false;
+  keepAlive: boolean;
+  private readonly conn: H1Connection;
+  private readonly minor: 0 | 1;
+  private requestBody?: Readable;
+  /** The serialized head, held until the first body bytes so both go out in one write. */
+  private head?: string;
+  private chunked = false;
+  private bodiless = false;
+  private done = false;
+  private closeCallbacks?: (() => void)[];
+
+  constructor(conn: H1Connection, head: RequestHead) {
+    this.conn = conn;
+    this.method = head.method;
+    this.target = head.target;
+    this.minor = head.minor;
+    this.headers = headersObject(head.rawHeaders);
+    this.authority = this.headers.host ?? '';
+    this.hasBody = head.body !== 'none';
+    this.keepAlive = head.keepAlive;
+    if (this.hasBody) {
+      this.requestBody = new Readable({ read: () => conn.resumeBody() });
+    }
+  }
+
+  get body(): Readable {
+    this.requestBody ??= Readable.from([]);
+    return this.requestBody;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.conn.socket.remoteAddress;
+  }
+
+  pushBody(chunk: Buffer | null): void {
+    const body = this.requestBody!;
+    // Answered already: what is left of the body is read and dropped, to reach the next request.
+    if (this.done) {
+      if (chunk === null) body.push(null);
+      return;
+    }
+    if (!body.push(chunk) && chunk !== null) this.conn.pauseBody();
+  }
+
+  abortBody(): void {
+    this.requestBody?.destroy();
+  }
+
+  respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
+    if (this.done) return;
+    this.headersSent = true;
+    this.bodiless = this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    let hasLength = false;
+    let hasDate = false;
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || FRAMING.has(name)) continue;
+      if (BAD_NAME.test(name)) throw new TypeError(`invalid response header name ${JSON.stringify(name)}`);
+      if (name === 'content-length') hasLength = true;
+      else if (name === 'date') hasDate = true;
+      if (Array.isArray(value)) for (const v of value) head += headerLine(name, v);
+      else head += headerLine(name, String(value));
+    }
+    if (body !== undefined && !hasLength && !this.bodiless) {
+      head += `content-length: ${Buffer.byteLength(body)}\r\n`;
+      hasLength = true;
+    }
+    if (!hasLength && !this.bodiless) {
+      // No length: chunked for HTTP/1.1 clients, the connection's end for HTTP/1.0 ones.
+      if (this.minor === 1) {
+        this.chunked = true;
+        head += 'transfer-encoding: chunked\r\n';
+      } else this.keepAlive = false;
+    }
+    if (this.conn.server.closing) this.keepAlive = false;
+    if (!this.keepAlive) head += 'connection: close\r\n';
+    else if (this.minor === 0) head += 'connection: keep-alive\r\n';
+    if (!hasDate) head += `date: ${httpDate()}\r\n`;
+    this.head = `${head}\r\n`;
+    if (body !== undefined) this.end(typeof body === 'string' ? Buffer.from(body) : body);
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.done) return true;
+    return this.send(chunk, false);
+  }
+
+  end(chunk?: Buffer): void {
+    if (this.done) return;
+    if (!this.headersSent) this.respond(200, {});
+    this.send(chunk ?? EMPTY, true);
+    this.finish();
+  }
+
+  /** Head (if still held), the chunk in its framing, and the end of a chunked body: one writev. */
+  private send(chunk: Buffer, last: boolean): boolean {
+    const s = this.conn.socket;
+    if (s.destroyed) return true;
+    const data = this.bodiless ? EMPTY : chunk;
+    const tail = last && this.chunked && !this.bodiless;
+    if (!this.head && !this.chunked) return data.length ? s.write(data) : true;
+    s.cork();
+    if (this.head) {
+      s.write(this.head, 'latin1');
+      this.head = undefined;
+    }
+    let ok = true;
+    if (data.length) {
+      if (this.chunked) {
+        s.write(`${data.length.toString(16)}\r\n`, 'latin1');
+        s.write(data);
+        ok = s.write(tail ? '\r\n0\r\n\r\n' : '\r\n', 'latin1');
+      } else ok = s.write(data);
+    } else if (tail) ok = s.write('0\r\n\r\n', 'latin1');
+    s.uncork();
+    return ok;
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.conn.exchangeDone(this);
+    this.closed();
+  }
+
+  /** Over for the client, finished or cut: close callbacks run once, after the current turn. */
+  closed(): void {
+    this.done = true;
+    const cbs = this.closeCallbacks;
+    this.closeCallbacks = undefined;
+    if (cbs)
+      process.nextTick(() => {
+        for (const cb of cbs) cb();
+      });
+  }
+
+  onDrain(cb: () => void): void {
+    this.conn.socket.once('drain', cb);
+  }
+
+  onClose(cb: () => void): void {
+    if (this.done) {
+      process.nextTick(cb);
+      return;
+    }
+    this.closeCallbacks ??= [];
+    this.closeCallbacks.push(cb);
+  }
+
+  destroy(): void {
+    this.conn.socket.destroy();
+  }
+}
+
+function headerLine(name: string, value: string): string {
+  if (BAD_VALUE.test(value)) throw new TypeError(`invalid character in response header ${name}`);
+  return `${name}: ${value}\r\n`;
+}
