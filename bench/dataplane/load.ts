@@ -46,24 +46,34 @@ async function h2load(t: Target, cpu: number, seconds: number, args: string[]): 
 
 /**
  * Istio's method: a fixed request rate over `connections` connections (each sends rate/connections
- * per second, one request at a time) and the latency of every request.
+ * per second, one request at a time) and the latency of every request. One h2load per connection,
+ * started a connection's period / connections apart: a single h2load with `--rps` fires every
+ * connection on the same timer tick, so the proxy would see bursts of `connections` requests and the
+ * table would measure the burst (bench/README.md, "Latency").
  */
 export async function fixedRate(
   t: Target,
   o: { rps: number; connections: number; seconds: number; cpu: number },
 ): Promise<RateResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-'));
-  const log = path.join(dir, 'requests.tsv');
+  const perConnection = o.rps / o.connections;
+  const staggerMs = 1000 / perConnection / o.connections;
   try {
-    const stdout = await h2load(t, o.cpu, o.seconds, [
-      '-c',
-      String(o.connections),
-      '-m',
-      '1',
-      `--rps=${o.rps / o.connections}`,
-      `--log-file=${log}`,
-    ]);
-    const lines = (await readFile(log, 'utf8')).split('\n');
+    const runs = Array.from({ length: o.connections }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i * staggerMs));
+      const log = path.join(dir, `requests-${i}.tsv`);
+      const stdout = await h2load(t, o.cpu, o.seconds, [
+        '-c',
+        '1',
+        '-m',
+        '1',
+        `--rps=${perConnection}`,
+        `--log-file=${log}`,
+      ]);
+      return { summary: parseH2load(stdout), lines: (await readFile(log, 'utf8')).split('\n') };
+    });
+    const done = await Promise.all(runs);
+    const lines = done.flatMap((d) => d.lines);
     const lat = new Float64Array(lines.length);
     let n = 0;
     let failed = 0;
@@ -75,11 +85,10 @@ export async function fixedRate(
       lat[n++] = Number(us);
     }
     const sorted = lat.subarray(0, n).sort();
-    const summary = parseH2load(stdout);
     return {
       requests: n,
-      failed: failed + summary.errored,
-      rps: summary.rps,
+      failed: failed + done.reduce((a, d) => a + d.summary.errored, 0),
+      rps: done.reduce((a, d) => a + d.summary.rps, 0),
       p50: quantile(sorted, 0.5),
       p90: quantile(sorted, 0.9),
       p99: quantile(sorted, 0.99),
