@@ -30,6 +30,14 @@ test('generateKeyAndCsr: P-256 PKCS#8 key and a self-signed CSR carrying the URI
   assert.ok(fromCsr.equals(createPublicKey(key)));
 });
 
+test('a long identity (multi-byte DER lengths inside the SAN) still gives a valid CSR', async () => {
+  const id = `spiffe://cluster.local/ns/default/sa/${'a'.repeat(200)}`;
+  const csr = new x509.Pkcs10CertificateRequest((await generateKeyAndCsr(id)).csrPem);
+  assert.equal(await csr.verify(), true);
+  const san = new x509.SubjectAlternativeNameExtension(csr.getExtension('2.5.29.17')!.rawData);
+  assert.deepEqual(san.names.toJSON(), [{ type: 'url', value: id }]);
+});
+
 test('every call makes a fresh key', async () => {
   const a = await generateKeyAndCsr(ID);
   const b = await generateKeyAndCsr(ID);
