@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -301,6 +301,34 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
     const nul = await send('http://echo:8080/a%00b', { headers: { host: 'echo:8080' } });
     assert.equal(nul.status, 400);
     assert.equal(nul.headers['x-trellis-response-flags'], 'DPE');
+  });
+
+  test('an ambiguous request (Content-Length with Transfer-Encoding) is refused at the first hop and counted', async () => {
+    const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: echo:8080\r\n\r\n';
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(client.ports.outbound!, '127.0.0.1');
+      let got = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        got += d;
+      });
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+      socket.end(
+        'POST http://echo:8080/cl-te HTTP/1.1\r\nHost: echo:8080\r\nContent-Length: 4\r\n' +
+          `Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
+      );
+    });
+    assert.match(
+      answer,
+      /^HTTP\/1\.1 400 Bad Request\r\n.*x-trellis-response-flags: DPE\r\n.*TRL_HTTP_CL_TE_CONFLICT/s,
+    );
+    assert.ok(!seen.some((r) => r.path === '/cl-te' || r.path === '/smuggled'), 'nothing reached the app');
+    const metrics = await (await fetch(`http://127.0.0.1:${client.ports.admin}/stats/prometheus`)).text();
+    assert.match(
+      metrics,
+      /istio_requests_total\{reporter="source",[^}]*response_code="400"[^}]*response_flags="DPE"[^}]*\} [1-9]/,
+    );
   });
 
   test("the proxy's own answers carry a response flag and the rule responsible", async () => {

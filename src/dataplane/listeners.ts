@@ -98,11 +98,17 @@ function sniff(socket: Socket, then: (p: Protocol) => void): void {
  * HTTP/1.1 is served on the raw socket (h1/server.ts), HTTP/2 by Node's stream API.
  */
 function httpFront(
+  pipeline: Pipeline,
   onRequest: RequestHandler,
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void,
   opts: { tunnels: boolean; mtls?: { server: tls.Server; plaintext: () => boolean } },
 ): Front {
-  const h1 = new H1Server(onRequest, { tunnels: opts.tunnels });
+  const reporter = opts.mtls ? 'destination' : 'source';
+  const h1 = new H1Server(onRequest, {
+    tunnels: opts.tunnels,
+    onReject: (r) =>
+      pipeline.protocolError(reporter, r.status, `${r.code}: ${r.message}`, r.socket instanceof TLSSocket),
+  });
   const h2 = http2.createServer();
   h2.on('stream', onStream);
   trackSessions(h2);
@@ -134,6 +140,7 @@ function httpFront(
  */
 export function outboundServer(pipeline: Pipeline): Front {
   return httpFront(
+    pipeline,
     (down, _socket, tunnel) => pipeline.outbound(down, 'outbound', false, tunnel),
     (stream, headers, flags) =>
       pipeline.outbound(new H2Downstream(stream, headers, flags), 'outbound', false),
@@ -144,6 +151,7 @@ export function outboundServer(pipeline: Pipeline): Front {
 /** `table` is updated in place when a snapshot renames the route table of this port. */
 export function gatewayServer(pipeline: Pipeline, table: { name: string }): Front {
   return httpFront(
+    pipeline,
     (down) => pipeline.outbound(down, table.name, true),
     (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags), table.name, true),
     { tunnels: false },
@@ -190,6 +198,7 @@ export function inboundServer(
   const peer = (socket: Socket & { [PEER]?: PeerTls }): PeerTls =>
     (socket[PEER] ??= socket instanceof TLSSocket ? peerOf(socket) : PLAINTEXT);
   return httpFront(
+    pipeline,
     (down, socket) => pipeline.inbound(down, peer(socket)),
     (stream, headers, flags) =>
       pipeline.inbound(new H2Downstream(stream, headers, flags), peer(stream.session!.socket as Socket)),

@@ -20,6 +20,10 @@ const hopByHop = new Set([
 /** Headers the proxies use among themselves; an app can neither send nor see them. */
 export const PEER_HEADER = 'x-trellis-peer';
 
+/** On every response the proxy makes itself: its response flag, and the rule that decided. */
+export const FLAGS_HEADER = 'x-trellis-response-flags';
+export const RULE_HEADER = 'x-trellis-rule';
+
 export interface ForwardedInfo {
   clientAddress: string | undefined;
   proto: 'http' | 'https';

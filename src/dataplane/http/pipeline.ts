@@ -14,12 +14,9 @@ import { encodePeer, type PeerInfo, RequestTelemetry, UNKNOWN_PEER } from '../te
 import { H1Pool } from '../upstream/h1-pool.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import { bodyLength, type Downstream, ResponseBody, relay } from './downstream.ts';
-import { downstreamHeaders, PEER_HEADER, upstreamHeaders } from './headers.ts';
+import { downstreamHeaders, FLAGS_HEADER, PEER_HEADER, RULE_HEADER, upstreamHeaders } from './headers.ts';
 import { normalizeRequestTarget } from './normalize.ts';
 import { CompiledRouteTable, RequestView } from './route-table.ts';
-
-export const FLAGS_HEADER = 'x-trellis-response-flags';
-export const RULE_HEADER = 'x-trellis-rule';
 
 export interface PipelineDeps {
   config(): ProxyConfig | undefined;
@@ -110,6 +107,23 @@ export class Pipeline {
       authority: ex.authority,
       path: ex.path,
     });
+  }
+
+  /**
+   * A request the HTTP/1.1 codec refused before it became an exchange (malformed, ambiguous, too
+   * slow). The client got `status` with flag DPE; this logs it with its TRL_HTTP_* code and counts it.
+   */
+  protocolError(reporter: 'source' | 'destination', status: number, rule: string, mtls: boolean): void {
+    this.telemetry.record(reporter, UNKNOWN_PEER, {
+      service: 'unknown',
+      code: status,
+      flags: 'DPE',
+      mtls,
+      durationMs: 0,
+      requestBytes: 0,
+      responseBytes: 0,
+    });
+    this.deps.log.info('proxy response', { code: status, flags: 'DPE', rule });
   }
 
   private refuse(

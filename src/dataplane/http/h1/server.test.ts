@@ -11,8 +11,12 @@ function harness(opts: { tunnels: boolean; idleTimeoutMs?: number }) {
   const h = {
     handler: ((down) => down.respond(200, {}, 'ok')) as Handler,
     server: undefined as unknown as H1Server,
+    rejected: [] as string[],
   };
-  h.server = new H1Server((down, _socket, tunnel) => h.handler(down, tunnel), opts);
+  h.server = new H1Server((down, _socket, tunnel) => h.handler(down, tunnel), {
+    ...opts,
+    onReject: (r) => h.rejected.push(`${r.status} ${r.code}`),
+  });
   const listener = net.createServer((socket) => h.server.serve(socket));
   return {
     h,
@@ -193,15 +197,25 @@ describe('H1Server', () => {
       ['GET / HTTP/1.1\r\n\r\n', 400],
       ['GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505],
     ];
+    h.rejected.length = 0;
     for (const [request, status] of cases) {
       const out = await exchange(port, [request]);
       assert.match(
         out,
-        new RegExp(`^HTTP/1\\.1 ${status} .*connection: close\\r\\n\\r\\nTRL_HTTP_\\w+: .+\\n$`, 's'),
+        new RegExp(
+          `^HTTP/1\\.1 ${status} .*x-trellis-response-flags: DPE\\r\\n.*connection: close\\r\\n\\r\\nTRL_HTTP_\\w+: .+\\n$`,
+          's',
+        ),
         request,
       );
     }
     assert.equal(called, 0);
+    assert.deepEqual(h.rejected, [
+      '400 TRL_HTTP_CL_TE_CONFLICT',
+      '400 TRL_HTTP_INVALID_HEADER_TOKEN',
+      '400 TRL_HTTP_MISSING_HOST',
+      '505 TRL_HTTP_VERSION_NOT_SUPPORTED',
+    ]);
   });
 
   it('serves a bodiless Upgrade request as a plain one, and refuses one with a body (it would smuggle)', async () => {

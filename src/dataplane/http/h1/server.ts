@@ -5,6 +5,7 @@ import { type IncomingHttpHeaders, type OutgoingHttpHeaders, STATUS_CODES } from
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Downstream } from '../downstream.ts';
+import { FLAGS_HEADER } from '../headers.ts';
 import { ParseError, type RequestHead, RequestParser } from './parser.ts';
 
 /** From the end of one exchange (or the connection's start) to the next whole request head. */
@@ -14,19 +15,34 @@ const SWEEP_MS = 1000;
 /** `tunnel` is the CONNECT target when the request came through a tunnel. */
 export type RequestHandler = (down: Downstream, socket: Socket, tunnel: string | undefined) => void;
 
+/** A request the codec refused itself (malformed, ambiguous, too slow): answered with `status`, flag DPE. */
+export interface Rejection {
+  status: number;
+  /** A TRL_HTTP_* code. */
+  code: string;
+  message: string;
+  socket: Socket;
+}
+
 export class H1Server {
   readonly onRequest: RequestHandler;
   /** Whether CONNECT opens a tunnel whose requests are served like any other (the app's proxy). */
   readonly tunnels: boolean;
   readonly idleTimeoutMs: number;
+  /** Told of every rejection, for the log and the metrics. */
+  readonly onReject: (r: Rejection) => void;
   readonly connections = new Set<H1Connection>();
   /** Draining: every response closes its connection. */
   closing = false;
   private sweep?: NodeJS.Timeout;
 
-  constructor(onRequest: RequestHandler, opts: { tunnels: boolean; idleTimeoutMs?: number }) {
+  constructor(
+    onRequest: RequestHandler,
+    opts: { tunnels: boolean; onReject: (r: Rejection) => void; idleTimeoutMs?: number },
+  ) {
     this.onRequest = onRequest;
     this.tunnels = opts.tunnels;
+    this.onReject = opts.onReject;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   }
 
@@ -259,10 +275,11 @@ class H1Connection {
     this.receiving = undefined;
     const text = `${code}: ${message}\n`;
     this.socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n${FLAGS_HEADER}: DPE\r\n` +
         `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
     );
     this.socket.pause();
+    this.server.onReject({ status, code, message, socket: this.socket });
   }
 }
 
