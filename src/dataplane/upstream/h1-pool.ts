@@ -32,6 +32,13 @@ export interface UpstreamRequest {
 }
 
 const MAX_HEAD = 64 * 1024;
+/** ` 200` and the space or end after it. */
+const STATUS = /^ [1-9]\d\d( |$)/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9110 field-value after OWS is trimmed: visible characters, SP, HTAB and obs-text. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Only SP and HTAB are optional whitespace; String.trim would also take CR, LF and more. */
+const OWS = /^[ \t]+|[ \t]+$/g;
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
@@ -159,23 +166,34 @@ class Connection implements UpstreamRequest {
 
   /** Parses a response head; false when it failed or was an interim (1xx) response already skipped. */
   private head(text: string): boolean {
-    const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
-    if (!m) {
-      this.fail(new Error(`malformed response status line ${JSON.stringify(lines[0].slice(0, 60))}`));
+    let eol = text.indexOf('\r\n');
+    if (eol < 0) eol = text.length;
+    const minor = text.charCodeAt(7);
+    if (
+      !text.startsWith('HTTP/1.') ||
+      (minor !== 0x30 && minor !== 0x31) ||
+      !STATUS.test(text.slice(8, 13))
+    ) {
+      this.fail(
+        new Error(`malformed response status line ${JSON.stringify(text.slice(0, Math.min(eol, 60)))}`),
+      );
       return false;
     }
-    const status = Number(m[2]);
+    const status = Number(text.slice(9, 12));
     const headers: IncomingHttpHeaders = {};
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
+    // Checked as strictly as requests are: a value with CR, LF or NUL would be passed on to the client.
+    for (let at = eol + 2; at < text.length; ) {
+      let end = text.indexOf('\r\n', at);
+      if (end < 0) end = text.length;
+      const line = text.slice(at, end);
+      at = end + 2;
       const colon = line.indexOf(':');
-      if (colon <= 0) {
+      const value = colon > 0 ? line.slice(colon + 1).replace(OWS, '') : '';
+      if (colon <= 0 || !TOKEN.test(line.slice(0, colon)) || !FIELD_VALUE.test(value)) {
         this.fail(new Error(`malformed response header line ${JSON.stringify(line.slice(0, 60))}`));
         return false;
       }
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
+      const name = line.slice(0, colon).toLowerCase();
       const prior = headers[name];
       if (prior === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
       else if (Array.isArray(prior)) prior.push(value);
@@ -190,7 +208,7 @@ class Connection implements UpstreamRequest {
       return true;
     }
     const connection = String(headers.connection ?? '').toLowerCase();
-    this.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
+    this.keepAlive = minor === 0x31 ? !connection.includes('close') : connection.includes('keep-alive');
     const te = headers['transfer-encoding'];
     if (this.method === 'HEAD' || status === 204 || status === 304) this.body = { kind: 'none' };
     else if (te !== undefined && String(te).toLowerCase().includes('chunked'))
