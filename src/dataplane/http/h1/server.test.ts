@@ -144,6 +144,26 @@ describe('H1Server', () => {
     assert.match(out, /x-target: \/f\r\ncontent-length: 3\r\n.*\r\n\r\nabc$/s);
   });
 
+  it('reads and drops the body of a request answered without reading it, then serves the next one', async () => {
+    // Answered later, once the unread body has filled the buffer and paused the socket.
+    h.handler = (down) => setTimeout(() => down.respond(404, {}, `nothing at ${down.target}`), 50);
+    const body = 'x'.repeat(256 * 1024);
+    const out = await exchange(port, [
+      `POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      'GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    ]);
+    assert.match(out, /nothing at \/big.*nothing at \/after$/s);
+  });
+
+  it('closes a connection whose answered request never finishes its body', async () => {
+    h.handler = (down) => down.respond(200, {}, 'early');
+    const started = Date.now();
+    const out = await exchange(port, ['POST /trickle HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab']);
+    assert.match(out, /\r\n\r\nearly$/);
+    assert.ok(Date.now() - started >= 250, 'closed by the idle timeout, not at once');
+    assert.ok(Date.now() - started < 2500, 'closed, not left open until the client gave up');
+  });
+
   it('sends 100 Continue when the client expects it', async () => {
     h.handler = echo;
     const out = await exchange(

@@ -8,7 +8,10 @@ import type { Downstream } from '../downstream.ts';
 import { FLAGS_HEADER } from '../headers.ts';
 import { ParseError, type RequestHead, RequestParser } from './parser.ts';
 
-/** From the end of one exchange (or the connection's start) to the next whole request head. */
+/**
+ * From the end of one exchange (or the connection's start) to the next whole request head, and for
+ * the rest of a body whose request was answered before it ended.
+ */
 const IDLE_TIMEOUT_MS = 60_000;
 const SWEEP_MS = 1000;
 
@@ -216,7 +219,8 @@ class H1Connection {
       this.socket.end();
       return;
     }
-    this.waitingSince = this.receiving ? -1 : performance.now();
+    // Also when the request body is still arriving: answered, it has as long as a next head would.
+    this.waitingSince = performance.now();
     if (this.held) {
       this.held = false;
       this.parser.resume();
@@ -244,7 +248,8 @@ class H1Connection {
   }
 
   timeout(): void {
-    if (this.parser.idle && !this.pending) this.socket.destroy();
+    // Idle, or the rest of an answered request's body never came: nothing to tell the client.
+    if ((this.parser.idle && !this.pending) || this.receiving) this.socket.destroy();
     else
       this.reject(
         408,
@@ -469,6 +474,9 @@ class RawDownstream implements Downstream {
 
   private finish(): void {
     this.done = true;
+    // Answered before its body was read (a local 404, say): the rest is read and dropped, or the
+    // connection would stall with the next request behind it.
+    this.conn.resumeBody();
     this.conn.exchangeDone(this);
     this.closed();
   }
