@@ -46,6 +46,10 @@ interface Result {
   log?: string;
   /** Largest snapshot message a proxy received (bytes). */
   snapshotBytes?: number;
+  /** Largest delta message a proxy received (bytes). */
+  deltaBytes?: number;
+  /** Per apply, over the measured window: bytes all proxies received, and how many messages of each kind. */
+  perApply?: { bytes: number; snapshots: number; deltas: number };
   setup?: { certMs: number; connectMs: number; syncMs: number };
   /** Over every proxy and every apply. */
   applyToAckMs?: { p50: number; p90: number; p99: number; max: number; samples: number };
@@ -80,7 +84,7 @@ interface Result {
     rssMiB: number;
     peakRssMiB: number;
   };
-  proxiesCpu?: { cpuSeconds: number; snapshots: number };
+  proxiesCpu?: { cpuSeconds: number; messages: number };
 }
 
 const { values: args } = parseArgs({
@@ -375,6 +379,7 @@ async function runScenario(s: Scenario): Promise<Result> {
     const ours = () =>
       cpuSeconds(cp.pid)! + (cpuSeconds(sims!.child.pid!) ?? 0) + (cpuSeconds(process.pid) ?? 0);
     const busy0 = machineBusySeconds() - ours();
+    const st0 = await sims.stats();
     const cpu0 = cpuSeconds(cp.pid)!;
     const w0 = performance.now();
     const w0Us = nowUs();
@@ -439,8 +444,16 @@ async function runScenario(s: Scenario): Promise<Result> {
     };
     const st = await sims.stats();
     result.snapshotBytes = st.maxSnapshotBytes;
-    result.proxiesCpu = { cpuSeconds: st.cpuS, snapshots: st.snapshots };
-    if (st.nacks) result.errors.push(`${st.nacks} snapshots were NACKed`);
+    result.deltaBytes = st.maxDeltaBytes;
+    result.perApply = {
+      bytes: (st.bytes - st0.bytes) / s.applies,
+      snapshots: (st.snapshots - st0.snapshots) / s.applies,
+      deltas: (st.deltas - st0.deltas) / s.applies,
+    };
+    result.proxiesCpu = { cpuSeconds: st.cpuS, messages: st.snapshots + st.deltas };
+    if (st.nacks) result.errors.push(`${st.nacks} snapshots or deltas were NACKed`);
+    if (result.perApply.deltas < s.proxies)
+      result.errors.push('an apply reached some proxies in full, not as a delta');
     if (st.disconnected) result.errors.push(`${st.disconnected} proxies lost their stream`);
     for (const e of st.errors) result.errors.push(`sim: ${e}`);
     result.ok = result.errors.length === 0;
@@ -457,10 +470,21 @@ async function runScenario(s: Scenario): Promise<Result> {
 }
 
 const SIM_MODES: Record<SimMode, string> = {
-  parse: 'JSON.parse, then ACK',
-  build: 'JSON.parse and ProxyConfig.build, then ACK',
-  light: 'read every byte, no JSON.parse (version and marker found in the text), then ACK',
+  parse: 'JSON.parse (a delta rebuilt with applyDelta), then ACK',
+  build: 'JSON.parse (a delta rebuilt with applyDelta) and ProxyConfig.build, then ACK',
+  light: 'read every byte, no JSON.parse (version, delta base and marker found in the text), then ACK',
 };
+
+function bytes(n: number): string {
+  return n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+}
+
+function received(r: Result): string {
+  const a = r.perApply;
+  if (!a) return '–';
+  const each = a.bytes / (a.snapshots + a.deltas);
+  return `${bytes(a.bytes)} (${Math.round(a.snapshots)} + ${Math.round(a.deltas)}; ${bytes(each)} each)`;
+}
 
 function markdown(results: Result[]): string {
   const f = (v: number | undefined) => ms(v ?? Number.NaN);
@@ -493,13 +517,13 @@ function markdown(results: Result[]): string {
   }
   lines.push(
     '',
-    '| scenario | apply→delivered p50 / p99 | one proxy parse→ACK p50 / p99 | est. own-core apply→ACK p99 / all (median) | sim CPU-s (snapshots) | setup: certs / connect / all SYNCED | CP idle vCPU | other load (vCPU) |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|',
+    '| scenario | apply→delivered p50 / p99 | one proxy parse→ACK p50 / p99 | est. own-core apply→ACK p99 / all (median) | received / apply: bytes (snapshots + deltas; mean size) | largest delta (setup included) | sim CPU-s (messages) | setup: certs / connect / all SYNCED | CP idle vCPU | other load (vCPU) |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   );
   for (const r of results) {
     if (!r.setup || !r.cp) continue;
     lines.push(
-      `| ${r.scenario} | ${f(r.applyToDeliveredMs?.p50)} / ${f(r.applyToDeliveredMs?.p99)} ms | ${f(r.handleMs?.p50)} / ${f(r.handleMs?.p99)} ms | ${f(r.ownCoreAckMs?.p99)} / ${f(median(r.ownCoreAllAckedMs ?? []))} ms | ${r.proxiesCpu?.cpuSeconds.toFixed(1) ?? '–'} (${r.proxiesCpu?.snapshots ?? 0}) | ${(r.setup.certMs / 1000).toFixed(1)} / ${(r.setup.connectMs / 1000).toFixed(1)} / ${(r.setup.syncMs / 1000).toFixed(1)} s | ${r.cp.idleVcpu.toFixed(2)} | ${r.cp.otherVcpu.toFixed(2)} |`,
+      `| ${r.scenario} | ${f(r.applyToDeliveredMs?.p50)} / ${f(r.applyToDeliveredMs?.p99)} ms | ${f(r.handleMs?.p50)} / ${f(r.handleMs?.p99)} ms | ${f(r.ownCoreAckMs?.p99)} / ${f(median(r.ownCoreAllAckedMs ?? []))} ms | ${received(r)} | ${bytes(r.deltaBytes ?? 0)} | ${r.proxiesCpu?.cpuSeconds.toFixed(1) ?? '–'} (${r.proxiesCpu?.messages ?? 0}) | ${(r.setup.certMs / 1000).toFixed(1)} / ${(r.setup.connectMs / 1000).toFixed(1)} / ${(r.setup.syncMs / 1000).toFixed(1)} s | ${r.cp.idleVcpu.toFixed(2)} | ${r.cp.otherVcpu.toFixed(2)} |`,
     );
   }
   lines.push('');

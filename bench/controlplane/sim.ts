@@ -1,19 +1,22 @@
 // Simulated proxies for the control-plane benchmark: a child process (started by main.ts) that runs
 // many proxies, each speaking the real push protocol as the real agent does (src/dataplane/agent):
 // a certificate from /v1/certificates with the bootstrap token (CSR, key never sent), then its own
-// HTTP/2 session over mutual TLS, `POST /v1/stream`, hello → snapshot → JSON.parse → ACK. Modes:
-//   parse  (default) JSON.parse every snapshot, then ACK it — what the real agent does before applying;
+// HTTP/2 session over mutual TLS, `POST /v1/stream`, hello → snapshot or delta → JSON.parse → ACK.
+// Modes:
+//   parse  (default) JSON.parse every message and rebuild a delta against the snapshot the proxy runs
+//          with the agent's applyDelta, then ACK — what the real agent does before applying;
 //   build  also run the real ProxyConfig.build on it (what the real proxy applies) before the ACK;
-//   light  a diagnostic: read the version, revision and marker from the text without parsing it, so
-//          the simulated proxies' shared core stops being the bottleneck and the control plane's own
-//          delivery time shows (a real proxy's parse time is measured by the other modes).
+//   light  a diagnostic: read the version, revision, delta base and marker from the text without
+//          parsing it, so the simulated proxies' shared core stops being the bottleneck and the
+//          control plane's own delivery time shows (a real proxy's parse time is measured by the
+//          other modes).
 //
 // Talks to its parent over the IPC channel: start → ready, await <marker> → round (per-proxy ACK
 // times), stats, stop. Times are process.hrtime (CLOCK_MONOTONIC), shared by every process on the host.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../src/compile/protocol.ts';
-import { CERTIFICATE_PATH, PUSH_PATH } from '../../src/compile/protocol.ts';
-import type { ProxyNode } from '../../src/compile/snapshot.ts';
+import { applyDelta, CERTIFICATE_PATH, DELTA_BASE_MISMATCH, PUSH_PATH } from '../../src/compile/protocol.ts';
+import type { ProxyNode, ProxySnapshot } from '../../src/compile/snapshot.ts';
 import { postToControlPlane } from '../../src/dataplane/agent/post.ts';
 import { ProxyConfig } from '../../src/dataplane/config.ts';
 import { generateKeyAndCsr } from '../../src/dataplane/identity/csr.ts';
@@ -40,11 +43,14 @@ export interface AwaitMessage {
 export type ParentMessage = StartMessage | AwaitMessage | { type: 'stats' } | { type: 'stop' };
 
 export interface SimStats {
+  /** Messages received: whole snapshots and deltas. */
   snapshots: number;
+  deltas: number;
   acks: number;
   nacks: number;
   bytes: number;
   maxSnapshotBytes: number;
+  maxDeltaBytes: number;
   /** Process CPU time (user + system), seconds. */
   cpuS: number;
   disconnected: number;
@@ -74,7 +80,9 @@ class SimProxy {
   readonly node: ProxyNode;
   session?: ClientHttp2Session;
   stream?: ClientHttp2Stream;
+  /** The version it ACKed last, and (except in light mode) that snapshot: the base of deltas. */
   running?: string;
+  snapshot?: ProxySnapshot;
   /** marker → [received µs, ACK written µs, revision, µs spent from parse to ACK] */
   readonly seen = new Map<string, [number, number, number, number]>();
   closed = false;
@@ -85,10 +93,12 @@ class SimProxy {
 
 const stats: SimStats = {
   snapshots: 0,
+  deltas: 0,
   acks: 0,
   nacks: 0,
   bytes: 0,
   maxSnapshotBytes: 0,
+  maxDeltaBytes: 0,
   cpuS: 0,
   disconnected: 0,
   errors: [],
@@ -159,12 +169,22 @@ function drain(): void {
 
 function handle(p: SimProxy, line: Buffer, received: number): void {
   const started = nowUs();
-  stats.snapshots++;
   stats.bytes += line.length;
-  if (line.length > stats.maxSnapshotBytes) stats.maxSnapshotBytes = line.length;
+  if (line.subarray(0, 16).toString('latin1') === '{"type":"delta",') {
+    stats.deltas++;
+    stats.maxDeltaBytes = Math.max(stats.maxDeltaBytes, line.length);
+  } else {
+    stats.snapshots++;
+    stats.maxSnapshotBytes = Math.max(stats.maxSnapshotBytes, line.length);
+  }
   let snap: { version: string; revision: number; marker?: string };
   if (mode === 'light') {
-    snap = lightRead(line);
+    const { base, ...read } = lightRead(line);
+    if (base !== undefined && base !== p.running) {
+      nack(p, read.version, `${DELTA_BASE_MISMATCH}: runs ${p.running}, not ${base}`);
+      return;
+    }
+    snap = read;
   } else {
     let msg: ControlPlaneMessage;
     try {
@@ -173,18 +193,17 @@ function handle(p: SimProxy, line: Buffer, received: number): void {
       note(`${p.node.id}: malformed message`);
       return;
     }
-    if (msg.type !== 'snapshot') return;
-    if (mode === 'build' && msg.snapshot.version !== p.running) {
-      try {
-        ProxyConfig.build(msg.snapshot);
-      } catch (err) {
-        stats.nacks++;
-        write(p, { type: 'nack', version: msg.snapshot.version, reason: String(err) });
-        return;
-      }
+    const version = msg.type === 'snapshot' ? msg.snapshot.version : msg.delta.version;
+    let full: ProxySnapshot;
+    try {
+      full = msg.type === 'snapshot' ? msg.snapshot : applyDelta(p.snapshot, msg.delta);
+      if (mode === 'build' && version !== p.running) ProxyConfig.build(full);
+    } catch (err) {
+      nack(p, version, err instanceof Error ? err.message : String(err));
+      return;
     }
-    const { version, revision } = msg.snapshot;
-    snap = { version, revision, marker: markerOf(msg.snapshot) };
+    p.snapshot = full;
+    snap = { version, revision: full.revision, marker: markerOf(full) };
   }
   p.running = snap.version;
   write(p, { type: 'ack', version: snap.version });
@@ -198,17 +217,27 @@ function handle(p: SimProxy, line: Buffer, received: number): void {
   }
 }
 
+function nack(p: SimProxy, version: string, reason: string): void {
+  stats.nacks++;
+  note(`${p.node.id}: NACK ${version}: ${reason}`);
+  write(p, { type: 'nack', version, reason });
+}
+
 const MARKER_NEEDLE = Buffer.from(`{"name":"${MARKER_HEADER}","match":{"exact":"`);
 
-/** Light mode: version and revision from the message's head, the marker found by a string search. */
-function lightRead(line: Buffer): { version: string; revision: number; marker?: string } {
+/**
+ * Light mode: version, revision and a delta's base from the message's head, the marker found by a
+ * string search (a delta carries the hub's virtual host whenever it changed).
+ */
+function lightRead(line: Buffer): { version: string; revision: number; base?: string; marker?: string } {
   const head = line.subarray(0, 400).toString('latin1');
   const version = /"version":"([^"]*)"/.exec(head)?.[1] ?? '';
   const revision = Number(/"revision":(\d+)/.exec(head)?.[1] ?? 0);
+  const base = /^\{"type":"delta","delta":\{"base":"([^"]*)"/.exec(head)?.[1];
   const at = line.indexOf(MARKER_NEEDLE);
-  if (at === -1) return { version, revision };
+  if (at === -1) return { version, revision, base };
   const from = at + MARKER_NEEDLE.length;
-  return { version, revision, marker: line.subarray(from, line.indexOf('"', from)).toString('utf8') };
+  return { version, revision, base, marker: line.subarray(from, line.indexOf('"', from)).toString('utf8') };
 }
 
 function connect(o: StartMessage, p: SimProxy, tls: { key: string; cert: string }): Promise<void> {

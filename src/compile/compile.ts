@@ -18,6 +18,7 @@ import {
   type VirtualServiceSpec,
 } from './index.ts';
 import { inboundMtls } from './peer-authentication.ts';
+import type { DeltaList, SnapshotDelta } from './protocol.ts';
 import type {
   Cluster,
   GatewayListener,
@@ -599,6 +600,76 @@ export function sharedConfigJson(shared: SharedConfig): { routeTables: string; c
   });
   const clusters = shared.clusters.map((c) => cachedJson(clusterJson, c).json);
   return { routeTables: `[${tables.join(',')}]`, clusters: `[${clusters.join(',')}]` };
+}
+
+/** A shared part as changes to another one (see SnapshotDelta); its clusters come before the proxy's own. */
+export interface SharedDelta {
+  routeTables: SnapshotDelta['routeTables'];
+  clusters: DeltaList<Cluster>;
+}
+
+/** (new shared part → (base → delta)): every proxy of a view moves between the same two parts. */
+const sharedDeltas = new WeakMap<SharedConfig, WeakMap<SharedConfig, SharedDelta | null>>();
+
+/**
+ * The shared part `next` as changes to `base`, or undefined when it reuses nothing of it (a full
+ * snapshot is then as small). Pieces are matched by the hashes of their JSON, cached when the versions
+ * were computed. Worked out once per pair of shared parts, however many proxies make that move.
+ */
+export function sharedDelta(base: SharedConfig, next: SharedConfig): SharedDelta | undefined {
+  let byBase = sharedDeltas.get(next);
+  if (!byBase) {
+    byBase = new WeakMap();
+    sharedDeltas.set(next, byBase);
+  }
+  let delta = byBase.get(base);
+  if (delta === undefined) {
+    delta = diffShared(base, next);
+    byBase.set(base, delta);
+  }
+  return delta ?? undefined;
+}
+
+function diffShared(base: SharedConfig, next: SharedConfig): SharedDelta | null {
+  let reused = false;
+  const diff = <T extends object>(cache: WeakMap<T, { json: string; hash: string }>, from: T[], to: T[]) => {
+    // The same hash means the same content, as for versions.
+    const at = new Map<string, number>();
+    for (const [i, p] of from.entries()) at.set(cachedJson(cache, p).hash, i);
+    const list: DeltaList<T> = [];
+    let run: [number, number] | undefined;
+    for (const piece of to) {
+      const j = at.get(cachedJson(cache, piece).hash);
+      if (j === undefined) {
+        list.push(piece);
+        run = undefined;
+      } else if (run && run[0] + run[1] === j) {
+        run[1]++;
+      } else {
+        run = [j, 1];
+        list.push(run);
+        reused = true;
+      }
+    }
+    return list;
+  };
+  const tables = new Map(base.routeTables.map((t) => [t.name, t.virtualHosts]));
+  const routeTables = next.routeTables.map((t) => ({
+    name: t.name,
+    virtualHosts: diff(virtualHostJson, tables.get(t.name) ?? [], t.virtualHosts),
+  }));
+  const clusters = diff(clusterJson, base.clusters, next.clusters);
+  return reused ? { routeTables, clusters } : null;
+}
+
+/** A shared delta's JSON as `sharedConfigJson` gives a shared part's; the pieces' JSON is reused. */
+export function sharedDeltaJson(delta: SharedDelta): { routeTables: string; clusters: string } {
+  const list = <T extends object>(cache: WeakMap<T, { json: string; hash: string }>, items: DeltaList<T>) =>
+    `[${items.map((item) => (Array.isArray(item) ? `[${item}]` : cachedJson(cache, item).json)).join(',')}]`;
+  const tables = delta.routeTables.map(
+    (t) => `{"name":${JSON.stringify(t.name)},"virtualHosts":${list(virtualHostJson, t.virtualHosts)}}`,
+  );
+  return { routeTables: `[${tables.join(',')}]`, clusters: list(clusterJson, delta.clusters) };
 }
 
 function viewOf(index: MeshIndex, node: ProxyNode): View {

@@ -1,7 +1,9 @@
 // The push protocol between proxy and control plane: newline-delimited JSON on one long-lived HTTP/2
 // stream over mutual TLS (`POST /v1/stream`). The proxy speaks first (hello), the control plane sends
-// snapshots, the proxy answers each with an ACK or a NACK carrying the reason.
-import type { ProxyNode, ProxySnapshot } from './snapshot.ts';
+// snapshots, the proxy answers each with an ACK or a NACK carrying the reason. Once the proxy has ACKed
+// a snapshot, the next one may come as a delta against it (what did not change is referenced, not
+// resent); the proxy rebuilds the snapshot and answers it as if it had come whole.
+import type { Cluster, ProxyNode, ProxySnapshot, VirtualHost } from './snapshot.ts';
 
 export const PUSH_PATH = '/v1/stream';
 export const CERTIFICATE_PATH = '/v1/certificates';
@@ -12,7 +14,65 @@ export type ProxyMessage =
   | { type: 'nack'; version: string; reason: string }
   | { type: 'health'; healthy: boolean };
 
-export type ControlPlaneMessage = { type: 'snapshot'; snapshot: ProxySnapshot };
+export type ControlPlaneMessage =
+  | { type: 'snapshot'; snapshot: ProxySnapshot }
+  | { type: 'delta'; delta: SnapshotDelta };
+
+/**
+ * A list of the new snapshot in order: runs of the base's list (`[from, count]`: its items
+ * `from … from + count - 1`) and the items the base does not have.
+ */
+export type DeltaList<T> = ([from: number, count: number] | T)[];
+
+/**
+ * A snapshot given as changes to `base`, the version the proxy runs. Everything but the route tables'
+ * virtual hosts and the clusters comes whole. A route table's runs index the base's table of the same
+ * name; a table the base lacks comes with all its virtual hosts, one not listed is gone.
+ */
+export interface SnapshotDelta extends Omit<ProxySnapshot, 'routeTables' | 'clusters'> {
+  base: string;
+  routeTables: { name: string; virtualHosts: DeltaList<VirtualHost> }[];
+  clusters: DeltaList<Cluster>;
+}
+
+/** How a NACK's reason starts when the proxy cannot rebuild a delta: the control plane resends in full. */
+export const DELTA_BASE_MISMATCH = 'delta base mismatch';
+
+/** The snapshot a delta describes, rebuilt from the one the proxy runs; throws DELTA_BASE_MISMATCH. */
+export function applyDelta(running: ProxySnapshot | undefined, delta: SnapshotDelta): ProxySnapshot {
+  if (running?.version !== delta.base) {
+    throw new Error(
+      `${DELTA_BASE_MISMATCH}: the proxy runs ${running?.version ?? 'nothing'}, not ${delta.base}`,
+    );
+  }
+  const { base: _, routeTables, clusters, ...own } = delta;
+  const tables = new Map(running.routeTables.map((t) => [t.name, t.virtualHosts]));
+  return {
+    ...own,
+    routeTables: routeTables.map((t) => ({
+      name: t.name,
+      virtualHosts: rebuild(tables.get(t.name) ?? [], t.virtualHosts, `route table ${t.name}`),
+    })),
+    clusters: rebuild(running.clusters, clusters, 'clusters'),
+  };
+}
+
+function rebuild<T>(base: T[], list: DeltaList<T>, what: string): T[] {
+  const out: T[] = [];
+  for (const item of list) {
+    if (!Array.isArray(item)) {
+      out.push(item);
+      continue;
+    }
+    const [from, count] = item;
+    const valid = Number.isInteger(from) && Number.isInteger(count) && from >= 0 && count > 0;
+    if (!valid || from + count > base.length) {
+      throw new Error(`${DELTA_BASE_MISMATCH}: ${what}: the base has no items ${from}…${from + count - 1}`);
+    }
+    for (let i = from; i < from + count; i++) out.push(base[i]);
+  }
+  return out;
+}
 
 export interface CertificateRequest {
   csr: string;

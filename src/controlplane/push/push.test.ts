@@ -1,13 +1,16 @@
 // The push server over a real HTTP/2 connection (cleartext here: the mTLS door in front of it is
 // tested with the control plane): one snapshot in flight per proxy, the latest sent with the answer,
-// registry bursts pushed once.
+// registry bursts pushed once, deltas once the proxy has ACKed and whole snapshots when it cannot
+// use them.
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Resource } from '../../api/resource.ts';
 import {
+  applyDelta,
   type ControlPlaneMessage,
+  DELTA_BASE_MISMATCH,
   LineBuffer,
   type ProxyMessage,
   PUSH_PATH,
@@ -52,28 +55,38 @@ function timeoutVs(timeout: string): Resource {
   };
 }
 
-/** A proxy speaking the protocol by hand, so the test decides when it answers. */
+/**
+ * A proxy speaking the protocol by hand, so the test decides when it answers. It rebuilds deltas
+ * against the snapshot it ACKed last, as the agent does.
+ */
 class Peer {
+  /** Every snapshot received, deltas rebuilt. */
   readonly received: ProxySnapshot[] = [];
+  /** How each came: its message type and size on the wire. */
+  readonly messages: { type: ControlPlaneMessage['type']; bytes: number }[] = [];
+  private running?: ProxySnapshot;
   private readonly stream: http2.ClientHttp2Stream;
   private readonly session: http2.ClientHttp2Session;
   private waiting?: () => void;
 
-  constructor(url: string, n: ProxyNode) {
+  constructor(url: string, n: ProxyNode, running?: string) {
     this.session = http2.connect(url);
     this.stream = this.session.request({ ':method': 'POST', ':path': PUSH_PATH });
     const lines = new LineBuffer();
     this.stream.setEncoding('utf8');
     this.stream.on('data', (chunk: string) => {
       for (const line of lines.push(chunk)) {
-        this.received.push((JSON.parse(line) as ControlPlaneMessage).snapshot);
+        const msg = JSON.parse(line) as ControlPlaneMessage;
+        this.messages.push({ type: msg.type, bytes: Buffer.byteLength(line) });
+        this.received.push(msg.type === 'snapshot' ? msg.snapshot : applyDelta(this.running, msg.delta));
         this.waiting?.();
       }
     });
-    this.send({ type: 'hello', node: n });
+    this.send({ type: 'hello', node: n, running });
   }
 
   send(msg: ProxyMessage): void {
+    if (msg.type === 'ack') this.running = this.received.find((s) => s.version === msg.version);
     this.stream.write(`${JSON.stringify(msg)}\n`);
   }
 
@@ -168,6 +181,55 @@ describe('push server', () => {
       const second = await peer.next(2);
       assert.notEqual(second.version, first.version);
       assert.equal(push.status().find((s) => s.id === 'a-1')?.status, 'STALE');
+    } finally {
+      peer.close();
+      await sleep(50);
+    }
+  });
+
+  test('after an ACK a delta; after a delta base mismatch NACK the whole snapshot; after a reconnect too', async () => {
+    await store.commit([
+      { type: 'put', resource: { ...service, metadata: { name: 'b', namespace: 'default' } } },
+    ]);
+    let peer = new Peer(url, node('a-3'));
+    try {
+      const first = await peer.next(1);
+      assert.equal(peer.messages[0].type, 'snapshot', 'the first snapshot on a stream is whole');
+      peer.send({ type: 'ack', version: first.version });
+      await store.commit([{ type: 'put', resource: timeoutVs('5s') }]);
+      const second = await peer.next(2);
+      assert.equal(peer.messages[1].type, 'delta');
+      assert.ok(
+        peer.messages[1].bytes < peer.messages[0].bytes / 2,
+        'the delta leaves out what did not change',
+      );
+      assert.equal((timeoutOf(second) as { timeoutMs: number }).timeoutMs, 5000);
+      assert.deepEqual(
+        second.routeTables[0].virtualHosts.map((v) => v.name),
+        first.routeTables[0].virtualHosts.map((v) => v.name),
+      );
+
+      // A proxy that cannot rebuild it gets the same snapshot whole, then deltas again after its ACK.
+      peer.send({ type: 'nack', version: second.version, reason: `${DELTA_BASE_MISMATCH}: lost it` });
+      const whole = await peer.next(3);
+      assert.equal(peer.messages[2].type, 'snapshot');
+      assert.deepEqual(whole, second);
+      assert.equal(push.status().find((s) => s.id === 'a-3')?.nack, undefined, 'not a NACK of the config');
+      peer.send({ type: 'ack', version: whole.version });
+      await store.commit([{ type: 'put', resource: timeoutVs('6s') }]);
+      const third = await peer.next(4);
+      assert.equal(peer.messages[3].type, 'delta');
+      peer.send({ type: 'ack', version: third.version });
+      await sleep(50);
+      assert.equal(push.snapshotOf('a-3')?.version, third.version);
+
+      // A new stream starts whole, even if the proxy says it runs the latest version.
+      peer.close();
+      await sleep(50);
+      peer = new Peer(url, node('a-3'), third.version);
+      const again = await peer.next(1);
+      assert.equal(peer.messages[0].type, 'snapshot');
+      assert.equal(again.version, third.version);
     } finally {
       peer.close();
       await sleep(50);

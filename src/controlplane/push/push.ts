@@ -2,13 +2,14 @@
 // each connected proxy's snapshot is compiled (the part proxies share, once per view) and sent only if
 // its version changed. A proxy has at most one snapshot in flight: while it has not answered, newer
 // snapshots replace one another and the latest goes out with its ACK or NACK, so a slow proxy never
-// queues stale configs. ACK/NACK and the time from a commit to the moment every proxy runs it are
-// recorded for proxy-status.
+// queues stale configs. Once a proxy has ACKed a snapshot on this stream, the next goes out as a delta
+// against it. ACK/NACK and the time from a commit to the moment every proxy runs it are recorded for
+// proxy-status.
 import type { ServerHttp2Stream } from 'node:http2';
 import { assembleSnapshot, compileParts, type SnapshotParts } from '../../compile/compile.ts';
-import { encodeSnapshotMessage } from '../../compile/encode.ts';
+import { encodeDeltaMessage, encodeSnapshotMessage } from '../../compile/encode.ts';
 import { buildMeshIndex, type MeshConfig } from '../../compile/index.ts';
-import { LineBuffer, type ProxyMessage } from '../../compile/protocol.ts';
+import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage } from '../../compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -42,9 +43,13 @@ interface Connection {
   latest?: SnapshotParts;
   /** The snapshot sent last; it is in flight until the proxy ACKs or NACKs it. */
   sent?: SnapshotParts;
+  /** Whether it went as a delta. */
+  sentDelta: boolean;
   inFlight: boolean;
-  /** The snapshot the proxy ACKed last: what it runs. */
+  /** The snapshot the proxy ACKed last on this stream: what it runs, and the base of deltas. */
   running?: SnapshotParts;
+  /** The proxy could not rebuild a delta: send whole snapshots until it ACKs one. */
+  fullOnly: boolean;
   sentAt?: number;
   /** Store revision up to which this proxy's config is current (sent and acked, or unchanged). */
   currentRevision: number;
@@ -178,12 +183,16 @@ export class PushServer {
       return false;
     }
     if (conn.inFlight && performance.now() - (conn.sentAt ?? 0) < IN_FLIGHT_TIMEOUT_MS) return false;
+    // Always against what the proxy ACKed, never against what may still be in flight.
+    const delta = conn.running && !conn.fullOnly ? encodeDeltaMessage(conn.running, snap) : undefined;
     conn.sent = snap;
+    conn.sentDelta = delta !== undefined;
     conn.inFlight = true;
     conn.sentAt = performance.now();
-    // The shared part is one byte array for every proxy of a view: written by reference, not copied.
+    // The shared part (or its delta) is one byte array for every proxy of a view: written by
+    // reference, not copied.
     conn.stream.cork();
-    for (const chunk of encodeSnapshotMessage(snap)) conn.stream.write(chunk);
+    for (const chunk of delta ?? encodeSnapshotMessage(snap)) conn.stream.write(chunk);
     conn.stream.uncork();
     return true;
   }
@@ -235,7 +244,9 @@ export class PushServer {
         stream,
         connectedAt: new Date(),
         currentRevision: 0,
+        sentDelta: false,
         inFlight: false,
+        fullOnly: false,
       };
       this.conns.get(node.id)?.stream.close();
       this.conns.set(node.id, c);
@@ -260,7 +271,16 @@ export class PushServer {
         if (answered) {
           conn.currentRevision = revision;
           conn.running = sent;
+          conn.fullOnly = false;
         }
+      } else if (answered && conn.sentDelta && msg.reason.startsWith(DELTA_BASE_MISMATCH)) {
+        // Not a verdict on the config: the proxy runs something else. Send it whole, then deltas again.
+        this.log.debug('proxy could not rebuild a delta; sending the whole snapshot', {
+          proxy: conn.node.id,
+          reason: msg.reason,
+        });
+        conn.fullOnly = true;
+        conn.sent = undefined;
       } else {
         conn.nack = { version: msg.version, reason: msg.reason, at: new Date() };
         this.log.warn('proxy rejected snapshot', {

@@ -1,9 +1,9 @@
 // The proxy's link to the control plane: certificate (CSR, rotation at half-life) and the push stream
-// (hello, snapshots, ACK/NACK, health). When the control plane is away the proxy keeps serving its last
-// good snapshot and reconnects with backoff and jitter.
+// (hello, snapshots and deltas, ACK/NACK, health). When the control plane is away the proxy keeps
+// serving its last good snapshot and reconnects with backoff and jitter.
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../compile/protocol.ts';
-import { CERTIFICATE_PATH, LineBuffer, PUSH_PATH } from '../../compile/protocol.ts';
+import { applyDelta, CERTIFICATE_PATH, LineBuffer, PUSH_PATH } from '../../compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import { backoffDelay } from '../../lib/backoff.ts';
 import { errorMessage } from '../../lib/errors.ts';
@@ -37,7 +37,8 @@ export class Agent {
   private attempt = 0;
   private rotation?: NodeJS.Timeout;
   private reconnect?: NodeJS.Timeout;
-  running?: string;
+  /** The snapshot applied last: what the proxy runs, and the base of the deltas it gets. */
+  running?: ProxySnapshot;
   connected = false;
 
   constructor(o: AgentOptions) {
@@ -143,7 +144,7 @@ export class Agent {
       this.attempt = 0;
       this.o.log.info('connected to control plane', { controlPlane: this.o.controlPlane });
     });
-    this.send({ type: 'hello', node: this.o.node, running: this.running });
+    this.send({ type: 'hello', node: this.o.node, running: this.running?.version });
     const lines = new LineBuffer();
     let chain = Promise.resolve();
     stream.setEncoding('utf8');
@@ -162,21 +163,22 @@ export class Agent {
       this.o.log.warn('ignoring malformed message from control plane');
       return;
     }
-    if (msg.type !== 'snapshot') return;
-    const snap = msg.snapshot;
-    if (snap.version === this.running) {
+    if (msg.type !== 'snapshot' && msg.type !== 'delta') return;
+    const version = msg.type === 'snapshot' ? msg.snapshot.version : msg.delta.version;
+    if (version === this.running?.version) {
       // After a reconnect the control plane resends what we run: nothing to rebuild.
-      this.send({ type: 'ack', version: snap.version });
+      this.send({ type: 'ack', version });
       return;
     }
     try {
+      const snap = msg.type === 'snapshot' ? msg.snapshot : applyDelta(this.running, msg.delta);
       await this.o.apply(snap);
-      this.running = snap.version;
-      this.send({ type: 'ack', version: snap.version });
+      this.running = snap;
+      this.send({ type: 'ack', version });
     } catch (err) {
       const reason = errorMessage(err);
-      this.o.log.warn('snapshot rejected; keeping the previous one', { version: snap.version, reason });
-      this.send({ type: 'nack', version: snap.version, reason });
+      this.o.log.warn('snapshot rejected; keeping the previous one', { version, reason });
+      this.send({ type: 'nack', version, reason });
     }
   }
 
