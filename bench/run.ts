@@ -42,6 +42,7 @@ const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 const started = new Date();
 const dataPlane: RunResult[] = await runDataPlane({
   rounds,
+  warmupSeconds: quick ? 1 : 10,
   rateSeconds: quick ? 2 : 15,
   maxSeconds: quick ? 2 : 10,
   only: values.scenario ?? [],

@@ -22,6 +22,8 @@ const SERVICE = 'upstream.default.svc.cluster.local';
 
 export interface DataPlaneOptions {
   rounds: number;
+  /** Fixed-rate load before each measured run: the proxies' JIT is still compiling for the first seconds. */
+  warmupSeconds: number;
   rateSeconds: number;
   maxSeconds: number;
   /** Scenario names to run (all when empty); direct always runs, it is every other's baseline. */
@@ -186,7 +188,7 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
         const h2 = protocol === 'HTTP/2';
         for (const s of scenarios) {
           const t = s.target(h2);
-          await fixedRate(t, { rps: 1000, connections: 16, seconds: 1, cpu: LOAD_CPU }); // warm-up
+          await fixedRate(t, { rps: 1000, connections: 16, seconds: o.warmupSeconds, cpu: LOAD_CPU });
           const pids = s.proxies.map((p) => processTree(p.pid));
           const cpu0 = pids.map((tree) => tree.reduce((a, pid) => a + cpuSeconds(pid), 0));
           const t0 = performance.now();
