@@ -24,6 +24,9 @@ export const PEER_HEADER = 'x-trellis-peer';
 export const FLAGS_HEADER = 'x-trellis-response-flags';
 export const RULE_HEADER = 'x-trellis-rule';
 
+/** RFC 9110 field-name (a token): what a header name we parse or write must be. */
+export const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 export interface ForwardedInfo {
   clientAddress: string | undefined;
   proto: 'http' | 'https';

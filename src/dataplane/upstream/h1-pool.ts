@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { FIELD_NAME } from '../http/headers.ts';
 
 export type FailureStage = 'connect' | 'sent' | 'response';
 
@@ -34,7 +35,6 @@ export interface UpstreamRequest {
 const MAX_HEAD = 64 * 1024;
 /** ` 200` and the space or end after it. */
 const STATUS = /^ [1-9]\d\d( |$)/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Control characters other than HTAB, and CR or LF outside a CRLF pair. */
 const BAD_HEAD = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 
@@ -195,7 +195,7 @@ class Connection implements UpstreamRequest {
       if (end < 0) end = text.length;
       const colon = text.indexOf(':', at);
       const name = colon > at && colon < end ? text.slice(at, colon) : '';
-      if (!TOKEN.test(name)) {
+      if (!FIELD_NAME.test(name)) {
         this.fail(
           new Error(
             `malformed response header line ${JSON.stringify(text.slice(at, Math.min(end, at + 60)))}`,

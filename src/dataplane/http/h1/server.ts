@@ -5,7 +5,7 @@ import { type IncomingHttpHeaders, type OutgoingHttpHeaders, STATUS_CODES } from
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Downstream } from '../downstream.ts';
-import { FLAGS_HEADER } from '../headers.ts';
+import { FIELD_NAME, FLAGS_HEADER } from '../headers.ts';
 import { ParseError, type RequestHead, RequestParser } from './parser.ts';
 
 /**
@@ -326,7 +326,6 @@ export function headersObject(raw: string[]): IncomingHttpHeaders {
 
 // Response header names and values go on the wire as given: one with CR or LF would split the response.
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-const BAD_NAME = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/;
 /** Framing is the connection's: these never come from the caller. */
 const FRAMING = new Set(['connection', 'transfer-encoding', 'keep-alive']);
 
@@ -411,7 +410,7 @@ class RawDownstream implements Downstream {
     for (const name in headers) {
       const value = headers[name];
       if (value === undefined || FRAMING.has(name)) continue;
-      if (BAD_NAME.test(name)) throw new TypeError(`invalid response header name ${JSON.stringify(name)}`);
+      if (!FIELD_NAME.test(name)) throw new TypeError(`invalid response header name ${JSON.stringify(name)}`);
       if (name === 'content-length') hasLength = true;
       else if (name === 'date') hasDate = true;
       if (Array.isArray(value)) for (const v of value) head += headerLine(name, v);
