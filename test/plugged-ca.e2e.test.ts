@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import tls from 'node:tls';
-import { makeIntermediate, makeRoot, writeIstioCacerts } from '../src/controlplane/ca/test-pki.ts';
+import { makeIntermediate, makeRoot, writeIstioCacerts } from '../test/support/pki.ts';
 import { Mesh, page } from './support/mesh.ts';
 
 let mesh: Mesh | undefined;

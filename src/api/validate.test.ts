@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { expectIssue, expectResult } from './kinds/table.ts';
+import { expectIssue, expectResult } from '../../test/support/validation-table.ts';
 import { validateObject, validateText } from './validate.ts';
 
 const reviews = `apiVersion: networking.istio.io/v1

@@ -304,7 +304,7 @@ describe('proxy-config', () => {
   test('all tables', () => {
     const fqdn = 'reviews.default.svc.cluster.local';
     const snap: ProxySnapshot = {
-      schema: 1,
+      schema: 2,
       version: 'v1',
       revision: 4,
       proxy: {
@@ -348,7 +348,7 @@ describe('proxy-config', () => {
           port: 9080,
           subset: 'v1',
           origin: 'DestinationRule default/reviews',
-          lb: 'ROUND_ROBIN',
+          lb: { type: 'ROUND_ROBIN' },
           tls: { mode: 'ISTIO_MUTUAL', sni: 'outbound_.9080_.v1_.reviews', identities: [] },
           endpoints: [
             {

@@ -202,7 +202,7 @@ function outboundCluster(
     port,
     subset,
     origin: dr ? `DestinationRule ${dr.metadata.namespace}/${dr.metadata.name}` : undefined,
-    lb: 'ROUND_ROBIN',
+    lb: { type: 'ROUND_ROBIN' },
     tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port, subset, fqdn), identities },
     endpoints: selected.map((i) => endpointOf(index, i.node)),
   };
@@ -432,7 +432,7 @@ function inboundClusters(node: ProxyNode): Cluster[] {
       name: `inbound|${port}||`,
       direction: 'inbound' as const,
       port,
-      lb: 'ROUND_ROBIN' as const,
+      lb: { type: 'ROUND_ROBIN' as const },
       tls: { mode: 'DISABLE' as const },
       // The app beside the proxy; the proxy maps the workload port to where the app really listens.
       endpoints: [{ address: '127.0.0.1', port, healthy: node.healthy }],

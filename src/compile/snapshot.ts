@@ -2,7 +2,7 @@
 // fully resolved: the proxy needs no Istio resource to run it. Encoding (JSON over the push stream)
 // is kept separate from this shape.
 
-export const SNAPSHOT_SCHEMA_VERSION = 1;
+export const SNAPSHOT_SCHEMA_VERSION = 2;
 
 export type ProxyRole = 'sidecar' | 'gateway';
 
@@ -168,10 +168,67 @@ export interface Cluster {
   subset?: string;
   /** `DestinationRule ns/name` that shaped this cluster, if any. */
   origin?: string;
-  lb: 'ROUND_ROBIN';
-  /** ISTIO_MUTUAL between proxies; DISABLE for the local app. */
-  tls: { mode: 'ISTIO_MUTUAL'; sni: string; identities: string[] } | { mode: 'DISABLE' };
+  lb: LoadBalancerPolicy;
+  tls: UpstreamTls;
+  /** Limits toward the upstream (DestinationRule `connectionPool`); absent: Envoy's defaults. */
+  connectionPool?: ConnectionPool;
+  /** Passive health checking (DestinationRule `outlierDetection`); absent: no ejection. */
+  outlierDetection?: OutlierDetection;
   endpoints: Endpoint[];
+}
+
+/** DestinationRule `loadBalancer`, resolved. */
+export type LoadBalancerPolicy =
+  | { type: 'ROUND_ROBIN' }
+  /** Power of two choices over the endpoints' active requests. */
+  | { type: 'LEAST_REQUEST' }
+  | { type: 'RANDOM' }
+  /** To the address the request was sent to (no endpoint set). */
+  | { type: 'PASSTHROUGH' }
+  | { type: 'RING_HASH' | 'MAGLEV'; hash: HashKey; tableSize?: number };
+
+export type HashKey =
+  | { header: string }
+  | { cookie: { name: string; path?: string; ttlMs?: number } }
+  | { sourceIp: true }
+  | { queryParameter: string };
+
+/** How the proxy speaks TLS to the upstream. */
+export type UpstreamTls =
+  /** The mesh's mutual TLS; the server must present one of `identities` (secure naming). */
+  | { mode: 'ISTIO_MUTUAL'; sni: string; identities: string[] }
+  /** TLS to a server outside the mesh; `mutual` adds a client certificate. */
+  | {
+      mode: 'SIMPLE' | 'MUTUAL';
+      sni?: string;
+      /** PEM bundle; absent: the system's roots. */
+      caCertificates?: string;
+      subjectAltNames?: string[];
+      insecureSkipVerify?: boolean;
+      clientCertificate?: string;
+      privateKey?: string;
+    }
+  /** Plaintext: the local app, or an upstream a DestinationRule sets to DISABLE. */
+  | { mode: 'DISABLE' };
+
+export interface ConnectionPool {
+  maxConnections?: number;
+  connectTimeoutMs?: number;
+  maxPendingRequests?: number;
+  maxRequests?: number;
+  maxRequestsPerConnection?: number;
+  maxRetries?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface OutlierDetection {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  consecutiveLocalOriginFailures?: number;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  maxEjectionPercent: number;
+  minHealthPercent: number;
 }
 
 export interface Endpoint {

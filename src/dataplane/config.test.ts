@@ -6,7 +6,7 @@ import { CompiledRouteTable, RequestView } from './http/route-table.ts';
 
 function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
   return {
-    schema: 1,
+    schema: 2,
     version: 'v1',
     revision: 1,
     proxy: {
@@ -50,7 +50,7 @@ function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
         name: 'c',
         direction: 'outbound',
         port: 80,
-        lb: 'ROUND_ROBIN',
+        lb: { type: 'ROUND_ROBIN' },
         tls: { mode: 'DISABLE' },
         endpoints: [],
       },

@@ -1,4 +1,4 @@
-import { table } from './table.ts';
+import { table } from '../../../test/support/validation-table.ts';
 
 const NE = 'accepted but not yet enforced by Trellis';
 

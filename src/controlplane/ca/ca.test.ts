@@ -3,10 +3,10 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { makeRoot, pemChain, tempDir } from '../../../test/support/pki.ts';
 import { TrellisError } from '../../lib/errors.ts';
 import { x509 } from '../../lib/x509.ts';
 import { CertificateAuthority } from './ca.ts';
-import { makeRoot, pemChain, tempDir } from './test-pki.ts';
 
 const web = { namespace: 'default', serviceAccount: 'web' };
 const WEB_ID = 'spiffe://cluster.local/ns/default/sa/web';

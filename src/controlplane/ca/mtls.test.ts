@@ -6,11 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as tls from 'node:tls';
+import { tempDir } from '../../../test/support/pki.ts';
+import { exchange, type Side } from '../../../test/support/tls-exchange.ts';
 import { certValidity, rotationDelayMs } from '../../dataplane/identity/cert.ts';
 import { generateKeyAndCsr } from '../../dataplane/identity/csr.ts';
 import { CertificateAuthority, type WorkloadIdentity } from './ca.ts';
-import { tempDir } from './test-pki.ts';
-import { exchange, type Side } from './tls-harness.ts';
 
 const reviews = { namespace: 'bookinfo', serviceAccount: 'reviews' };
 const ratings = { namespace: 'bookinfo', serviceAccount: 'ratings' };

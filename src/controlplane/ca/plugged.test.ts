@@ -4,11 +4,17 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import {
+  makeIntermediate,
+  makeRoot,
+  pemChain,
+  tempDir,
+  writeIstioCacerts,
+} from '../../../test/support/pki.ts';
+import { exchange } from '../../../test/support/tls-exchange.ts';
 import { generateKeyAndCsr } from '../../dataplane/identity/csr.ts';
 import { TrellisError } from '../../lib/errors.ts';
 import { CertificateAuthority } from './ca.ts';
-import { makeIntermediate, makeRoot, pemChain, tempDir, writeIstioCacerts } from './test-pki.ts';
-import { exchange } from './tls-harness.ts';
 
 const web = { namespace: 'default', serviceAccount: 'web' };
 const WEB_ID = 'spiffe://corp.example/ns/default/sa/web';

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { captureLogger, runStoreSuite, vs, vsKey } from '../../../test/support/store-suite.ts';
 import type { Resource } from '../../api/resource.ts';
 import { TrellisError } from '../../lib/errors.ts';
 import type { FileStoreOptions } from './file.ts';
 import { decodeRecord, FileStore, LOCK_FILE, LOG_FILE, SNAPSHOT_FILE } from './file.ts';
-import { captureLogger, runStoreSuite, vs, vsKey } from './store-suite.ts';
 
 let root: string;
 let n = 0;

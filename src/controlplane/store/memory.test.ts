@@ -1,4 +1,4 @@
+import { captureLogger, runStoreSuite } from '../../../test/support/store-suite.ts';
 import { MemoryStore } from './memory.ts';
-import { captureLogger, runStoreSuite } from './store-suite.ts';
 
 runStoreSuite('MemoryStore', async () => new MemoryStore({ logger: captureLogger() }));

@@ -1,5 +1,5 @@
 // The control plane's resource store: one interface, several backends (memory, embedded file store;
-// etcd and Kubernetes later). Every backend passes the same suite (`store-suite.ts`).
+// etcd and Kubernetes later). Every backend passes the same suite (`test/support/store-suite.ts`).
 
 import type { KindKey, Resource } from '../../api/resource.ts';
 import { kindKey } from '../../api/resource.ts';

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
-import { type ExpectedMessage, malformed, mutations, prng, valid } from './corpus.ts';
+import {
+  type ExpectedMessage,
+  malformed,
+  mutations,
+  prng,
+  valid,
+} from '../../../../test/support/h1-corpus.ts';
 import { ParseError, type RequestHead, RequestParser } from './parser.ts';
 
 type Event = ['head', RequestHead] | ['body', string] | ['trailers', string[]] | ['end'];

@@ -2,7 +2,7 @@
 // error they must raise, and a seeded mutator that derives near-valid requests from the valid ones for the
 // differential test against llhttp. Strings are latin1: one char per byte.
 
-import type { RequestHead } from './parser.ts';
+import type { RequestHead } from '../../src/dataplane/http/h1/parser.ts';
 
 export interface ExpectedMessage extends RequestHead {
   data: string;

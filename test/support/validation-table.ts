@@ -2,9 +2,9 @@
 // around a spec and checks the issues validation reports, by field path, message fragment and line.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatIssue, type Issue } from '../../lib/errors.ts';
-import { type ValidationResult, validateText } from '../validate.ts';
-import { apiVersionOf, lookupKind } from './index.ts';
+import { apiVersionOf, lookupKind } from '../../src/api/kinds/index.ts';
+import { type ValidationResult, validateText } from '../../src/api/validate.ts';
+import { formatIssue, type Issue } from '../../src/lib/errors.ts';
 
 export interface Expected {
   path: string;

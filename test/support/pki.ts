@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { X509Certificate as PeculiarCertificate } from '@peculiar/x509';
-import { x509 } from '../../lib/x509.ts';
+import { x509 } from '../../src/lib/x509.ts';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 

@@ -2,7 +2,7 @@
 
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
-import { peerIdentity } from '../../lib/spiffe.ts';
+import { peerIdentity } from '../../src/lib/spiffe.ts';
 
 export interface Side {
   key: string;

@@ -2,10 +2,10 @@
 
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { Resource } from '../../api/resource.ts';
-import { TrellisError } from '../../lib/errors.ts';
-import type { Logger } from '../../lib/log.ts';
-import type { Op, ResourceKey, Store, WatchEvent } from './store.ts';
+import type { Resource } from '../../src/api/resource.ts';
+import type { Op, ResourceKey, Store, WatchEvent } from '../../src/controlplane/store/store.ts';
+import { TrellisError } from '../../src/lib/errors.ts';
+import type { Logger } from '../../src/lib/log.ts';
 
 /** A logger that keeps records instead of printing them, for tests. */
 export function captureLogger(): Logger & { records: { level: string; msg: string; fields?: object }[] } {
