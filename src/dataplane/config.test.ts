@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { ProxySnapshot, RouteMatch } from '../compile/snapshot.ts';
 import { ProxyConfig } from './config.ts';
 import { CompiledRouteTable, RequestView } from './http/route-table.ts';
+import { UpstreamState } from './upstream/state.ts';
 
 function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
   return {
@@ -187,4 +188,56 @@ test('every HTTPMatchRequest field matches as Istio documents it', () => {
       `${JSON.stringify(match)} vs ${JSON.stringify(req)}`,
     );
   }
+});
+
+test('per-endpoint state survives a snapshot swap and is dropped when the endpoint leaves', () => {
+  const ep = (address: string) => ({ address, port: 8080, healthy: true });
+  const withEndpoints = (version: string, ...addresses: string[]) =>
+    snapshot({
+      version,
+      clusters: [
+        {
+          name: 'c',
+          direction: 'outbound',
+          port: 80,
+          lb: { type: 'ROUND_ROBIN' },
+          tls: { mode: 'DISABLE' },
+          endpoints: addresses.map(ep),
+        },
+      ],
+    });
+  const state = new UpstreamState();
+  const swap = (s: ProxySnapshot) => {
+    const cfg = ProxyConfig.build(s, state);
+    const live = cfg.liveState();
+    state.retain(live.endpoints, live.clusters);
+    return cfg.clusters.get('c')!;
+  };
+
+  const a = swap(withEndpoints('v1', '10.0.0.1', '10.0.0.2'));
+  assert.equal(a.lb.pick()?.endpoint.address, '10.0.0.1');
+  a.endpoints[1].state.active = 3;
+
+  // The next push lists the same endpoints and one more: what was known of them carries over.
+  const b = swap(withEndpoints('v2', '10.0.0.1', '10.0.0.2', '10.0.0.3'));
+  assert.notEqual(b, a);
+  assert.equal(b.endpoints[1].state, a.endpoints[1].state);
+  assert.equal(b.endpoints[1].state.active, 3);
+  assert.equal(b.lb.pick()?.endpoint.address, '10.0.0.2', 'round robin goes on where it was');
+
+  // 10.0.0.2 leaves: its state goes with it, and comes back fresh if the endpoint does.
+  const key = a.endpoints[1].state.key;
+  swap(withEndpoints('v3', '10.0.0.1'));
+  assert.equal(state.has(key), false);
+  const d = swap(withEndpoints('v4', '10.0.0.1', '10.0.0.2'));
+  assert.equal(d.endpoints[1].state.active, 0);
+});
+
+test('a snapshot asking for a load balancer the proxy lacks is rejected', () => {
+  const s = snapshot();
+  s.clusters[0].lb = { type: 'RING_HASH', hash: { header: 'x-user' } };
+  assert.throws(
+    () => ProxyConfig.build(s),
+    /cluster c: load balancer RING_HASH is not supported by this proxy/,
+  );
 });

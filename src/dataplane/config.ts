@@ -6,6 +6,7 @@ import { SNAPSHOT_SCHEMA_VERSION } from '../compile/snapshot.ts';
 import { errorMessage, TrellisError } from '../lib/errors.ts';
 import { CompiledRouteTable } from './http/route-table.ts';
 import { ClusterRuntime } from './upstream/cluster.ts';
+import { UpstreamState } from './upstream/state.ts';
 
 export class ProxyConfig {
   readonly snapshot: ProxySnapshot;
@@ -26,6 +27,13 @@ export class ProxyConfig {
     this.acceptsPlaintext = this.inbound !== undefined && modes.includes('PERMISSIVE');
   }
 
+  /** The keys of the upstream state this config uses: the rest can go once it serves. */
+  liveState(): { endpoints: Set<string>; clusters: Set<string> } {
+    const endpoints = new Set<string>();
+    for (const c of this.clusters.values()) for (const e of c.endpoints) endpoints.add(e.state.key);
+    return { endpoints, clusters: new Set(this.clusters.keys()) };
+  }
+
   /** The mTLS mode of a workload port: its port-level setting, else the workload's. */
   inboundMtls(port: number): 'STRICT' | 'PERMISSIVE' {
     return this.inbound?.portMtls?.[String(port)] ?? this.inbound?.mtls ?? 'STRICT';
@@ -36,7 +44,12 @@ export class ProxyConfig {
     return this.plaintextHosts.get(authority);
   }
 
-  static build(snapshot: ProxySnapshot): ProxyConfig {
+  /**
+   * `state` is the proxy's upstream state, which outlives snapshots: the new clusters' endpoints
+   * pick up what the previous ones knew. Call `state.retain` with `liveState()` once this config is
+   * the one serving.
+   */
+  static build(snapshot: ProxySnapshot, state: UpstreamState = new UpstreamState()): ProxyConfig {
     const reject = (msg: string): never => {
       throw new TrellisError('TRL_SNAPSHOT_REJECTED', `snapshot ${snapshot.version}: ${msg}`);
     };
@@ -46,7 +59,13 @@ export class ProxyConfig {
       );
     }
     const cfg = new ProxyConfig(snapshot);
-    for (const c of snapshot.clusters) cfg.clusters.set(c.name, new ClusterRuntime(c));
+    for (const c of snapshot.clusters) {
+      try {
+        cfg.clusters.set(c.name, new ClusterRuntime(c, state));
+      } catch (err) {
+        reject(`cluster ${c.name}: ${errorMessage(err)}`);
+      }
+    }
     for (const table of snapshot.routeTables) {
       for (const vh of table.virtualHosts) {
         for (const r of vh.routes) {

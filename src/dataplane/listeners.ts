@@ -6,6 +6,7 @@ import tls, { TLSSocket } from 'node:tls';
 import { parseOutboundSni } from '../compile/hosts.ts';
 import { peerIdentity } from '../lib/spiffe.ts';
 import type { CredentialStore } from './agent/credentials.ts';
+import { type PeerTls, PLAINTEXT } from './http/context.ts';
 import { H2Downstream } from './http/downstream.ts';
 import { H1Server, type RequestHandler } from './http/h1/server.ts';
 import type { Pipeline } from './http/pipeline.ts';
@@ -141,9 +142,8 @@ function httpFront(
 export function outboundServer(pipeline: Pipeline): Front {
   return httpFront(
     pipeline,
-    (down, _socket, tunnel) => pipeline.outbound(down, 'outbound', false, tunnel),
-    (stream, headers, flags) =>
-      pipeline.outbound(new H2Downstream(stream, headers, flags), 'outbound', false),
+    (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
+    (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags)),
     { tunnels: true },
   );
 }
@@ -152,20 +152,11 @@ export function outboundServer(pipeline: Pipeline): Front {
 export function gatewayServer(pipeline: Pipeline, table: { name: string }): Front {
   return httpFront(
     pipeline,
-    (down) => pipeline.outbound(down, table.name, true),
-    (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags), table.name, true),
+    (down) => pipeline.gateway(down, table.name),
+    (stream, headers, flags) => pipeline.gateway(new H2Downstream(stream, headers, flags), table.name),
     { tunnels: false },
   );
 }
-
-export interface PeerTls {
-  identity?: string;
-  sni?: string;
-  /** `host:port` of the service the client proxy asked for in its SNI. */
-  service?: string;
-}
-
-const PLAINTEXT: PeerTls = {};
 
 /**
  * Mutual TLS from other proxies: a client without a certificate from the mesh's trust bundle never

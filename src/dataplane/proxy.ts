@@ -22,6 +22,7 @@ import {
 } from './listeners.ts';
 import { selfPeer } from './telemetry.ts';
 import { PeerPool } from './upstream/peer-pool.ts';
+import { UpstreamState } from './upstream/state.ts';
 
 export interface ProxyOptions {
   node: ProxyNode;
@@ -63,9 +64,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   processMetrics(registry);
   const metrics = createIstioMetrics(registry);
   const peers = new PeerPool(creds);
-  let config: ProxyConfig | undefined;
+  const upstreamState = new UpstreamState();
   const pipeline = new Pipeline({
-    config: () => config,
     self: selfPeer(node, identity),
     peers,
     appPort: (p) => o.appPorts.get(p) ?? p,
@@ -76,9 +76,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const gateways = new Map<number, GatewayBinding>();
 
   async function apply(snapshot: ProxySnapshot): Promise<void> {
-    const next = ProxyConfig.build(snapshot);
+    const next = ProxyConfig.build(snapshot, upstreamState);
+    const chains = pipeline.build(next);
     if (node.role === 'gateway') await reconcileGateways(next);
-    config = next;
+    pipeline.use(chains);
+    const live = next.liveState();
+    upstreamState.retain(live.endpoints, live.clusters);
     const keep = new Set<string>();
     for (const c of next.clusters.values()) {
       if (c.cluster.tls.mode === 'ISTIO_MUTUAL')
@@ -138,7 +141,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   if (node.role === 'sidecar') {
     const outbound = outboundServer(pipeline);
     ports.outbound = await listen(outbound, o.bindHost, o.outboundPort);
-    const inbound = inboundServer(pipeline, creds, () => config?.acceptsPlaintext ?? false);
+    const inbound = inboundServer(pipeline, creds, () => pipeline.config?.acceptsPlaintext ?? false);
     ports.inbound = await listen(inbound, o.bindHost, o.inboundPort);
     node.inboundPort = ports.inbound;
     servers.push(outbound, inbound);
@@ -150,11 +153,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       res.end(registry.render());
     } else if (url === '/config_dump') {
-      res.writeHead(config ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(config?.snapshot ?? null, null, 2));
+      res.writeHead(pipeline.config ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(pipeline.config?.snapshot ?? null, null, 2));
     } else if (url === '/ready') {
-      res.writeHead(config ? 200 : 503);
-      res.end(config ? 'LIVE\n' : 'no snapshot yet\n');
+      res.writeHead(pipeline.config ? 200 : 503);
+      res.end(pipeline.config ? 'LIVE\n' : 'no snapshot yet\n');
     } else if (url === '/certs') {
       const c = creds.has() ? creds.get() : undefined;
       res.writeHead(c ? 200 : 503, { 'content-type': 'application/json' });
@@ -186,7 +189,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   return {
     ports,
-    current: () => config?.snapshot,
+    current: () => pipeline.config?.snapshot,
     async close() {
       health?.stop();
       agent.stop();

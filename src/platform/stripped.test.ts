@@ -23,6 +23,6 @@ test('the stripped CLI runs, keeps every line where it was, and is made once per
   assert.equal(js.length, ts.length);
   const at = ts.findIndex((l) => l.includes('class Pipeline'));
   assert.equal(js[at].trim(), ts[at].trim());
-  assert.match(js.join('\n'), /from '\.\/route-table\.js'/);
+  assert.match(js.join('\n'), /from '\.\/phase\.js'/);
   assert.doesNotMatch(js.join('\n'), /\.ts['"]/);
 });

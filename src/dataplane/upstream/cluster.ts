@@ -1,40 +1,40 @@
-// A cluster at run time: its endpoints and the load balancer over the healthy ones.
+// A cluster at run time: its endpoints, each paired with the state that outlives the snapshot, and
+// the load balancer over the healthy ones.
 import type { Cluster, Endpoint } from '../../compile/snapshot.ts';
 import { endpointPeer, type PeerInfo } from '../telemetry.ts';
+import { type LoadBalancer, loadBalancer } from './load-balancer.ts';
+import { type EndpointState, UpstreamState } from './state.ts';
 
-export interface LoadBalancer {
-  pick(): Endpoint | undefined;
-}
-
-/** Round robin over healthy endpoints; the cursor survives nothing but this snapshot. */
-export class RoundRobin implements LoadBalancer {
-  private readonly healthy: Endpoint[];
-  private next = 0;
-  constructor(endpoints: Endpoint[]) {
-    this.healthy = endpoints.filter((e) => e.healthy);
-  }
-  pick(): Endpoint | undefined {
-    const n = this.healthy.length;
-    if (n === 0) return undefined;
-    const e = this.healthy[this.next % n];
-    this.next = (this.next + 1) % n;
-    return e;
+export class EndpointRuntime {
+  readonly endpoint: Endpoint;
+  readonly state: EndpointState;
+  /** Telemetry's view of the endpoint, worked out when the snapshot is applied. */
+  readonly peer: PeerInfo;
+  /** Its place in the cluster's endpoint list, for what layers keep per endpoint. */
+  readonly index: number;
+  constructor(endpoint: Endpoint, state: EndpointState, index: number) {
+    this.endpoint = endpoint;
+    this.state = state;
+    this.index = index;
+    this.peer = endpointPeer(endpoint);
   }
 }
 
 export class ClusterRuntime {
   readonly cluster: Cluster;
-  readonly lb: LoadBalancer;
-  /** Telemetry's view of each endpoint, worked out when the snapshot is applied. */
-  private readonly peers: Map<Endpoint, PeerInfo>;
+  readonly endpoints: readonly EndpointRuntime[];
+  readonly lb: LoadBalancer<EndpointRuntime>;
 
-  constructor(cluster: Cluster) {
+  constructor(cluster: Cluster, state: UpstreamState) {
     this.cluster = cluster;
-    this.lb = new RoundRobin(cluster.endpoints);
-    this.peers = new Map(cluster.endpoints.map((e) => [e, endpointPeer(e)]));
-  }
-
-  peerOf(ep: Endpoint): PeerInfo {
-    return this.peers.get(ep) ?? endpointPeer(ep);
+    this.endpoints = cluster.endpoints.map(
+      (e, i) =>
+        new EndpointRuntime(e, state.endpoint(UpstreamState.endpointKey(cluster.name, e.address, e.port)), i),
+    );
+    this.lb = loadBalancer(
+      cluster.lb,
+      this.endpoints.filter((e) => e.endpoint.healthy),
+      state.cluster(cluster.name),
+    );
   }
 }

@@ -177,32 +177,6 @@ describe('H1Pool: HTTP/1.1 upstream on raw keep-alive sockets', () => {
     server.close();
   });
 
-  test('a reused connection the app closed meanwhile: a bodiless request is sent again on a new one', async () => {
-    // The app answers the first request on each connection and drops the connection on the second,
-    // as a server does whose keep-alive timeout fires just as the request arrives.
-    let connections = 0;
-    const server = net.createServer((socket) => {
-      connections++;
-      let n = 0;
-      socket.on('data', () => {
-        if (++n === 1) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-        else socket.destroy();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const p = H1Pool.loopback(portOf(server));
-    assert.equal((await send(p, 'GET', '/')).body, 'ok');
-    const again = await send(p, 'GET', '/');
-    assert.equal(again.error, undefined);
-    assert.equal(again.body, 'ok');
-    assert.equal(connections, 2);
-    // With a body nothing is replayed: the error reaches the caller.
-    const post = await send(p, 'POST', '/', { 'content-length': '1' }, [Buffer.from('x')]);
-    assert.match(post.error ?? '', /^sent: /);
-    p.close();
-    server.close();
-  });
-
   test('errors: refused, malformed status line, reset mid-body', async () => {
     const closed = await rawServer(() => '');
     const port = portOf(closed);

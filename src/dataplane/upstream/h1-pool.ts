@@ -18,9 +18,11 @@ export interface ResponseHandler {
   onEnd(): void;
   /**
    * `stage` says how far the exchange got: `connect` (no connection; for TLS, no completed
-   * handshake), `sent` (no response head yet), `response` (the head had arrived).
+   * handshake), `sent` (no response head yet), `response` (the head had arrived). `stale`: the
+   * request went out on a reused connection and not a byte came back — the upstream had closed it
+   * meanwhile, so the request may be sent again on a new one (the replay layer does).
    */
-  onError(err: Error, stage: FailureStage): void;
+  onError(err: Error, stage: FailureStage, stale: boolean): void;
 }
 
 export interface UpstreamRequest {
@@ -66,10 +68,6 @@ class Connection implements UpstreamRequest {
   reused = false;
   /** Connected (and for TLS, handshaken). */
   private connected = false;
-  /** A bodiless request on a reused connection: sent again if the upstream had closed it meanwhile. */
-  private replay?: { method: string; path: string; headers: OutgoingHttpHeaders };
-  /** The connection this exchange was retried on. */
-  replacedBy?: Connection;
   private done = true;
 
   constructor(pool: H1Pool) {
@@ -92,7 +90,6 @@ class Connection implements UpstreamRequest {
   ): void {
     this.handler = h;
     this.method = method;
-    this.replay = this.reused && !hasBody ? { method, path, headers } : undefined;
     this.done = false;
     this.received = 0;
     this.buf = undefined;
@@ -126,15 +123,10 @@ class Connection implements UpstreamRequest {
   }
 
   resume(): void {
-    if (this.replacedBy) this.replacedBy.resume();
-    else this.socket.resume();
+    this.socket.resume();
   }
 
   abort(): void {
-    if (this.replacedBy) {
-      this.replacedBy.abort();
-      return;
-    }
     if (this.done) return;
     this.done = true;
     this.handler = undefined;
@@ -316,7 +308,7 @@ class Connection implements UpstreamRequest {
     this.done = true;
     this.handler = undefined;
     this.socket.destroy();
-    if (h) this.pool.failed(this, err, stage, h, this.received === 0 ? this.replay : undefined);
+    h?.onError(err, stage, this.reused && this.received === 0);
   }
 
   private onClose(): void {
@@ -355,8 +347,9 @@ export class H1Pool {
     headers: OutgoingHttpHeaders,
     hasBody: boolean,
     handler: ResponseHandler,
+    fresh = false,
   ): UpstreamRequest {
-    let conn = this.idle.pop();
+    let conn = fresh ? undefined : this.idle.pop();
     while (conn?.socket.destroyed) conn = this.idle.pop();
     if (conn) conn.reused = true;
     else conn = new Connection(this);
@@ -372,22 +365,6 @@ export class H1Pool {
   forget(conn: Connection): void {
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-  }
-
-  failed(
-    conn: Connection,
-    err: Error,
-    stage: FailureStage,
-    h: ResponseHandler,
-    replay: { method: string; path: string; headers: OutgoingHttpHeaders } | undefined,
-  ): void {
-    if (replay) {
-      const fresh = new Connection(this);
-      conn.replacedBy = fresh;
-      fresh.start(replay.method, replay.path, replay.headers, false, h);
-      return;
-    }
-    h.onError(err, stage);
   }
 
   close(): void {

@@ -9,7 +9,11 @@ import tls, { type PeerCertificate } from 'node:tls';
 import type { Endpoint } from '../../compile/snapshot.ts';
 import { peerIdentity } from '../../lib/spiffe.ts';
 import type { CredentialStore } from '../agent/credentials.ts';
+import type { Transports } from './balance.ts';
 import { H1Pool } from './h1-pool.ts';
+import { h1Transport } from './h1-transport.ts';
+import { h2Transport } from './h2-transport.ts';
+import { replayStale } from './replay.ts';
 
 interface PeerH1Pool {
   pool: H1Pool;
@@ -80,6 +84,16 @@ export class PeerPool {
     session.on('error', forget);
     this.sessions.set(key, session);
     return session;
+  }
+
+  /** The endpoint's transports for either protocol, built when a snapshot is applied. */
+  transports(ep: Endpoint, sni: string, identities: readonly string[]): Transports {
+    const label = `${ep.address}:${ep.port}`;
+    const pool = this.h1(ep, sni, identities);
+    return {
+      'HTTP/1.1': replayStale(h1Transport(() => pool, label)),
+      'HTTP/2': h2Transport(() => this.session(ep, sni, identities), label),
+    };
   }
 
   /** Connections to endpoints no longer in the snapshot are closed gracefully. */

@@ -1,0 +1,109 @@
+// The request context: one object per exchange, handed from phase to phase. Phases write what they
+// decide into it (the route, the inbound port, the outcome); none reaches into another phase.
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Route } from '../../compile/snapshot.ts';
+import type { Logger } from '../../lib/log.ts';
+import { type PeerInfo, UNKNOWN_PEER } from '../telemetry.ts';
+import type { UpstreamCall, UpstreamRequest } from '../upstream/dispatch.ts';
+import type { Downstream } from './downstream.ts';
+import { FLAGS_HEADER, RULE_HEADER } from './headers.ts';
+
+export type ListenerKind = 'outbound' | 'gateway' | 'inbound';
+
+/** What a client proxy's TLS connection says about it: per connection, worked out once. */
+export interface PeerTls {
+  identity?: string;
+  sni?: string;
+  /** `host:port` of the service the client proxy asked for in its SNI. */
+  service?: string;
+}
+
+export const PLAINTEXT: PeerTls = {};
+
+/** The listener side of an exchange: the same for every request of a chain. */
+export interface Site {
+  readonly kind: ListenerKind;
+  /** A gateway's client is outside the mesh: rule names stay in the log. */
+  readonly edge: boolean;
+  readonly reporter: 'source' | 'destination';
+  readonly log: Logger;
+}
+
+/** Envoy-like bodies for the proxy's own answers, by response flag. */
+const FLAG_TEXT: Record<string, string> = {
+  DPE: 'bad request',
+  NR: 'no route',
+  NC: 'no configuration yet',
+  UH: 'no healthy upstream',
+  UF: 'upstream connect error',
+  UC: 'upstream connection termination',
+  UT: 'upstream request timeout',
+};
+
+export class Exchange {
+  readonly start = performance.now();
+  readonly down: Downstream;
+  readonly site: Site;
+  readonly peerTls: PeerTls;
+  flags = '-';
+  code = 0;
+  /** The route, policy or check that decided. */
+  rule = '';
+  service = 'unknown';
+  peer: PeerInfo = UNKNOWN_PEER;
+  responseBytes = 0;
+  /** Lower-cased, for matching; `hostHeader` is what goes upstream. */
+  authority = '';
+  hostHeader = '';
+  path = '';
+  query = '';
+  requestId: string | undefined;
+  /** CONNECT target when the request came through a tunnel. */
+  readonly tunnelAuthority: string | undefined;
+  /** Set by route (outbound, gateway). */
+  route: Route | undefined;
+  /** Set by normalize (inbound): the workload port the request is for. */
+  targetPort: number | undefined;
+  upstream: UpstreamRequest | undefined;
+  call: UpstreamCall | undefined;
+
+  constructor(down: Downstream, site: Site, peerTls: PeerTls, tunnelAuthority?: string) {
+    this.down = down;
+    this.site = site;
+    this.peerTls = peerTls;
+    this.tunnelAuthority = tunnelAuthority;
+  }
+
+  /** Counts response body bytes for telemetry; bound once. */
+  readonly count = (n: number): void => {
+    this.responseBytes += n;
+  };
+
+  /** The proxy answers by itself: flag and rule go to the client, the log and the metrics. */
+  reply(status: number, flags: string, rule: string, body?: string): void {
+    this.code = status;
+    this.flags = flags;
+    this.rule = rule;
+    if (this.down.headersSent) {
+      this.down.destroy();
+      return;
+    }
+    const text = body ?? `${FLAG_TEXT[flags] ?? 'error'}\n`;
+    const headers: OutgoingHttpHeaders = {
+      'content-type': 'text/plain',
+      [FLAGS_HEADER]: flags,
+      'content-length': Buffer.byteLength(text),
+    };
+    // Inside the mesh the caller may learn which rule answered; at the edge that stays in the log.
+    if (!this.site.edge) headers[RULE_HEADER] = rule;
+    this.down.respond(status, headers, text);
+    this.responseBytes = Buffer.byteLength(text);
+    this.site.log.info('proxy response', {
+      code: status,
+      flags,
+      rule,
+      authority: this.authority,
+      path: this.path,
+    });
+  }
+}

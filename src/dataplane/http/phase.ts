@@ -1,0 +1,74 @@
+// The request pipeline is a fixed sequence of named phases. Each phase has a setup step, run when a
+// snapshot is applied, that compiles what it needs and returns the per-request step, or nothing when
+// the snapshot does not configure it: an unconfigured phase is not on the request path at all.
+// Outbound, gateway and inbound chains are built from the same list with their own settings.
+import type { Logger } from '../../lib/log.ts';
+import type { ProxyConfig } from '../config.ts';
+import type { RequestTelemetry } from '../telemetry.ts';
+import type { Dispatch } from '../upstream/dispatch.ts';
+import type { PeerPool } from '../upstream/peer-pool.ts';
+import type { Exchange, ListenerKind, Site } from './context.ts';
+import type { CompiledRouteTable } from './route-table.ts';
+
+/** False when the step answered the exchange (or handed it on for good): the chain stops there. */
+export type Step = (ex: Exchange) => boolean;
+
+/** What lives as long as the proxy, for the phases' setup. */
+export interface PhaseDeps {
+  peers: PeerPool;
+  /** Who we are, as the peer header says it. */
+  selfHeader: string;
+  telemetry: RequestTelemetry;
+  log: Logger;
+  accessLog: boolean;
+  /** The app beside the proxy, on a workload port: keep-alive connections that outlive snapshots. */
+  app(workloadPort: number): Dispatch;
+}
+
+export interface ChainSetup {
+  kind: ListenerKind;
+  /** Undefined before the first snapshot. */
+  cfg: ProxyConfig | undefined;
+  /** The route table of an outbound or gateway listener. */
+  table: CompiledRouteTable | undefined;
+  tableName: string;
+  deps: PhaseDeps;
+}
+
+export interface Phase {
+  readonly name: string;
+  setup(s: ChainSetup): Step | undefined;
+}
+
+export class Chain {
+  readonly site: Site;
+  /** The phases on this chain's request path, in order. */
+  readonly phases: readonly string[];
+  private readonly steps: readonly Step[];
+  private readonly record: (ex: Exchange) => void;
+
+  constructor(site: Site, phases: readonly Phase[], setup: ChainSetup, record: (ex: Exchange) => void) {
+    this.site = site;
+    const names: string[] = [];
+    const steps: Step[] = [];
+    for (const p of phases) {
+      const step = p.setup(setup);
+      if (!step) continue;
+      names.push(p.name);
+      steps.push(step);
+    }
+    this.phases = names;
+    this.steps = steps;
+    this.record = record;
+  }
+
+  run(ex: Exchange): void {
+    // Telemetry comes last for every exchange, whichever phase answered it.
+    ex.down.onClose(() => {
+      ex.call?.abort();
+      if (!ex.code) ex.flags = 'DC'; // the client went away before any response
+      this.record(ex);
+    });
+    for (const step of this.steps) if (!step(ex)) return;
+  }
+}

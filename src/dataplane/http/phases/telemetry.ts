@@ -1,0 +1,45 @@
+// telemetry: Istio's request metrics and the access log, once the exchange is over for the client,
+// whoever answered it. The source side knows its peer from the endpoint the load balancer chose; the
+// destination side from the client proxy's peer header and its mTLS identity.
+import type { Exchange } from '../context.ts';
+import { PEER_HEADER } from '../headers.ts';
+import type { PhaseDeps } from '../phase.ts';
+
+export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
+  const { telemetry, log, accessLog } = deps;
+  return (ex) => {
+    const down = ex.down;
+    const reporter = ex.site.reporter;
+    const mtls = ex.peerTls.identity !== undefined;
+    const peer =
+      reporter === 'destination'
+        ? telemetry.peer(headerValue(down.headers[PEER_HEADER]), ex.peerTls.identity)
+        : (ex.upstream?.endpoint?.peer ?? ex.peer);
+    const durationMs = performance.now() - ex.start;
+    telemetry.record(reporter, peer, {
+      service: ex.service,
+      code: ex.code,
+      flags: ex.flags,
+      mtls,
+      durationMs,
+      requestBytes: Number(down.headers['content-length'] ?? 0) || 0,
+      responseBytes: ex.responseBytes,
+    });
+    if (accessLog) {
+      log.info('access', {
+        reporter,
+        authority: ex.authority,
+        path: ex.path,
+        code: ex.code,
+        flags: ex.flags,
+        rule: ex.rule,
+        durationMs: Math.round(durationMs * 1000) / 1000,
+        requestId: ex.requestId ?? headerValue(down.headers['x-request-id']),
+      });
+    }
+  };
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import {
+  type Dispatch,
+  type DispatchHandler,
+  type Layer,
+  type UpstreamCall,
+  type UpstreamFailure,
+  upstreamRequest,
+} from './dispatch.ts';
+import { H1Pool } from './h1-pool.ts';
+import { h1Transport } from './h1-transport.ts';
+import { h2Transport } from './h2-transport.ts';
+import { replayStale } from './replay.ts';
+
+interface Seen {
+  heads: number[];
+  body: string;
+  failure?: UpstreamFailure;
+}
+
+/** Sends one request through `dispatch` and records every handler call: what a downstream would get. */
+function send(dispatch: Dispatch, protocol: 'HTTP/1.1' | 'HTTP/2', method = 'GET'): Promise<Seen> {
+  return new Promise((resolve) => {
+    const seen: Seen = { heads: [], body: '' };
+    const req = upstreamRequest(protocol, method, '/', 'app', { 'x-test': '1' }, undefined);
+    dispatch(req, {
+      onHead: (status) => {
+        seen.heads.push(status);
+      },
+      onData: (c) => {
+        seen.body += c.toString();
+        return true;
+      },
+      onEnd: () => resolve(seen),
+      onError: (f) => {
+        seen.failure = f;
+        resolve(seen);
+      },
+    });
+  });
+}
+
+/**
+ * A layer in the way a retry policy works: it holds each response head until it knows, drops an
+ * attempt that answered 503 and dispatches the request again while its body has not streamed.
+ */
+const againOn503: Layer = (next) => (req, handler) => {
+  let current: UpstreamCall;
+  let attempts = 0;
+  const attempt = (): void => {
+    attempts++;
+    let dropped = false;
+    const h: DispatchHandler = {
+      onHead(status: number, headers: IncomingHttpHeaders) {
+        if (status === 503 && attempts < 3 && !req.bodyStarted) {
+          dropped = true;
+          current.abort();
+          attempt();
+          return;
+        }
+        handler.onHead(status, headers);
+      },
+      onData: (c) => dropped || handler.onData(c),
+      onEnd: () => {
+        if (!dropped) handler.onEnd();
+      },
+      onError: (f) => {
+        if (!dropped) handler.onError(f);
+      },
+    };
+    current = next(req, h);
+  };
+  attempt();
+  return {
+    resume: () => current.resume(),
+    abort: () => current.abort(),
+  };
+};
+
+describe('upstream dispatch and its layers', () => {
+  let h1: http.Server;
+  let h2: http2.Http2Server;
+  let h1Requests = 0;
+  let h2Requests = 0;
+  const portOf = (s: net.Server | http2.Http2Server) => (s.address() as AddressInfo).port;
+
+  before(async () => {
+    // Every other request fails with a 503 whose body must never reach the client.
+    h1 = http.createServer((_req, res) => {
+      h1Requests++;
+      if (h1Requests % 2 === 1) res.writeHead(503).end('first attempt failed');
+      else res.writeHead(200).end(`answer ${h1Requests}`);
+    });
+    h2 = http2.createServer();
+    h2.on('stream', (stream) => {
+      h2Requests++;
+      if (h2Requests % 2 === 1) {
+        stream.respond({ ':status': 503 });
+        stream.end('first attempt failed');
+      } else {
+        stream.respond({ ':status': 200 });
+        stream.end(`answer ${h2Requests}`);
+      }
+    });
+    await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+  });
+  after(() => {
+    h1.close();
+    h2.close();
+  });
+
+  test('HTTP/1.1: a layer holds the failed attempt’s head and dispatches again; nothing of it goes downstream', async () => {
+    const pool = H1Pool.loopback(portOf(h1));
+    const seen = await send(againOn503(h1Transport(() => pool, 'app')), 'HTTP/1.1');
+    assert.deepEqual(seen.heads, [200]);
+    assert.equal(seen.body, 'answer 2');
+    assert.equal(h1Requests, 2);
+    pool.close();
+  });
+
+  test('HTTP/2: the same layer over a multiplexed session', async () => {
+    const session = http2.connect(`http://127.0.0.1:${portOf(h2)}`);
+    const seen = await send(againOn503(h2Transport(() => session, 'app')), 'HTTP/2');
+    assert.deepEqual(seen.heads, [200]);
+    assert.equal(seen.body, 'answer 2');
+    assert.equal(h2Requests, 2);
+    session.close();
+  });
+
+  test('replay: a bodiless request on a keep-alive connection the app closed meanwhile goes again on a new one', async () => {
+    // The app answers the first request on each connection and drops the connection on the second,
+    // as a server does whose keep-alive timeout fires just as the request arrives.
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      let n = 0;
+      socket.on('data', () => {
+        if (++n === 1) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        else socket.destroy();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const pool = H1Pool.loopback(portOf(server));
+    const dispatch = replayStale(h1Transport(() => pool, 'app'));
+    assert.equal((await send(dispatch, 'HTTP/1.1')).body, 'ok');
+    const again = await send(dispatch, 'HTTP/1.1');
+    assert.equal(again.failure, undefined);
+    assert.equal(again.body, 'ok');
+    assert.equal(connections, 2);
+
+    // With a body nothing is replayed: the failure reaches the caller.
+    const post = await new Promise<UpstreamFailure | undefined>((resolve) => {
+      const req = upstreamRequest(
+        'HTTP/1.1',
+        'POST',
+        '/',
+        'app',
+        { 'content-length': '1' },
+        Readable.from([Buffer.from('x')]),
+      );
+      dispatch(req, {
+        onHead() {},
+        onData: () => true,
+        onEnd: () => resolve(undefined),
+        onError: resolve,
+      });
+    });
+    assert.equal(post?.kind, 'reset');
+    assert.equal(post?.stale, true);
+    pool.close();
+    server.close();
+  });
+});

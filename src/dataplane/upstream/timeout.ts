@@ -1,0 +1,60 @@
+// The route's timeout (VirtualService `timeout`): from dispatch until the response's last byte. When it
+// fires, the attempt is aborted and the caller gets a UT failure: a 504 if no head went downstream yet,
+// a cut response otherwise.
+import {
+  type Dispatch,
+  type DispatchHandler,
+  type UpstreamCall,
+  UpstreamFailure,
+  type UpstreamRequest,
+} from './dispatch.ts';
+
+export function withTimeout(ms: number, rule: string): (next: Dispatch) => Dispatch {
+  const message = `timeout ${ms}ms of ${rule}`;
+  return (next) => (req, handler) => new TimedCall(next, req, handler, ms, message);
+}
+
+class TimedCall implements UpstreamCall, DispatchHandler {
+  private readonly handler: DispatchHandler;
+  private readonly timer: NodeJS.Timeout;
+  private readonly call: UpstreamCall;
+  private headSeen = false;
+  private over = false;
+
+  constructor(next: Dispatch, req: UpstreamRequest, handler: DispatchHandler, ms: number, message: string) {
+    this.handler = handler;
+    this.timer = setTimeout(() => {
+      if (this.over) return;
+      this.over = true;
+      this.call.abort();
+      handler.onError(new UpstreamFailure('timeout', message, this.headSeen));
+    }, ms);
+    this.call = next(req, this);
+  }
+
+  onHead(status: number, headers: Parameters<DispatchHandler['onHead']>[1]): void {
+    this.headSeen = true;
+    this.handler.onHead(status, headers);
+  }
+  onData(chunk: Buffer): boolean {
+    return this.handler.onData(chunk);
+  }
+  onEnd(): void {
+    this.over = true;
+    clearTimeout(this.timer);
+    this.handler.onEnd();
+  }
+  onError(failure: UpstreamFailure): void {
+    this.over = true;
+    clearTimeout(this.timer);
+    this.handler.onError(failure);
+  }
+  resume(): void {
+    this.call.resume();
+  }
+  abort(): void {
+    this.over = true;
+    clearTimeout(this.timer);
+    this.call.abort();
+  }
+}
