@@ -2,7 +2,8 @@
 // or <state-dir>/control-plane.json; turns JSON error bodies back into TrellisErrors with their issues.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type ErrorCode, type Issue, TrellisError } from '../lib/errors.ts';
+import { isErrorCode } from '../lib/codes.ts';
+import { type Issue, TrellisError } from '../lib/errors.ts';
 
 export interface ConnectOptions {
   api?: string;
@@ -116,24 +117,22 @@ export class ApiClient {
     if (res.ok) {
       if (json === undefined) {
         throw new TrellisError(
-          'TRL_INTERNAL',
+          'TRL_UNEXPECTED_RESPONSE',
           `${method} ${url}: the control plane answered ${res.status} without JSON`,
         );
       }
       return json as T;
     }
     const e = json as { code?: unknown; message?: unknown; issues?: unknown } | undefined;
-    if (e && typeof e.code === 'string' && typeof e.message === 'string') {
-      throw new TrellisError(e.code as ErrorCode, e.message, {
-        status: res.status,
+    if (e && isErrorCode(e.code) && typeof e.message === 'string') {
+      throw new TrellisError(e.code, e.message, {
         issues: Array.isArray(e.issues) ? (e.issues as Issue[]) : undefined,
       });
     }
     const snippet = text.trim().slice(0, 200);
     throw new TrellisError(
-      res.status === 404 ? 'TRL_NOT_FOUND' : 'TRL_INTERNAL',
+      'TRL_UNEXPECTED_RESPONSE',
       `${method} ${url}: the control plane answered ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ''}`,
-      { status: res.status },
     );
   }
 }

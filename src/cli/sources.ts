@@ -48,7 +48,7 @@ export async function readSources(
     try {
       isDir = (await stat(name)).isDirectory();
     } catch {
-      throw new TrellisError('TRL_NOT_FOUND', `${name}: no such file or directory`);
+      throw new TrellisError('TRL_FILE_NOT_FOUND', `${name}: no such file or directory`);
     }
     if (!isDir) {
       sources.push({ file: name, text: await readFile(name, 'utf8') });
@@ -57,7 +57,7 @@ export async function readSources(
     const files = await filesIn(name, opts.recursive === true);
     if (files.length === 0) {
       throw new TrellisError(
-        'TRL_NOT_FOUND',
+        'TRL_FILE_NOT_FOUND',
         `${name}: no *.yaml, *.yml or *.json files in this directory${opts.recursive ? '' : ' (use -R for subdirectories)'}`,
       );
     }

@@ -132,7 +132,7 @@ function listen(server: Server | Http2SecureServer, port: number, host: string, 
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         new TrellisError(
-          'TRL_UNAVAILABLE',
+          'TRL_LISTEN',
           `cannot listen for the ${what} on ${host}:${port}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (is another control plane running? pick another port)' : ''}`,
         ),
       ),

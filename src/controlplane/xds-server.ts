@@ -5,7 +5,8 @@ import { timingSafeEqual } from 'node:crypto';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { CERTIFICATE_PATH, type CertificateRequest, PUSH_PATH } from '../compile/protocol.ts';
-import { errorMessage } from '../lib/errors.ts';
+import { type ErrorCode, statusOf } from '../lib/codes.ts';
+import { errorMessage, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { parseSpiffeId, peerIdentity } from '../lib/spiffe.ts';
 import type { CertificateAuthority } from './ca/ca.ts';
@@ -89,34 +90,16 @@ async function issue(
   try {
     req = JSON.parse(body) as CertificateRequest;
   } catch {
-    return [
-      400,
-      JSON.stringify({
-        code: 'TRL_INVALID_ARGUMENT',
-        message: 'body must be JSON {csr, namespace, serviceAccount}',
-      }),
-    ];
+    return refusal('TRL_INVALID_ARGUMENT', 'body must be JSON {csr, namespace, serviceAccount}');
   }
   if (identity) {
     // Renewal: a proxy may only renew the identity it already holds.
     const held = parseSpiffeId(identity);
     if (!held || held.namespace !== req.namespace || held.serviceAccount !== req.serviceAccount) {
-      return [
-        403,
-        JSON.stringify({
-          code: 'TRL_PERMISSION_DENIED',
-          message: `${identity} may not request another identity`,
-        }),
-      ];
+      return refusal('TRL_PERMISSION_DENIED', `${identity} may not request another identity`);
     }
   } else if (!tokenMatches(auth, o.token)) {
-    return [
-      401,
-      JSON.stringify({
-        code: 'TRL_UNAUTHENTICATED',
-        message: 'a valid bootstrap token or mesh certificate is required',
-      }),
-    ];
+    return refusal('TRL_UNAUTHENTICATED', 'a valid bootstrap token or mesh certificate is required');
   }
   try {
     const signed = await o.ca.signCsr(
@@ -127,6 +110,11 @@ async function issue(
     return [200, JSON.stringify({ certChain: signed.certChainPem, trustBundle: o.ca.trustBundlePem() })];
   } catch (err) {
     o.log.warn('certificate request refused', { error: errorMessage(err) });
-    return [400, JSON.stringify({ code: 'TRL_CA', message: errorMessage(err) })];
+    // A bad CSR is the proxy's to fix (400); an unusable CA is the operator's (500).
+    return refusal(err instanceof TrellisError ? err.code : 'TRL_INTERNAL', errorMessage(err));
   }
+}
+
+function refusal(code: ErrorCode, message: string): [number, string] {
+  return [statusOf(code), JSON.stringify({ code, message })];
 }

@@ -1,17 +1,8 @@
 // Every failure a user can see carries a stable TRL_ code, greppable across releases (like fastify's FST_ERR_).
 
-export type ErrorCode =
-  | 'TRL_INVALID_ARGUMENT'
-  | 'TRL_VALIDATION'
-  | 'TRL_NOT_FOUND'
-  | 'TRL_CONFLICT'
-  | 'TRL_STORE'
-  | 'TRL_UNAUTHENTICATED'
-  | 'TRL_PERMISSION_DENIED'
-  | 'TRL_CA'
-  | 'TRL_SNAPSHOT_REJECTED'
-  | 'TRL_UNAVAILABLE'
-  | 'TRL_INTERNAL';
+import { type ErrorCode, statusOf } from './codes.ts';
+
+export type { ErrorCode } from './codes.ts';
 
 /** One problem found in user input: where it is and what is wrong. */
 export interface Issue {
@@ -30,42 +21,18 @@ export class TrellisError extends Error {
   readonly issues: Issue[];
   readonly status: number;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    opts: { issues?: Issue[]; status?: number; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { issues?: Issue[]; cause?: unknown } = {}) {
     super(message, { cause: opts.cause });
     this.name = 'TrellisError';
     this.code = code;
     this.issues = opts.issues ?? [];
-    this.status = opts.status ?? statusFor(code);
+    this.status = statusOf(code);
   }
 
   toJSON(): { code: ErrorCode; message: string; issues?: Issue[] } {
     return this.issues.length > 0
       ? { code: this.code, message: this.message, issues: this.issues }
       : { code: this.code, message: this.message };
-  }
-}
-
-function statusFor(code: ErrorCode): number {
-  switch (code) {
-    case 'TRL_INVALID_ARGUMENT':
-    case 'TRL_VALIDATION':
-      return 400;
-    case 'TRL_UNAUTHENTICATED':
-      return 401;
-    case 'TRL_PERMISSION_DENIED':
-      return 403;
-    case 'TRL_NOT_FOUND':
-      return 404;
-    case 'TRL_CONFLICT':
-      return 409;
-    case 'TRL_UNAVAILABLE':
-      return 503;
-    default:
-      return 500;
   }
 }
 

@@ -69,12 +69,12 @@ const CLI = path.resolve(import.meta.dirname, '../cli/main.ts');
 
 function meshFile(source: string): string {
   if (!existsSync(source))
-    throw new TrellisError('TRL_INVALID_ARGUMENT', `${source}: no such file or directory`);
+    throw new TrellisError('TRL_FILE_NOT_FOUND', `${source}: no such file or directory`);
   if (statSync(source).isDirectory()) {
     const f = path.join(source, 'mesh.yaml');
     if (!existsSync(f))
       throw new TrellisError(
-        'TRL_INVALID_ARGUMENT',
+        'TRL_FILE_NOT_FOUND',
         `${source} has no mesh.yaml: pass the mesh file itself or a directory that holds one`,
       );
     return f;
@@ -160,7 +160,7 @@ async function waitReady(
   const logs = pending.map(
     (id) => `${id} (${path.join(dirs.logs, `${id}.proxy.log`)}, ${path.join(dirs.logs, `${id}.app.log`)})`,
   );
-  throw new TrellisError('TRL_UNAVAILABLE', `not ready after ${timeoutMs / 1000}s: ${logs.join('; ')}`);
+  throw new TrellisError('TRL_MESH_NOT_READY', `not ready after ${timeoutMs / 1000}s: ${logs.join('; ')}`);
 }
 
 /** The pid of a live control plane using this state directory, if any. */
@@ -202,7 +202,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
     });
     if (v !== undefined) return v;
     if (Date.now() > deadline)
-      throw new TrellisError('TRL_UNAVAILABLE', `timed out after ${timeoutMs} ms waiting for ${what}`);
+      throw new TrellisError('TRL_MESH_NOT_READY', `timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -223,7 +223,7 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   const running = runningControlPlane(state);
   if (running) {
     throw new TrellisError(
-      'TRL_CONFLICT',
+      'TRL_STATE_DIR_IN_USE',
       `a mesh is already running from ${state} (control plane pid ${running}): stop it first, or use another --state-dir`,
     );
   }
@@ -305,7 +305,7 @@ async function launch(
       if (cp.exits > 0) {
         const log = await readFile(cp.spec.logFile, 'utf8').catch(() => '');
         throw new TrellisError(
-          'TRL_UNAVAILABLE',
+          'TRL_MESH_NOT_READY',
           `the control plane did not start: ${lastError(log)} (log: ${cp.spec.logFile})`,
         );
       }

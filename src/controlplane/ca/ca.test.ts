@@ -23,7 +23,7 @@ async function csrFor(sans: { type: 'url' | 'dns'; value: string }[]): Promise<s
   return csr.toString('pem');
 }
 
-function isCaError(code: 'TRL_CA' | 'TRL_INVALID_ARGUMENT', message: RegExp) {
+function isCaError(code: 'TRL_CA' | 'TRL_CSR_REJECTED' | 'TRL_INVALID_ARGUMENT', message: RegExp) {
   return (err: unknown) => {
     assert.ok(err instanceof TrellisError, `expected TrellisError, got ${err}`);
     assert.equal(err.code, code);
@@ -214,7 +214,7 @@ test('CSR checks: matching URI SAN ok, other URI SAN, tampered signature and gar
   await assert.rejects(
     ca.signCsr(await csrFor([{ type: 'url', value: 'spiffe://cluster.local/ns/kube-system/sa/admin' }]), web),
     isCaError(
-      'TRL_INVALID_ARGUMENT',
+      'TRL_CSR_REJECTED',
       /URI SAN spiffe:\/\/cluster\.local\/ns\/kube-system\/sa\/admin .*authenticated as spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/,
     ),
   );
@@ -226,18 +226,15 @@ test('CSR checks: matching URI SAN ok, other URI SAN, tampered signature and gar
       ]),
       web,
     ),
-    isCaError('TRL_INVALID_ARGUMENT', /URI SAN https:\/\/example\.com/),
+    isCaError('TRL_CSR_REJECTED', /URI SAN https:\/\/example\.com/),
   );
 
   const der = Buffer.from(new x509.Pkcs10CertificateRequest(await csrFor([])).rawData);
   der[der.length - 5] ^= 0x01; // inside the ECDSA signature
   const tampered = new x509.Pkcs10CertificateRequest(der).toString('pem');
-  await assert.rejects(
-    ca.signCsr(tampered, web),
-    isCaError('TRL_INVALID_ARGUMENT', /signature does not verify/),
-  );
+  await assert.rejects(ca.signCsr(tampered, web), isCaError('TRL_CSR_REJECTED', /signature does not verify/));
 
-  await assert.rejects(ca.signCsr('hello', web), isCaError('TRL_INVALID_ARGUMENT', /not a PEM PKCS#10/));
+  await assert.rejects(ca.signCsr('hello', web), isCaError('TRL_CSR_REJECTED', /not a PEM PKCS#10/));
   await assert.rejects(
     ca.signCsr(await csrFor([]), { namespace: 'a/b', serviceAccount: 'web' }),
     isCaError('TRL_INVALID_ARGUMENT', /invalid namespace "a\/b"/),
@@ -259,10 +256,7 @@ test('a CSR whose key was swapped after signing fails proof of possession', asyn
   assert.ok(at > 0);
   spkiB.copy(derA, at);
   const swapped = new x509.Pkcs10CertificateRequest(derA).toString('pem');
-  await assert.rejects(
-    ca.signCsr(swapped, web),
-    isCaError('TRL_INVALID_ARGUMENT', /signature does not verify/),
-  );
+  await assert.rejects(ca.signCsr(swapped, web), isCaError('TRL_CSR_REJECTED', /signature does not verify/));
 });
 
 test('weak CSR keys are refused', async (t) => {
@@ -275,7 +269,7 @@ test('weak CSR keys are refused', async (t) => {
   };
   const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg });
-  await assert.rejects(ca.signCsr(csr.toString('pem'), web), isCaError('TRL_INVALID_ARGUMENT', /too weak/));
+  await assert.rejects(ca.signCsr(csr.toString('pem'), web), isCaError('TRL_CSR_REJECTED', /too weak/));
 });
 
 test('invalid options are rejected up front', async (t) => {

@@ -10,7 +10,7 @@ const SAN_OID = '2.5.29.17';
 const ALLOWED_CURVES = new Set(['prime256v1', 'secp384r1']);
 
 function reject(message: string, cause?: unknown): TrellisError {
-  return new TrellisError('TRL_INVALID_ARGUMENT', message, { cause });
+  return new TrellisError('TRL_CSR_REJECTED', message, { cause });
 }
 
 /** Returns the CSR's public key once its signature, key strength and URI SANs check out for `identity`. */

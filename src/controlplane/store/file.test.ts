@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { captureLogger, runStoreSuite, vs, vsKey } from '../../../test/support/store-suite.ts';
 import type { Resource } from '../../api/resource.ts';
-import { TrellisError } from '../../lib/errors.ts';
+import { type ErrorCode, TrellisError } from '../../lib/errors.ts';
 import type { FileStoreOptions } from './file.ts';
 import { decodeRecord, FileStore, LOCK_FILE, LOG_FILE, SNAPSHOT_FILE } from './file.ts';
 
@@ -33,10 +33,10 @@ const putOp = (resource: Resource) => ({ type: 'put' as const, resource });
 const logLines = async (dir: string) =>
   (await readFile(join(dir, LOG_FILE), 'utf8')).split('\n').filter(Boolean);
 const isStoreError =
-  (...fragments: string[]) =>
+  (code: ErrorCode, ...fragments: string[]) =>
   (err: unknown) => {
     assert.ok(err instanceof TrellisError);
-    assert.equal(err.code, 'TRL_STORE');
+    assert.equal(err.code, code);
     for (const f of fragments)
       assert.ok(err.message.includes(f), `${JSON.stringify(err.message)} lacks ${f}`);
     return true;
@@ -148,9 +148,9 @@ describe('FileStore durability', () => {
     const text = await readFile(join(dir, LOG_FILE), 'utf8');
     await writeFile(join(dir, LOG_FILE), text.replace(/"i":2/, '"i":9'));
     const where = `${join(dir, LOG_FILE)} line 2`;
-    await assert.rejects(openQuiet(dir), isStoreError(where, 'corrupt'));
+    await assert.rejects(openQuiet(dir), isStoreError('TRL_STORE_CORRUPT', where, 'corrupt'));
     // The failed open released its lock: trying again reports the same problem, not a lock.
-    await assert.rejects(openQuiet(dir), isStoreError(where));
+    await assert.rejects(openQuiet(dir), isStoreError('TRL_STORE_CORRUPT', where));
   });
 
   it('refuses a corrupt snapshot', async () => {
@@ -158,7 +158,10 @@ describe('FileStore durability', () => {
     await commitSome(dir, 4, { compactAfterCommits: 2 });
     const text = await readFile(join(dir, SNAPSHOT_FILE), 'utf8');
     await writeFile(join(dir, SNAPSHOT_FILE), text.replace('"r1"', '"r9"'));
-    await assert.rejects(openQuiet(dir), isStoreError(join(dir, SNAPSHOT_FILE), 'corrupt'));
+    await assert.rejects(
+      openQuiet(dir),
+      isStoreError('TRL_STORE_CORRUPT', join(dir, SNAPSHOT_FILE), 'corrupt'),
+    );
   });
 
   it('creates the directory 0700 and its files 0600', async () => {
@@ -177,7 +180,7 @@ describe('FileStore durability', () => {
     const pending = s.commit([putOp(vs('a'))]);
     await s.close();
     assert.equal((await pending).revision, 1);
-    await assert.rejects(s.commit([putOp(vs('b'))]), isStoreError('closed'));
+    await assert.rejects(s.commit([putOp(vs('b'))]), isStoreError('TRL_STORE_CLOSED', 'closed'));
     await assert.rejects(stat(join(dir, LOCK_FILE)), { code: 'ENOENT' });
   });
 });
@@ -280,7 +283,7 @@ describe('FileStore across processes', () => {
     try {
       await assert.rejects(
         openQuiet(dir),
-        isStoreError(`in use by process ${child.pid}`, join(dir, LOCK_FILE)),
+        isStoreError('TRL_STATE_DIR_IN_USE', `in use by process ${child.pid}`, join(dir, LOCK_FILE)),
       );
     } finally {
       await kill(child);
@@ -292,7 +295,7 @@ describe('FileStore across processes', () => {
     assert.ok(logger.records.some((r) => r.level === 'warn' && /stale lock/.test(r.msg)));
     assert.equal((await readFile(join(dir, LOCK_FILE), 'utf8')).trim(), String(process.pid));
     // The same process cannot open it twice either.
-    await assert.rejects(openQuiet(dir), isStoreError('this process'));
+    await assert.rejects(openQuiet(dir), isStoreError('TRL_STATE_DIR_IN_USE', 'this process'));
     await s.close();
   });
 });

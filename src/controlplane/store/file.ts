@@ -10,7 +10,7 @@ import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Resource } from '../../api/resource.ts';
-import { errorMessage, TrellisError } from '../../lib/errors.ts';
+import { type ErrorCode, errorMessage, TrellisError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { createLogger } from '../../lib/log.ts';
 import { deepFreeze, ResourceState, SerialQueue, Watchers } from './state.ts';
@@ -67,8 +67,8 @@ export function decodeRecord(line: string): Record<string, unknown> | undefined 
   }
 }
 
-function storeError(message: string, cause?: unknown): TrellisError {
-  return new TrellisError('TRL_STORE', message, { cause });
+function storeError(code: ErrorCode, message: string, cause?: unknown): TrellisError {
+  return new TrellisError(code, message, { cause });
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -116,13 +116,14 @@ async function acquireLock(dir: string, logger: Logger): Promise<void> {
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3)
-          throw storeError(`cannot lock state directory ${dir}: ${errorMessage(err)}`, err);
+          throw storeError('TRL_STORE', `cannot lock state directory ${dir}: ${errorMessage(err)}`, err);
       }
       const text = await readFile(path, 'utf8').catch(() => ''); // gone meanwhile: just retry
       const pid = Number.parseInt(text, 10);
       if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
         const who = pid === process.pid ? `this process (pid ${pid})` : `process ${pid}`;
         throw storeError(
+          'TRL_STATE_DIR_IN_USE',
           `state directory ${dir} is in use by ${who}: stop it first, or delete ${path} if that process ` +
             'is not a Trellis control plane',
         );
@@ -192,7 +193,7 @@ export class FileStore implements Store {
     const fail = (err: unknown) =>
       err instanceof TrellisError
         ? err
-        : storeError(`cannot open state directory ${dir}: ${errorMessage(err)}`, err);
+        : storeError('TRL_STORE', `cannot open state directory ${dir}: ${errorMessage(err)}`, err);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await acquireLock(dir, logger);
@@ -249,10 +250,11 @@ export class FileStore implements Store {
 
   // Closed is checked when called, not when run: work queued before close() still completes.
   #enqueue<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(storeError(`store ${this.dir} is closed`));
+    if (this.#closed) return Promise.reject(storeError('TRL_STORE_CLOSED', `store ${this.dir} is closed`));
     return this.#queue.run(() => {
       if (this.#failed)
         throw storeError(
+          'TRL_STORE',
           `store ${this.dir} failed to write its log earlier (${errorMessage(this.#failed)}); reopen it`,
         );
       return task();
@@ -275,7 +277,7 @@ export class FileStore implements Store {
       await this.#log.datasync();
     } catch (err) {
       this.#failed = err;
-      throw storeError(`cannot write ${join(this.dir, LOG_FILE)}: ${errorMessage(err)}`, err);
+      throw storeError('TRL_STORE', `cannot write ${join(this.dir, LOG_FILE)}: ${errorMessage(err)}`, err);
     }
     this.#state.apply(revision, changes);
     this.#logCommits++;
@@ -320,12 +322,15 @@ async function loadSnapshot(dir: string, state: ResourceState): Promise<number> 
     text = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw storeError(`cannot read ${path}: ${errorMessage(err)}`, err);
+    throw storeError('TRL_STORE', `cannot read ${path}: ${errorMessage(err)}`, err);
   }
   // Written by rename, so it is whole or absent: anything else is damage, not a crash.
   const rec = decodeRecord(text.endsWith('\n') ? text.slice(0, -1) : text) as SnapshotRecord | undefined;
   if (!rec || !Number.isInteger(rec.revision) || !Array.isArray(rec.resources))
-    throw storeError(`${path} is corrupt (checksum mismatch or not a snapshot); restore it from a backup`);
+    throw storeError(
+      'TRL_STORE_CORRUPT',
+      `${path} is corrupt (checksum mismatch or not a snapshot); restore it from a backup`,
+    );
   state.apply(
     rec.revision,
     rec.resources.map((r) => ({ type: 'put', key: keyOf(r), resource: deepFreeze(r) })),
@@ -362,6 +367,7 @@ async function replayLog(
         break;
       }
       throw storeError(
+        'TRL_STORE_CORRUPT',
         `${path} line ${lineNo} is corrupt (checksum mismatch or not a log record) and later lines ` +
           'depend on it; restore the state directory from a backup',
       );
@@ -369,13 +375,14 @@ async function replayLog(
     if (rec.revision > snapshotRevision) {
       if (rec.revision !== state.revision + 1)
         throw storeError(
+          'TRL_STORE_CORRUPT',
           `${path} line ${lineNo} holds revision ${rec.revision} but revision ${state.revision + 1} was ` +
             'expected next; restore the state directory from a backup',
         );
       try {
         state.apply(rec.revision, replayChanges(rec.changes));
       } catch (err) {
-        throw storeError(`${path} line ${lineNo}: ${errorMessage(err)}`, err);
+        throw storeError('TRL_STORE_CORRUPT', `${path} line ${lineNo}: ${errorMessage(err)}`, err);
       }
       commits++;
     }

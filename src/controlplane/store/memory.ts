@@ -29,7 +29,7 @@ export class MemoryStore implements Store {
   }
 
   commit(ops: Op[]): Promise<CommitResult> {
-    if (this.#closed) return Promise.reject(new TrellisError('TRL_STORE', 'store is closed'));
+    if (this.#closed) return Promise.reject(new TrellisError('TRL_STORE_CLOSED', 'store is closed'));
     return this.#queue.run(() => this.#commit(ops));
   }
 

@@ -10,6 +10,8 @@
 // work stays linear even when a client sends one byte per segment, and every check runs in stream order
 // on whole lines: the same bytes give the same result (or the same error) however they are split.
 
+import { type ErrorCode, statusOf } from '../../../lib/codes.ts';
+
 export interface RequestHead {
   method: string;
   target: string;
@@ -37,14 +39,14 @@ export interface RequestEvents {
 }
 
 export class ParseError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly status: number;
 
-  constructor(code: string, status: number, message: string) {
+  constructor(code: ErrorCode, message: string) {
     super(message);
     this.name = 'ParseError';
     this.code = code;
-    this.status = status;
+    this.status = statusOf(code);
   }
 }
 
@@ -117,8 +119,8 @@ const CONN_CLOSE = 1;
 const CONN_KEEP_ALIVE = 2;
 const CONN_UPGRADE = 4;
 
-function fail(code: string, status: number, message: string): never {
-  throw new ParseError(code, status, message);
+function fail(code: ErrorCode, message: string): never {
+  throw new ParseError(code, message);
 }
 
 function hex(c: number): string {
@@ -368,14 +370,13 @@ export class RequestParser {
     if (this.state === TRAILERS) {
       fail(
         'TRL_HTTP_HEADERS_TOO_LARGE',
-        431,
         `the head and trailer section together exceed ${this.maxHeadBytes} bytes`,
       );
     }
     if (this.lineNo === 0) {
-      fail('TRL_HTTP_URI_TOO_LONG', 414, `request line longer than ${this.maxHeadBytes} bytes`);
+      fail('TRL_HTTP_URI_TOO_LONG', `request line longer than ${this.maxHeadBytes} bytes`);
     }
-    fail('TRL_HTTP_HEADERS_TOO_LARGE', 431, `request head larger than ${this.maxHeadBytes} bytes`);
+    fail('TRL_HTTP_HEADERS_TOO_LARGE', `request head larger than ${this.maxHeadBytes} bytes`);
   }
 
   /** Reads whole lines of `t` from `p`; returns where it stopped: after the section's blank line, or at
@@ -389,7 +390,7 @@ export class RequestParser {
       if (this.headBytes + size > this.maxHeadBytes) this.tooLarge();
       this.headBytes += size;
       if (lf === p || t.charCodeAt(lf - 1) !== CR) {
-        fail('TRL_HTTP_BARE_LF', 400, `line ${this.lineNo + 1}${this.where()} ends in LF without CR`);
+        fail('TRL_HTTP_BARE_LF', `line ${this.lineNo + 1}${this.where()} ends in LF without CR`);
       }
       const s = p;
       const e = lf - 1;
@@ -399,7 +400,6 @@ export class RequestParser {
           if (++this.emptyLines > MAX_EMPTY_LINES) {
             fail(
               'TRL_HTTP_INVALID_REQUEST_LINE',
-              400,
               `more than ${MAX_EMPTY_LINES} empty lines before a request`,
             );
           }
@@ -412,7 +412,7 @@ export class RequestParser {
       if (this.lineNo === 1 && this.state === HEAD) {
         if (this.closing) {
           // RFC 9112 §9.6: no further requests after "close"; llhttp rejects them too
-          fail('TRL_HTTP_DATA_AFTER_CLOSE', 400, 'request after a message that closes the connection');
+          fail('TRL_HTTP_DATA_AFTER_CLOSE', 'request after a message that closes the connection');
         }
         this.requestLine(t, s, e);
       } else {
@@ -433,7 +433,6 @@ export class RequestParser {
       const c = t.charCodeAt(i);
       fail(
         c === CR ? 'TRL_HTTP_BARE_CR' : 'TRL_HTTP_INVALID_METHOD',
-        400,
         i === e
           ? `request line ${show(t.slice(s, e))} has no request-target (line 1)`
           : `invalid character ${hex(c)} in the method at column ${i - s + 1} (line 1)`,
@@ -447,16 +446,15 @@ export class RequestParser {
       j++;
     }
     const c = t.charCodeAt(j);
-    if (j === e) fail('TRL_HTTP_INVALID_VERSION', 400, 'request line has no HTTP version (line 1)');
+    if (j === e) fail('TRL_HTTP_INVALID_VERSION', 'request line has no HTTP version (line 1)');
     if (c !== SP) {
       fail(
         c === CR ? 'TRL_HTTP_BARE_CR' : 'TRL_HTTP_INVALID_TARGET',
-        400,
         `invalid character ${hex(c)} in the request-target at column ${j - s + 1} (line 1); ` +
           'only visible ASCII is allowed, percent-encode the rest',
       );
     }
-    if (j === ts) fail('TRL_HTTP_INVALID_TARGET', 400, 'empty request-target: one space expected (line 1)');
+    if (j === ts) fail('TRL_HTTP_INVALID_TARGET', 'empty request-target: one space expected (line 1)');
     const vs = j + 1;
     const m = t.charCodeAt(vs + 7);
     if (e - vs === 8 && t.startsWith('HTTP/1.', vs) && (m === 0x30 || m === 0x31)) {
@@ -464,11 +462,10 @@ export class RequestParser {
     } else {
       const version = t.slice(vs, e);
       if (/^HTTP\/\d\.\d$/.test(version)) {
-        fail('TRL_HTTP_VERSION_NOT_SUPPORTED', 505, `${version} is not supported; use HTTP/1.1 or HTTP/1.0`);
+        fail('TRL_HTTP_VERSION_NOT_SUPPORTED', `${version} is not supported; use HTTP/1.1 or HTTP/1.0`);
       }
       fail(
         version.includes('\r') ? 'TRL_HTTP_BARE_CR' : 'TRL_HTTP_INVALID_VERSION',
-        400,
         `invalid HTTP version ${show(version)}: expected "HTTP/1.1" or "HTTP/1.0" then CRLF (line 1)`,
       );
     }
@@ -476,11 +473,7 @@ export class RequestParser {
     this.target = t.slice(ts, j);
     const problem = targetProblem(this.method, t, ts, j);
     if (problem !== null) {
-      fail(
-        'TRL_HTTP_INVALID_TARGET',
-        400,
-        `invalid request-target ${show(this.target)}: ${problem} (line 1)`,
-      );
+      fail('TRL_HTTP_INVALID_TARGET', `invalid request-target ${show(this.target)}: ${problem} (line 1)`);
     }
   }
 
@@ -491,7 +484,6 @@ export class RequestParser {
     if (++this.fields > this.maxHeaders) {
       fail(
         'TRL_HTTP_TOO_MANY_HEADERS',
-        431,
         `more than ${this.maxHeaders} header fields${this.state === TRAILERS ? ' (with trailers)' : ''}`,
       );
     }
@@ -524,7 +516,6 @@ export class RequestParser {
       ) {
         fail(
           'TRL_HTTP_FORBIDDEN_TRAILER',
-          400,
           `${name} is not allowed in trailers (trailer line ${this.lineNo})`,
         );
       }
@@ -536,7 +527,7 @@ export class RequestParser {
     switch (i - s) {
       case 4:
         if (eqi(t, s, 'host') && ++this.hosts > 1) {
-          fail('TRL_HTTP_DUPLICATE_HOST', 400, `more than one Host header (line ${this.lineNo})`);
+          fail('TRL_HTTP_DUPLICATE_HOST', `more than one Host header (line ${this.lineNo})`);
         }
         break;
       case 6:
@@ -561,19 +552,17 @@ export class RequestParser {
     const c = t.charCodeAt(i);
     const line = `(line ${this.lineNo}${this.where()})`;
     if (i === s && (c === SP || c === HTAB)) {
-      fail('TRL_HTTP_OBS_FOLD', 400, `line starts with whitespace: obs-fold is not accepted ${line}`);
+      fail('TRL_HTTP_OBS_FOLD', `line starts with whitespace: obs-fold is not accepted ${line}`);
     }
-    if (i === e) fail('TRL_HTTP_INVALID_HEADER_TOKEN', 400, `header line without a colon ${line}`);
+    if (i === e) fail('TRL_HTTP_INVALID_HEADER_TOKEN', `header line without a colon ${line}`);
     if (c === SP || c === HTAB) {
       fail(
         'TRL_HTTP_INVALID_HEADER_TOKEN',
-        400,
         `whitespace between header name ${show(t.slice(s, i))} and the colon ${line}`,
       );
     }
     fail(
       c === CR ? 'TRL_HTTP_BARE_CR' : 'TRL_HTTP_INVALID_HEADER_TOKEN',
-      400,
       `invalid character ${hex(c)} in header name ${show(t.slice(s, i))} ${line}`,
     );
   }
@@ -581,7 +570,6 @@ export class RequestParser {
   private badValue(t: string, s: number, i: number, c: number): never {
     fail(
       c === CR ? 'TRL_HTTP_BARE_CR' : 'TRL_HTTP_INVALID_HEADER_VALUE',
-      400,
       `invalid character ${hex(c)} in the value of header ${show(t.slice(s, i))} (line ${this.lineNo}${this.where()})`,
     );
   }
@@ -606,19 +594,18 @@ export class RequestParser {
   private contentLengthField(t: string, vs: number, ve: number): void {
     const line = `(line ${this.lineNo})`;
     if (this.contentLength >= 0) {
-      fail('TRL_HTTP_DUPLICATE_CONTENT_LENGTH', 400, `more than one Content-Length header ${line}`);
+      fail('TRL_HTTP_DUPLICATE_CONTENT_LENGTH', `more than one Content-Length header ${line}`);
     }
     if (this.te) {
-      fail('TRL_HTTP_CL_TE_CONFLICT', 400, `Content-Length together with Transfer-Encoding ${line}`);
+      fail('TRL_HTTP_CL_TE_CONFLICT', `Content-Length together with Transfer-Encoding ${line}`);
     }
-    if (vs === ve) fail('TRL_HTTP_INVALID_CONTENT_LENGTH', 400, `empty Content-Length ${line}`);
+    if (vs === ve) fail('TRL_HTTP_INVALID_CONTENT_LENGTH', `empty Content-Length ${line}`);
     let v = 0;
     for (let j = vs; j < ve; j++) {
       const d = t.charCodeAt(j) - 0x30;
       if (d < 0 || d > 9) {
         fail(
           'TRL_HTTP_INVALID_CONTENT_LENGTH',
-          400,
           `Content-Length ${show(t.slice(vs, ve))} is not a decimal number ${line}`,
         );
       }
@@ -626,7 +613,6 @@ export class RequestParser {
       if (v > Number.MAX_SAFE_INTEGER) {
         fail(
           'TRL_HTTP_INVALID_CONTENT_LENGTH',
-          400,
           `Content-Length ${show(t.slice(vs, ve))} is too large ${line}`,
         );
       }
@@ -638,34 +624,28 @@ export class RequestParser {
     const line = `(line ${this.lineNo})`;
     if (this.minor === 0) {
       // RFC 9112 §6.1: a 1.0 peer cannot be trusted to frame by it; the body could be read two ways.
-      fail('TRL_HTTP_TE_IN_HTTP10', 400, `Transfer-Encoding in an HTTP/1.0 request ${line}`);
+      fail('TRL_HTTP_TE_IN_HTTP10', `Transfer-Encoding in an HTTP/1.0 request ${line}`);
     }
     if (this.te) {
       fail(
         'TRL_HTTP_UNSUPPORTED_TRANSFER_CODING',
-        501,
         `more than one Transfer-Encoding header ${line}; only a single "chunked" is supported`,
       );
     }
     if (ve - vs !== 7 || !eqi(t, vs, 'chunked')) {
       fail(
         'TRL_HTTP_UNSUPPORTED_TRANSFER_CODING',
-        501,
         `unsupported Transfer-Encoding ${show(t.slice(vs, ve))} ${line}; only "chunked" is supported`,
       );
     }
     for (let j = ve; j < e; j++) {
       if (t.charCodeAt(j) === HTAB) {
         // OWS by RFC 9110, but llhttp no longer sees "chunked" then: a classic TE obfuscation, refuse it
-        fail(
-          'TRL_HTTP_INVALID_TRANSFER_ENCODING',
-          400,
-          `Transfer-Encoding "chunked" followed by a tab ${line}`,
-        );
+        fail('TRL_HTTP_INVALID_TRANSFER_ENCODING', `Transfer-Encoding "chunked" followed by a tab ${line}`);
       }
     }
     if (this.contentLength >= 0) {
-      fail('TRL_HTTP_CL_TE_CONFLICT', 400, `Transfer-Encoding together with Content-Length ${line}`);
+      fail('TRL_HTTP_CL_TE_CONFLICT', `Transfer-Encoding together with Content-Length ${line}`);
     }
     this.te = true;
   }
@@ -678,7 +658,7 @@ export class RequestParser {
     }
     const minor = this.minor;
     if (minor === 1 && this.hosts === 0) {
-      fail('TRL_HTTP_MISSING_HOST', 400, 'HTTP/1.1 request without a Host header (RFC 9112 §3.2)');
+      fail('TRL_HTTP_MISSING_HOST', 'HTTP/1.1 request without a Host header (RFC 9112 §3.2)');
     }
     const conn = this.connection;
     const upgrade = this.method === 'CONNECT' || ((conn & CONN_UPGRADE) !== 0 && this.upgradeHeader);
@@ -743,7 +723,6 @@ export class RequestParser {
       if (++this.lineBytes > MAX_CHUNK_LINE) {
         fail(
           'TRL_HTTP_INVALID_CHUNK',
-          400,
           `chunk line longer than ${MAX_CHUNK_LINE} bytes (chunk ${this.chunkNo})`,
         );
       }
@@ -752,7 +731,7 @@ export class RequestParser {
           const v = HEX[c];
           if (v !== 255) {
             if (++this.digits > 16 || this.remaining > (Number.MAX_SAFE_INTEGER - v) / 16) {
-              fail('TRL_HTTP_INVALID_CHUNK', 400, `chunk size too large (chunk ${this.chunkNo})`);
+              fail('TRL_HTTP_INVALID_CHUNK', `chunk size too large (chunk ${this.chunkNo})`);
             }
             this.remaining = this.remaining * 16 + v;
             continue;
@@ -803,8 +782,7 @@ export class RequestParser {
           else this.badChunk(c, 'chunk extension');
           continue;
         case C_LF:
-          if (c !== LF)
-            fail('TRL_HTTP_BARE_CR', 400, `CR without LF in the size line of chunk ${this.chunkNo}`);
+          if (c !== LF) fail('TRL_HTTP_BARE_CR', `CR without LF in the size line of chunk ${this.chunkNo}`);
           if (this.remaining === 0) {
             this.state = TRAILERS;
             this.lineNo = 0;
@@ -821,7 +799,6 @@ export class RequestParser {
   private badChunk(c: number, what: string): never {
     fail(
       c === LF ? 'TRL_HTTP_BARE_LF' : c === CR ? 'TRL_HTTP_BARE_CR' : 'TRL_HTTP_INVALID_CHUNK',
-      400,
       `invalid character ${hex(c)} in the ${what} (chunk ${this.chunkNo})`,
     );
   }
@@ -829,18 +806,17 @@ export class RequestParser {
   private chunkEnd(chunk: Buffer, off: number): number {
     const c = chunk[off];
     if (this.sub === 0) {
-      if (c === LF) fail('TRL_HTTP_BARE_LF', 400, `LF without CR after the data of chunk ${this.chunkNo}`);
+      if (c === LF) fail('TRL_HTTP_BARE_LF', `LF without CR after the data of chunk ${this.chunkNo}`);
       if (c !== CR) {
         fail(
           'TRL_HTTP_INVALID_CHUNK',
-          400,
           `chunk ${this.chunkNo} has more data than its size, or no CRLF after it (found ${hex(c)})`,
         );
       }
       this.sub = 1;
       return off + 1;
     }
-    if (c !== LF) fail('TRL_HTTP_BARE_CR', 400, `CR without LF after the data of chunk ${this.chunkNo}`);
+    if (c !== LF) fail('TRL_HTTP_BARE_CR', `CR without LF after the data of chunk ${this.chunkNo}`);
     this.state = CHUNK_LINE;
     this.startChunkLine();
     return off + 1;

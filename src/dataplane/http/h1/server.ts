@@ -4,6 +4,7 @@
 import { type IncomingHttpHeaders, type OutgoingHttpHeaders, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { type ErrorCode, statusOf } from '../../../lib/codes.ts';
 import type { Downstream } from '../downstream.ts';
 import { FIELD_NAME, FLAGS_HEADER } from '../headers.ts';
 import { ParseError, type RequestHead, RequestParser } from './parser.ts';
@@ -22,7 +23,7 @@ export type RequestHandler = (down: Downstream, socket: Socket, tunnel: string |
 export interface Rejection {
   status: number;
   /** A TRL_HTTP_* code. */
-  code: string;
+  code: ErrorCode;
   message: string;
   socket: Socket;
 }
@@ -168,13 +169,13 @@ class H1Connection {
           this.tunnel = head.target;
           this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
           this.waitingSince = performance.now();
-        } else this.reject(405, 'TRL_HTTP_CONNECT_NOT_ALLOWED', 'CONNECT is not served on this listener');
+        } else this.reject('TRL_HTTP_CONNECT_NOT_ALLOWED', 'CONNECT is not served on this listener');
         return;
       }
       // Upgrades (WebSocket) are not proxied yet: the request goes on as a plain one, Upgrade dropped,
       // and the bytes after its head start a new request. A body would be read as requests: refused.
       if (head.body !== 'none') {
-        this.reject(400, 'TRL_HTTP_UPGRADE_WITH_BODY', 'an Upgrade request with a body is not served');
+        this.reject('TRL_HTTP_UPGRADE_WITH_BODY', 'an Upgrade request with a body is not served');
         return;
       }
     }
@@ -252,14 +253,13 @@ class H1Connection {
     if ((this.parser.idle && !this.pending) || this.receiving) this.socket.destroy();
     else
       this.reject(
-        408,
         'TRL_HTTP_REQUEST_TIMEOUT',
         `no complete request head within ${this.server.idleTimeoutMs} ms`,
       );
   }
 
   private fail(err: Error): void {
-    if (err instanceof ParseError) this.reject(err.status, err.code, err.message);
+    if (err instanceof ParseError) this.reject(err.code, err.message);
     else this.socket.destroy();
   }
 
@@ -267,7 +267,8 @@ class H1Connection {
    * Answers a request the parser or the connection refused, and closes. If a response is already
    * under way the connection is cut instead: its client sees a truncated response, not a second one.
    */
-  private reject(status: number, code: string, message: string): void {
+  private reject(code: ErrorCode, message: string): void {
+    const status = statusOf(code);
     this.waitingSince = -1;
     this.dead = true;
     if (this.current?.headersSent) {
