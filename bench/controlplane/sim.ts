@@ -14,12 +14,12 @@
 // Talks to its parent over the IPC channel: start → ready, await <marker> → round (per-proxy ACK
 // times), stats, stop. Times are process.hrtime (CLOCK_MONOTONIC), shared by every process on the host.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../src/compile/protocol.ts';
-import { applyDelta, CERTIFICATE_PATH, DELTA_BASE_MISMATCH, PUSH_PATH } from '../../src/compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../src/compile/snapshot.ts';
 import { postToControlPlane } from '../../src/dataplane/agent/post.ts';
 import { ProxyConfig } from '../../src/dataplane/config.ts';
 import { generateKeyAndCsr } from '../../src/dataplane/identity/csr.ts';
+import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../src/push/protocol.ts';
+import { applyDelta, CERTIFICATE_PATH, DELTA_BASE_MISMATCH, PUSH_PATH } from '../../src/push/protocol.ts';
 import { MARKER_HEADER, markerOf } from './mesh.ts';
 
 export interface StartMessage {

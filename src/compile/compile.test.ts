@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Resource } from '../api/resource.ts';
 import { compile } from './compile.ts';
-import type { CompileInput } from './index.ts';
+import type { CompileInput } from './mesh-index.ts';
 import type {
   Cluster,
   GatewayListener,

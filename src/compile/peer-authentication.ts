@@ -5,7 +5,7 @@
 // sidecars keep mTLS among themselves and the workload also takes plaintext (warned at apply).
 import type { MutualTLSMode, PeerAuthenticationSpec } from '../api/kinds/peer-authentication.ts';
 import type { Resource } from '../api/resource.ts';
-import { labelsMatch } from './index.ts';
+import { labelsMatch } from './mesh-index.ts';
 import type { InboundListener, ProxyNode } from './snapshot.ts';
 
 /** Istio's default meshConfig.rootNamespace: its selector-less policies apply mesh-wide. */

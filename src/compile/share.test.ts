@@ -1,20 +1,12 @@
 // What compile shares between proxies: the part of a snapshot that proxies with the same view get is
-// compiled, hashed and encoded once per mesh index, and sharing never changes what a proxy gets.
+// compiled and hashed once per mesh index, and sharing never changes what a proxy gets.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Resource } from '../api/resource.ts';
-import {
-  assembleSnapshot,
-  compile,
-  compileParts,
-  compileProxy,
-  compileStats,
-  sharedConfigJson,
-  viewKey,
-} from './compile.ts';
-import { encodeSnapshotMessage } from './encode.ts';
-import { buildMeshIndex, type CompileInput } from './index.ts';
+import { assembleSnapshot, compile, compileParts, compileProxy } from './compile.ts';
+import { buildMeshIndex, type CompileInput } from './mesh-index.ts';
 import type { ProxyNode } from './snapshot.ts';
+import { compileStats, viewKey } from './views.ts';
 
 const mesh = { trustDomain: 'cluster.local' };
 
@@ -95,8 +87,6 @@ const routing = [
 function input(extra: Partial<CompileInput> = {}): CompileInput {
   return { revision: 3, resources: [...services, ...routing], proxies, mesh, ...extra };
 }
-
-const bytes = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString('utf8');
 
 describe('compile: sharing between proxies', () => {
   test('replicas of one workload share one compiled shared part; only their own parts differ', () => {
@@ -180,46 +170,5 @@ describe('compile: sharing between proxies', () => {
     assert.notEqual(own(v(after, sick[4])), own(v(before, proxies[4])));
     // A proxy that cannot see c (the gateway routes only to a) keeps its version.
     assert.equal(v(after, gatewayNode).version, v(before, gatewayNode).version);
-  });
-});
-
-describe('compile: encoding', () => {
-  test('the shared JSON is JSON.stringify of the shared values', () => {
-    const index = buildMeshIndex(input());
-    for (const p of [proxies[0], proxies[4], gatewayNode]) {
-      const { shared } = compileParts(index, p);
-      const json = sharedConfigJson(shared);
-      assert.equal(json.routeTables, JSON.stringify(shared.routeTables));
-      assert.equal(json.clusters, JSON.stringify(shared.clusters));
-    }
-  });
-
-  test('a snapshot message parses to the assembled snapshot; proxies of a view send the same shared bytes', () => {
-    const index = buildMeshIndex(input());
-    for (const p of proxies) {
-      const parts = compileParts(index, p);
-      const text = bytes(encodeSnapshotMessage(parts));
-      assert.ok(text.endsWith('}\n') && text.indexOf('\n') === text.length - 1, 'one NDJSON line');
-      const expected = JSON.parse(JSON.stringify({ type: 'snapshot', snapshot: assembleSnapshot(parts) }));
-      assert.deepEqual(JSON.parse(text), expected);
-    }
-    const [x, y] = [
-      encodeSnapshotMessage(compileParts(index, proxies[0])),
-      encodeSnapshotMessage(compileParts(index, proxies[1])),
-    ];
-    assert.equal(x[1], y[1], 'the same byte array, not a copy');
-    assert.notDeepEqual(x[0], y[0]);
-  });
-
-  test('a snapshot without shared clusters still encodes valid JSON', () => {
-    // No services: the sidecar has only its inbound cluster, the shared cluster list is empty.
-    const lonely = node('z', 'one', 0);
-    const parts = compileParts(
-      buildMeshIndex({ revision: 1, resources: [], proxies: [lonely], mesh }),
-      lonely,
-    );
-    assert.equal(parts.shared.clusters.length, 0);
-    const expected = JSON.parse(JSON.stringify(assembleSnapshot(parts)));
-    assert.deepEqual(JSON.parse(bytes(encodeSnapshotMessage(parts))).snapshot, expected);
   });
 });

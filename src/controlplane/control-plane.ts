@@ -10,10 +10,10 @@ import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { createApiServer } from './api-server.ts';
 import { CertificateAuthority } from './ca/ca.ts';
+import { createProxyServer } from './proxy-server.ts';
 import { PushServer } from './push/push.ts';
 import { Registry } from './registry/registry.ts';
 import { FileStore } from './store/file.ts';
-import { createXdsServer } from './xds-server.ts';
 
 export interface ControlPlaneOptions {
   stateDir: string;
@@ -82,7 +82,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     identity: { namespace: 'trellis-system', serviceAccount: 'trellis-control-plane' },
     ttlMs: 365 * 24 * 3600 * 1000,
   });
-  const xds = createXdsServer({ ca, push, token, serving, workloadCertTtlMs: o.workloadCertTtlMs, log });
+  const xds = createProxyServer({ ca, push, token, serving, workloadCertTtlMs: o.workloadCertTtlMs, log });
   const api = createApiServer({ store, push, registry, version: o.version, log });
   const close = async () => {
     push.close();

@@ -7,6 +7,8 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Resource } from '../../api/resource.ts';
+import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
+import type { Logger } from '../../lib/log.ts';
 import {
   applyDelta,
   type ControlPlaneMessage,
@@ -14,9 +16,7 @@ import {
   LineBuffer,
   type ProxyMessage,
   PUSH_PATH,
-} from '../../compile/protocol.ts';
-import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
-import type { Logger } from '../../lib/log.ts';
+} from '../../push/protocol.ts';
 import { Registry } from '../registry/registry.ts';
 import { MemoryStore } from '../store/memory.ts';
 import { PushServer } from './push.ts';

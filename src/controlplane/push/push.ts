@@ -7,11 +7,11 @@
 // proxy-status.
 import type { ServerHttp2Stream } from 'node:http2';
 import { assembleSnapshot, compileParts, type SnapshotParts } from '../../compile/compile.ts';
-import { encodeDeltaMessage, encodeSnapshotMessage } from '../../compile/encode.ts';
-import { buildMeshIndex, type MeshConfig } from '../../compile/index.ts';
-import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage } from '../../compile/protocol.ts';
+import { buildMeshIndex, type MeshConfig } from '../../compile/mesh-index.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
+import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
+import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage } from '../../push/protocol.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { Store } from '../store/store.ts';
 

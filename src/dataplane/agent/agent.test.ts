@@ -9,17 +9,17 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Resource } from '../../api/resource.ts';
 import { assembleSnapshot, compileParts, type SnapshotParts } from '../../compile/compile.ts';
-import { encodeDeltaMessage, encodeSnapshotMessage } from '../../compile/encode.ts';
-import { buildMeshIndex } from '../../compile/index.ts';
+import { buildMeshIndex } from '../../compile/mesh-index.ts';
+import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
+import { CertificateAuthority } from '../../controlplane/ca/ca.ts';
+import type { Logger } from '../../lib/log.ts';
+import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
 import {
   type ControlPlaneMessage,
   DELTA_BASE_MISMATCH,
   LineBuffer,
   type ProxyMessage,
-} from '../../compile/protocol.ts';
-import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
-import { CertificateAuthority } from '../../controlplane/ca/ca.ts';
-import type { Logger } from '../../lib/log.ts';
+} from '../../push/protocol.ts';
 import { ProxyConfig } from '../config.ts';
 import { generateKeyAndCsr } from '../identity/csr.ts';
 import { Agent } from './agent.ts';

@@ -2,12 +2,12 @@
 // (hello, snapshots and deltas, ACK/NACK, health). When the control plane is away the proxy keeps
 // serving its last good snapshot and reconnects with backoff and jitter.
 import http2, { type ClientHttp2Session } from 'node:http2';
-import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../compile/protocol.ts';
-import { applyDelta, CERTIFICATE_PATH, LineBuffer, PUSH_PATH } from '../../compile/protocol.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import { backoffDelay } from '../../lib/backoff.ts';
 import { errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../push/protocol.ts';
+import { applyDelta, CERTIFICATE_PATH, LineBuffer, PUSH_PATH } from '../../push/protocol.ts';
 import { certValidity, rotationDelayMs } from '../identity/cert.ts';
 import { generateKeyAndCsr } from '../identity/csr.ts';
 import type { CredentialStore } from './credentials.ts';

@@ -3,7 +3,7 @@
 // snapshots, the proxy answers each with an ACK or a NACK carrying the reason. Once the proxy has ACKed
 // a snapshot, the next one may come as a delta against it (what did not change is referenced, not
 // resent); the proxy rebuilds the snapshot and answers it as if it had come whole.
-import type { Cluster, ProxyNode, ProxySnapshot, VirtualHost } from './snapshot.ts';
+import type { Cluster, ProxyNode, ProxySnapshot, VirtualHost } from '../compile/snapshot.ts';
 
 export const PUSH_PATH = '/v1/stream';
 export const CERTIFICATE_PATH = '/v1/certificates';

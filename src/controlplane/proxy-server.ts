@@ -4,11 +4,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { CERTIFICATE_PATH, type CertificateRequest, PUSH_PATH } from '../compile/protocol.ts';
 import { type ErrorCode, statusOf } from '../lib/codes.ts';
 import { errorMessage, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { parseSpiffeId, peerIdentity } from '../lib/spiffe.ts';
+import { CERTIFICATE_PATH, type CertificateRequest, PUSH_PATH } from '../push/protocol.ts';
 import type { CertificateAuthority } from './ca/ca.ts';
 import type { PushServer } from './push/push.ts';
 
@@ -24,7 +24,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export interface XdsServerOptions {
+export interface ProxyServerOptions {
   ca: CertificateAuthority;
   push: PushServer;
   token: string;
@@ -33,7 +33,7 @@ export interface XdsServerOptions {
   log: Logger;
 }
 
-export function createXdsServer(o: XdsServerOptions): http2.Http2SecureServer {
+export function createProxyServer(o: ProxyServerOptions): http2.Http2SecureServer {
   const server = http2.createSecureServer({
     key: o.serving.keyPem,
     cert: o.serving.certChainPem,
@@ -81,7 +81,7 @@ export function createXdsServer(o: XdsServerOptions): http2.Http2SecureServer {
 }
 
 async function issue(
-  o: XdsServerOptions,
+  o: ProxyServerOptions,
   body: string,
   identity: string | undefined,
   auth: string | undefined,

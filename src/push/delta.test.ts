@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Resource } from '../api/resource.ts';
-import { assembleSnapshot, compileParts, type SnapshotParts, sharedDelta } from './compile.ts';
+import { assembleSnapshot, compileParts, type SnapshotParts } from '../compile/compile.ts';
+import { buildMeshIndex } from '../compile/mesh-index.ts';
+import type { ProxyNode, ProxySnapshot } from '../compile/snapshot.ts';
+import { sharedDelta } from './delta.ts';
 import { encodeDeltaMessage, encodeSnapshotMessage } from './encode.ts';
-import { buildMeshIndex } from './index.ts';
 import { applyDelta, type ControlPlaneMessage, type SnapshotDelta } from './protocol.ts';
-import type { ProxyNode, ProxySnapshot } from './snapshot.ts';
 
 /** mulberry32: a small seeded generator, so a failure names a seed that reproduces it. */
 function random(seed: number) {

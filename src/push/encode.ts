@@ -2,14 +2,22 @@
 // what proxies share is encoded once: compile keeps a snapshot's shared part apart (SnapshotParts),
 // and its bytes (or those of its delta from another shared part) are the same array on every stream
 // that sends them.
-import {
-  type SharedConfig,
-  type SharedDelta,
-  type SnapshotParts,
-  sharedConfigJson,
-  sharedDelta,
-  sharedDeltaJson,
-} from './compile.ts';
+import type { SnapshotParts } from '../compile/compile.ts';
+import { type SharedConfig, serializedCluster, serializedVirtualHost } from '../compile/views.ts';
+import { type SharedDelta, sharedDelta, sharedDeltaJson } from './delta.ts';
+
+/**
+ * `JSON.stringify` of the shared route tables and of the shared clusters, joined from the pieces
+ * serialized when the version was computed. Built when the shared part is first encoded, not kept.
+ */
+export function sharedConfigJson(shared: SharedConfig): { routeTables: string; clusters: string } {
+  const tables = shared.routeTables.map((t) => {
+    const hosts = t.virtualHosts.map((vh) => serializedVirtualHost(vh).json);
+    return `{"name":${JSON.stringify(t.name)},"virtualHosts":[${hosts.join(',')}]}`;
+  });
+  const clusters = shared.clusters.map((c) => serializedCluster(c).json);
+  return { routeTables: `[${tables.join(',')}]`, clusters: `[${clusters.join(',')}]` };
+}
 
 const utf8 = new TextEncoder();
 /** A shared part's bytes, encoded once and sent by reference on every stream that needs them. */

@@ -1,0 +1,53 @@
+// A sidecar's inbound side: the mesh-facing mTLS listener (the service ports it serves, its
+// PeerAuthentication mode) and one cluster per workload port toward the app beside it.
+import type { MeshIndex } from './mesh-index.ts';
+import { inboundMtls } from './peer-authentication.ts';
+import type { Cluster, InboundService, Listener, ProxyNode } from './snapshot.ts';
+
+/** Proxy id → the service ports it serves, worked out once per index for every proxy. */
+const servedByIndex = new WeakMap<MeshIndex, Map<string, InboundService[]>>();
+
+function servedBy(index: MeshIndex): Map<string, InboundService[]> {
+  let inbound = servedByIndex.get(index);
+  if (inbound) return inbound;
+  inbound = new Map();
+  for (const svc of index.services.values()) {
+    for (const inst of svc.instances) {
+      let list = inbound.get(inst.node.id);
+      if (!list) {
+        list = [];
+        inbound.set(inst.node.id, list);
+      }
+      for (const [port, targetPort] of inst.targetPorts) list.push({ host: svc.fqdn, port, targetPort });
+    }
+  }
+  for (const list of inbound.values())
+    list.sort((a, b) => (a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1));
+  servedByIndex.set(index, inbound);
+  return inbound;
+}
+
+export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
+  return {
+    name: 'inbound',
+    type: 'inbound',
+    ...inboundMtls(index.peerAuthentications, node),
+    services: servedBy(index).get(node.id) ?? [],
+    ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
+  };
+}
+
+export function inboundClusters(node: ProxyNode): Cluster[] {
+  return node.ports
+    .map((p) => p.port)
+    .sort((a, b) => a - b)
+    .map((port) => ({
+      name: `inbound|${port}||`,
+      direction: 'inbound' as const,
+      port,
+      lb: { type: 'ROUND_ROBIN' as const },
+      tls: { mode: 'DISABLE' as const },
+      // The app beside the proxy; the proxy maps the workload port to where the app really listens.
+      endpoints: [{ address: '127.0.0.1', port, healthy: node.healthy }],
+    }));
+}

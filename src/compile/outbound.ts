@@ -1,0 +1,122 @@
+// The sidecar's outbound route table: one virtual host per service port, with the VirtualService that
+// wins the service's host for sidecars (the `mesh` gateway), or a default route without one.
+import type { Resource } from '../api/resource.ts';
+import { ClusterSet } from './clusters.ts';
+import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
+import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
+import { defaultRoute, vsRoutes } from './routes.ts';
+import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
+
+/**
+ * What the sidecar outbound side works out once per mesh index and shares between proxies. Keyed by
+ * the index, which is immutable, so compile stays a pure function of (index, node).
+ */
+interface OutboundMemo {
+  /** VirtualServices that apply to sidecars, oldest first. */
+  meshVs: Resource<VirtualServiceSpec>[];
+  /**
+   * Services sorted by FQDN, each with the VirtualService that wins its host for sidecars and whether
+   * that VirtualService's routes depend on who asks (sourceLabels, sourceNamespace).
+   */
+  sidecarServices: { svc: MeshService; vs?: Resource<VirtualServiceSpec>; scoped: boolean }[];
+  /**
+   * `fqdn:port|same` or `|other` (is the proxy in the service's namespace?) → a sidecar's virtual host
+   * for it and the clusters its routes use, when the routes depend on no proxy.
+   */
+  virtualHosts: Map<string, { virtualHost: VirtualHost; clusters: string[] }>;
+}
+
+const memos = new WeakMap<MeshIndex, OutboundMemo>();
+
+/** Does any rule of the VirtualService depend on the calling proxy (sourceLabels, sourceNamespace)? */
+function sourceScoped(vs: Resource<VirtualServiceSpec>): boolean {
+  return (vs.spec.http ?? []).some((rule) =>
+    (rule.match ?? []).some((m) => m.sourceLabels !== undefined || m.sourceNamespace !== undefined),
+  );
+}
+
+function appliesToMesh(vs: Resource<VirtualServiceSpec>): boolean {
+  const gws = vs.spec.gateways;
+  return !gws || gws.length === 0 || gws.includes('mesh');
+}
+
+function memoOf(index: MeshIndex): OutboundMemo {
+  let memo = memos.get(index);
+  if (memo) return memo;
+  const meshVs = index.virtualServices.filter(appliesToMesh);
+  // Host patterns of the mesh VirtualServices, oldest VirtualService first: the first match wins.
+  const exact = new Map<string, Resource<VirtualServiceSpec>>();
+  const wildcards: { pattern: string; vs: Resource<VirtualServiceSpec>; age: number }[] = [];
+  meshVs.forEach((vs, age) => {
+    for (const h of vs.spec.hosts ?? []) {
+      const pattern = resolveHost(h, vs.metadata.namespace);
+      if (pattern.startsWith('*')) wildcards.push({ pattern, vs, age });
+      else if (!exact.has(pattern)) exact.set(pattern, vs);
+    }
+  });
+  const ageOf = new Map(meshVs.map((vs, i) => [vs, i]));
+  const vsFor = (fqdn: string) => {
+    let best = exact.get(fqdn);
+    for (const w of wildcards) {
+      if (best && ageOf.get(best)! <= w.age) break;
+      if (hostMatches(w.pattern, fqdn)) best = w.vs;
+    }
+    return best;
+  };
+  const sidecarServices = [...index.services.values()]
+    .sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1))
+    .map((svc) => {
+      const vs = vsFor(svc.fqdn);
+      return { svc, vs, scoped: vs ? sourceScoped(vs) : false };
+    });
+  memo = { meshVs, sidecarServices, virtualHosts: new Map() };
+  memos.set(index, memo);
+  return memo;
+}
+
+/** How many sidecar virtual hosts were built for an index (shared ones once). */
+export function virtualHostCount(index: MeshIndex): number {
+  return memos.get(index)?.virtualHosts.size ?? 0;
+}
+
+export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet): RouteTable {
+  const memo = memoOf(index);
+  const claimed = new Set<string>();
+  const virtualHosts: VirtualHost[] = [];
+  for (const { svc, vs, scoped } of memo.sidecarServices) {
+    // Unless its routes depend on the proxy, a service port's virtual host differs between proxies
+    // only in whether the short name is among its domains: built once per index for each case.
+    const same = svc.namespace === node.namespace;
+    for (const sp of svc.ports) {
+      const name = `${svc.fqdn}:${sp.port}`;
+      const key = `${name}|${same ? 'same' : 'other'}`;
+      const hit = scoped ? undefined : memo.virtualHosts.get(key);
+      if (hit) {
+        virtualHosts.push(hit.virtualHost);
+        for (const c of hit.clusters) clusters.add(c);
+      } else {
+        const used = new ClusterSet(index);
+        const routes = vs
+          ? vsRoutes(vs, used, index, { node, port: sp.port })
+          : [defaultRoute(used, svc, sp.port)];
+        const names = [...used.clusters.keys()];
+        for (const c of names) clusters.add(c);
+        const virtualHost = { name, domains: serviceDomains(svc.fqdn, sp.port, node.namespace), routes };
+        virtualHosts.push(virtualHost);
+        if (!scoped) memo.virtualHosts.set(key, { virtualHost, clusters: names });
+      }
+      if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
+    }
+  }
+  // VirtualServices for hosts that are not services (e.g. a name that only exists in the mesh).
+  for (const vs of memo.meshVs) {
+    const id = `${vs.metadata.namespace}/${vs.metadata.name}`;
+    if (claimed.has(id)) continue;
+    const hosts = (vs.spec.hosts ?? [])
+      .map((h) => resolveHost(h, vs.metadata.namespace))
+      .filter((h) => !index.services.has(h));
+    if (hosts.length === 0) continue;
+    virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index, { node }) });
+  }
+  return { name: 'outbound', virtualHosts };
+}
