@@ -5,7 +5,8 @@
 //  - a walk over the RE2 syntax that names the constructs RE2 lacks (lookaround, backreferences, atomic
 //    groups) and translates the rest to a JavaScript RegExp source, which V8 only parses, for precise
 //    syntax errors; the RegExp is never used to match;
-//  - the program size RE2 would compile, estimated over the parse tree with repeat counts expanded;
+//  - the program size RE2 would compile, estimated over the parse tree with repeat counts expanded,
+//    against the limit Istio's Envoy applies;
 //  - re2js itself: what it refuses (e.g. nested repeats above 1000 in total, `\C`) the matcher could not run.
 
 import { RE2JS } from 're2js';
@@ -15,10 +16,12 @@ export const MAX_REGEX_LENGTH = 1024;
 /** RE2's limit on `{n,m}` counts. */
 const MAX_REPEAT = 1000;
 /**
- * RE2 compiles the forward program with two thirds of `max_mem` (8 MiB by default, as Envoy leaves it)
- * and fails ("pattern too large - compile failed") beyond that many 8-byte instructions.
+ * The largest RE2 program accepted. RE2 itself fails past about 699,000 instructions (two thirds of
+ * its default 8 MiB `max_mem`, 8 bytes an instruction); Istio configures Envoy to refuse regexes past
+ * 32768 (`re2.max_program_size.error_level`), so a larger one would be NACKed by an Istio proxy. The
+ * bound also bounds matching: the automaton's work per character grows with the program's size.
  */
-export const MAX_PROGRAM_SIZE = Math.floor(((8 << 20) * 2) / 3 / 8);
+export const MAX_PROGRAM_SIZE = 32768;
 
 export class Re2SyntaxError extends Error {
   constructor(message: string) {
@@ -38,7 +41,7 @@ export function parseRe2(pattern: string, ignoreCase = false): RE2JS {
   const size = programSize(pattern);
   if (size > MAX_PROGRAM_SIZE) {
     throw new Re2SyntaxError(
-      `pattern too large: RE2 would compile it to about ${size} instructions, above its limit of ${MAX_PROGRAM_SIZE}; use smaller repeat counts`,
+      `pattern too large: RE2 would compile it to about ${size} instructions; Istio's proxies refuse more than ${MAX_PROGRAM_SIZE} (re2.max_program_size.error_level); use smaller repeat counts`,
     );
   }
   try {
