@@ -1,5 +1,7 @@
 // Validators and types shared by several kinds: string matches, regexes, header names, host names,
 // label selectors, percentages, destinations, header edits, exportTo and policy target references.
+
+import { re2Problem } from '../../lib/re2/syntax.ts';
 import {
   array,
   describe,
@@ -16,7 +18,6 @@ import {
   type Validator,
   warn,
 } from '../schema.ts';
-import { re2Problem } from './re2.ts';
 import {
   isDns1123Label,
   isDns1123Subdomain,

@@ -1,4 +1,8 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { table } from '../../../test/support/validation-table.ts';
+import { formatIssue } from '../../lib/errors.ts';
+import { validateText } from '../validate.ts';
 
 const NE = 'accepted but not yet enforced by Trellis';
 
@@ -897,3 +901,41 @@ table('VirtualService', [
     ],
   },
 ]);
+
+// Istio rejects what RE2 rejects: each regex below is refused at apply, pointing at its own line.
+test('VirtualService: RE2-invalid regexes are refused with file, line and field path', () => {
+  const yaml = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        x-user: {regex: "(a)\\\\1"}
+    - uri: {regex: "(?=a)"}
+    - queryParams:
+        q: {regex: "((a{1000}){1000}){1000}"}
+    route:
+    - destination: {host: reviews}
+`;
+  const result = validateText(yaml, 'routes.yaml');
+  assert.equal(result.resources.length, 0);
+  const got = result.errors.map((i) => ({ file: i.file, line: i.line, path: i.path }));
+  assert.deepEqual(got, [
+    { file: 'routes.yaml', line: 10, path: 'spec.http[0].match[0].headers.x-user.regex' },
+    { file: 'routes.yaml', line: 11, path: 'spec.http[0].match[1].uri.regex' },
+    { file: 'routes.yaml', line: 13, path: 'spec.http[0].match[2].queryParams.q.regex' },
+  ]);
+  const [backref, lookahead, tooLarge] = result.errors.map(formatIssue);
+  assert.match(
+    backref,
+    /^routes\.yaml:10:\d+ VirtualService default\/reviews: .*backreference \\1 is not supported/,
+  );
+  assert.match(lookahead, /^routes\.yaml:11:\d+ .*lookahead \(\?=\.\.\.\) is not supported/);
+  assert.match(
+    tooLarge,
+    /^routes\.yaml:13:\d+ .*pattern too large: RE2 would compile it to about \d+ instructions/,
+  );
+});

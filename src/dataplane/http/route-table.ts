@@ -2,8 +2,8 @@
 // matchers are precompiled closures built when the snapshot is applied, never per request.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import { compileRe2 } from '../../api/kinds/re2.ts';
 import type { HeaderMatch, Route, RouteMatch, RouteTable, StringMatch } from '../../compile/snapshot.ts';
+import { compileRe2 } from '../../lib/re2/match.ts';
 
 export type Matcher = (value: string | undefined) => boolean;
 
@@ -19,9 +19,9 @@ export function compileStringMatch(m: StringMatch, ignoreCase = false): Matcher 
       : (v) => v?.startsWith(prefix) === true;
   }
   if (m.regex !== undefined) {
-    // Same RE2 translation the API validated with; Envoy's safe_regex matches the whole value.
-    const re = compileRe2(m.regex, { fullMatch: true });
-    return (v) => v !== undefined && re.test(v);
+    // The RE2 rules the API validated with; linear in the value, whole-value as Envoy's safe_regex.
+    const re = compileRe2(m.regex);
+    return (v) => v !== undefined && re(v);
   }
   return (v) => v !== undefined; // `{}`: present, any value
 }

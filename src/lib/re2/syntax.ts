@@ -1,14 +1,27 @@
-// Istio hands every regex in its API to Envoy, which compiles it with RE2. A JavaScript RegExp is a
-// different dialect: it has lookaround and backreferences (which RE2 lacks, and whose absence is what
-// keeps RE2 linear-time) and misses some RE2 syntax (`(?P<name>`, `(?i)` mid-pattern, `\z`, `\Q..\E`,
-// POSIX classes, bare Unicode script names). This module translates RE2 syntax into an equivalent
-// JavaScript RegExp (Unicode mode), rejecting what RE2 would reject, so validation and the data plane
-// agree on what a pattern means.
+// Istio hands every regex in its API to Envoy, which compiles it with RE2. What RE2 refuses, Trellis
+// refuses at apply, with a message that says why, and every accepted regex is matched by re2js (a port
+// of RE2/J: linear in the value for every pattern, no backtracking). The checks, in order:
+//  - length, as ISTIO-SECURITY-2026-006 caps it;
+//  - a walk over the RE2 syntax that names the constructs RE2 lacks (lookaround, backreferences, atomic
+//    groups) and translates the rest to a JavaScript RegExp source, which V8 only parses, for precise
+//    syntax errors; the RegExp is never used to match;
+//  - the program size RE2 would compile, estimated over the parse tree with repeat counts expanded,
+//    against the limit Istio's Envoy applies;
+//  - re2js itself: what it refuses (e.g. nested repeats above 1000 in total, `\C`) the matcher could not run.
+
+import { RE2JS } from 're2js';
 
 /** ISTIO-SECURITY-2026-006: user regexes are capped to keep compilation cheap. */
 export const MAX_REGEX_LENGTH = 1024;
 /** RE2's limit on `{n,m}` counts. */
 const MAX_REPEAT = 1000;
+/**
+ * The largest RE2 program accepted. RE2 itself fails past about 699,000 instructions (two thirds of
+ * its default 8 MiB `max_mem`, 8 bytes an instruction); Istio configures Envoy to refuse regexes past
+ * 32768 (`re2.max_program_size.error_level`), so a larger one would be NACKed by an Istio proxy. The
+ * bound also bounds matching: the automaton's work per character grows with the program's size.
+ */
+export const MAX_PROGRAM_SIZE = 32768;
 
 export class Re2SyntaxError extends Error {
   constructor(message: string) {
@@ -17,40 +30,149 @@ export class Re2SyntaxError extends Error {
   }
 }
 
-export interface Re2Options {
-  /** Anchor at both ends: Envoy's `safe_regex` matches the whole value. */
-  fullMatch?: boolean;
-  ignoreCase?: boolean;
-}
-
-/** Compiles an RE2 pattern into a JavaScript RegExp with the same meaning; throws Re2SyntaxError. */
-export function compileRe2(pattern: string, opts: Re2Options = {}): RegExp {
+/** Checks `pattern` with RE2's rules and compiles it for full-value matching; throws Re2SyntaxError. */
+export function parseRe2(pattern: string, ignoreCase = false): RE2JS {
   if (pattern.length > MAX_REGEX_LENGTH) {
     throw new Re2SyntaxError(
       `regex is ${pattern.length} characters long; at most ${MAX_REGEX_LENGTH} are accepted (ISTIO-SECURITY-2026-006)`,
     );
   }
   const source = translate(pattern);
-  const anchored = opts.fullMatch ? `^(?:${source})$` : source;
+  const size = programSize(pattern);
+  if (size > MAX_PROGRAM_SIZE) {
+    throw new Re2SyntaxError(
+      `pattern too large: RE2 would compile it to about ${size} instructions; Istio's proxies refuse more than ${MAX_PROGRAM_SIZE} (re2.max_program_size.error_level); use smaller repeat counts`,
+    );
+  }
   try {
-    return new RegExp(anchored, opts.ignoreCase ? 'ui' : 'u');
+    new RegExp(source, 'u');
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     // V8 quotes the translated source; only the reason after it means anything to the user.
     const reason = msg.slice(msg.lastIndexOf(': ') + 2);
     throw new Re2SyntaxError(`regex does not compile: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`);
   }
+  try {
+    return RE2JS.compile(pattern, ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new Re2SyntaxError(`regex does not compile: ${msg.replace(/^error parsing regexp: /, '')}`);
+  }
 }
 
 /** Why `pattern` is not an RE2 regex, or undefined when it is one. */
 export function re2Problem(pattern: string): string | undefined {
   try {
-    compileRe2(pattern);
+    parseRe2(pattern);
     return undefined;
   } catch (err) {
     if (err instanceof Re2SyntaxError) return err.message;
     throw err;
   }
+}
+
+/** One group being sized: its finished alternatives, the running one, and the last atom (for a repeat). */
+interface SizeFrame {
+  alternatives: number;
+  branches: number;
+  sum: number;
+  last: number;
+  capture: boolean;
+}
+
+/**
+ * Estimates the instructions RE2 compiles `pattern` to, the way its simplifier expands repeats:
+ * x{n,m} is n copies of x and m-n nested optional ones, x* and friends add one split. A literal or
+ * a class counts one (RE2 spends more on non-ASCII classes, so this is a lower bound). The syntax
+ * has already been checked by `translate`.
+ */
+function programSize(p: string): number {
+  const stack: SizeFrame[] = [{ alternatives: 0, branches: 0, sum: 0, last: 0, capture: false }];
+  const top = () => stack[stack.length - 1];
+  const atom = (n: number) => {
+    top().sum += n;
+    top().last = n;
+  };
+  const repeat = (n: number) => {
+    const f = top();
+    f.sum += n - f.last;
+    f.last = n;
+  };
+  let i = 0;
+  while (i < p.length) {
+    const c = p[i];
+    if (c === '\\') {
+      if (p[i + 1] === 'Q') {
+        const end = p.indexOf('\\E', i + 2);
+        const literal = [...p.slice(i + 2, end < 0 ? p.length : end)].length;
+        atom(literal);
+        i = end < 0 ? p.length : end + 2;
+        continue;
+      }
+      const m = /^\\(?:[pP](?:\{[^}]*\}|.)|x(?:\{[^}]*\}|..)|[0-7]{1,3}|.)/su.exec(p.slice(i))!;
+      atom(1);
+      i += m[0].length;
+      continue;
+    }
+    if (c === '[') {
+      let j = i + 1;
+      if (p[j] === '^') j++;
+      if (p[j] === ']') j++;
+      while (j < p.length && p[j] !== ']') {
+        if (p[j] === '\\') j += 2;
+        else if (p.startsWith('[:', j) && p.indexOf(':]', j + 2) > 0) j = p.indexOf(':]', j + 2) + 2;
+        else j++;
+      }
+      atom(1);
+      i = j + 1;
+      continue;
+    }
+    if (c === '(') {
+      const flagsOnly = /^\(\?[imsU-]*\)/.exec(p.slice(i));
+      if (flagsOnly) {
+        i += flagsOnly[0].length;
+        continue;
+      }
+      const opener = /^\((?:\?(?:P?<[^>]*>|[imsU-]*:))?/.exec(p.slice(i))!;
+      stack.push({ alternatives: 0, branches: 0, sum: 0, last: 0, capture: !opener[0].includes(':') });
+      i += opener[0].length;
+      continue;
+    }
+    if (c === '|' || c === ')') {
+      const f = top();
+      f.alternatives += f.sum;
+      f.branches++;
+      f.sum = 0;
+      f.last = 0;
+      if (c === ')' && stack.length > 1) {
+        stack.pop();
+        atom(f.alternatives + f.branches - 1 + (f.capture ? 2 : 0));
+      }
+      i++;
+      continue;
+    }
+    if (c === '*' || c === '+' || c === '?') {
+      repeat(top().last + 1);
+      i += p[i + 1] === '?' ? 2 : 1;
+      continue;
+    }
+    if (c === '{') {
+      const m = /^\{(\d+)(,(\d*))?\}\??/.exec(p.slice(i));
+      if (m) {
+        const min = Number(m[1]);
+        const x = top().last;
+        if (m[2] === undefined) repeat(x * min);
+        else if (m[3] === '') repeat(x * Math.max(min, 1) + 1);
+        else repeat(x * min + (Number(m[3]) - min) * (x + 1));
+        i += m[0].length;
+        continue;
+      }
+    }
+    atom(1);
+    i++;
+  }
+  const f = stack[0];
+  return f.alternatives + f.sum + f.branches;
 }
 
 const posixClasses: Record<string, string> = {
