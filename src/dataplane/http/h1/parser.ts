@@ -546,7 +546,11 @@ export class RequestParser {
             fail('TRL_HTTP_DUPLICATE_HOST', 400, `more than one Host header (line ${this.lineNo})`);
           const problem = authorityProblem(value);
           if (problem !== null)
-            fail('TRL_HTTP_INVALID_HOST', 400, `Host ${JSON.stringify(value)}: ${problem} (line ${this.lineNo})`);
+            fail(
+              'TRL_HTTP_INVALID_HOST',
+              400,
+              `Host ${JSON.stringify(value)}: ${problem} (line ${this.lineNo})`,
+            );
         }
         break;
       case 6:
