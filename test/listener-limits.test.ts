@@ -363,7 +363,8 @@ describe('listeners a client cannot exhaust', { timeout: 60_000 }, () => {
       for (const r of await all) assert.equal((r as { status: number }).status, 200);
       assert.equal(held.max, 3, 'never more than three streams at once');
     } finally {
-      session.close();
+      release();
+      session.destroy();
     }
   });
 
