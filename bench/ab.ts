@@ -21,7 +21,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.base) {
-  console.error('usage: node bench/ab.ts --base <checkout> [--rounds N] [--scenario S ...] [--protocol P ...]');
+  console.error(
+    'usage: node bench/ab.ts --base <checkout> [--rounds N] [--scenario S ...] [--protocol P ...]',
+  );
   process.exit(64);
 }
 const sides = { before: path.resolve(values.base), after: path.resolve(import.meta.dirname, '..') };
@@ -57,7 +59,9 @@ function median(xs: number[]): number {
 /** Per scenario and protocol, the medians over rounds of what the issue's bar is about. */
 function figures(rs: RunResult[]): Map<string, { vcpu: number; p90: number; p99: number; max: number }> {
   const out = new Map<string, { vcpu: number; p90: number; p99: number; max: number }>();
-  const keys = [...new Set(rs.filter((r) => r.scenario !== 'direct').map((r) => `${r.protocol} ${r.scenario}`))];
+  const keys = [
+    ...new Set(rs.filter((r) => r.scenario !== 'direct').map((r) => `${r.protocol} ${r.scenario}`)),
+  ];
   for (const key of keys) {
     const mine = rs.filter((r) => `${r.protocol} ${r.scenario}` === key);
     const direct = (r: RunResult) =>

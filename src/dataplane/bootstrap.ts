@@ -2,6 +2,7 @@
 // to use. The local runtime writes it; `trellis proxy --bootstrap` reads it.
 import type { ProxyNode } from '../compile/snapshot.ts';
 import type { Readiness } from './app-health.ts';
+import type { ListenerLimits } from './listener-limits.ts';
 
 export interface ProxyBootstrap {
   node: Omit<ProxyNode, 'healthy'>;
@@ -16,4 +17,5 @@ export interface ProxyBootstrap {
   appPorts: Record<string, number>;
   readiness?: Readiness;
   accessLog?: boolean;
+  listenerLimits?: Partial<ListenerLimits>;
 }

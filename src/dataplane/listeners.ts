@@ -4,12 +4,17 @@ import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { TLSSocket } from 'node:tls';
 import { parseOutboundSni } from '../compile/hosts.ts';
+import { statusOf } from '../lib/codes.ts';
 import { peerIdentity } from '../lib/spiffe.ts';
 import type { CredentialStore } from './agent/credentials.ts';
+import { authorityProblem } from './http/authority.ts';
 import { type PeerTls, PLAINTEXT } from './http/context.ts';
 import { H2Downstream } from './http/downstream.ts';
+import { MAX_HEAD_BYTES, MAX_HEADERS } from './http/h1/parser.ts';
 import { H1Server, type RequestHandler } from './http/h1/server.ts';
+import { FLAGS_HEADER } from './http/headers.ts';
 import type { Pipeline } from './http/pipeline.ts';
+import type { ListenerCounters, ListenerSettings } from './listener-limits.ts';
 
 const PEER = Symbol('trellis.peer');
 const INNER = Symbol('trellis.inner');
@@ -77,14 +82,28 @@ const PREFACE = Buffer.from('PRI');
 
 /**
  * The first bytes of a connection say what it speaks: a TLS record starts with 0x16, HTTP/2 with
- * prior knowledge with its preface `PRI * HTTP/2.0`, anything else is taken for HTTP/1.x.
+ * prior knowledge with its preface `PRI * HTTP/2.0`, anything else is taken for HTTP/1.x. A client
+ * that has not said enough within `counters`' listener's sniff timeout is cut and counted.
  */
-function sniff(socket: Socket, then: (p: Protocol) => void): void {
+function sniff(
+  socket: Socket,
+  timeoutMs: number,
+  counters: ListenerCounters,
+  then: (p: Protocol) => void,
+): void {
   let seen: Buffer | undefined;
+  // A reset before the protocol is known has no one else to hear it.
+  socket.on('error', () => socket.destroy());
+  const timer = setTimeout(() => {
+    if (socket.destroyed) return;
+    counters.preCxTimeout.inc();
+    socket.destroy();
+  }, timeoutMs).unref();
   const onData = (chunk: Buffer) => {
     seen = seen ? Buffer.concat([seen, chunk]) : chunk;
     if (seen[0] !== 0x16 && seen.length < PREFACE.length && PREFACE.subarray(0, seen.length).equals(seen))
       return; // a prefix of the preface: wait for more
+    clearTimeout(timer);
     socket.off('data', onData);
     socket.pause();
     socket.unshift(seen);
@@ -103,15 +122,42 @@ function httpFront(
   onRequest: RequestHandler,
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void,
   opts: { tunnels: boolean; mtls?: { server: tls.Server; plaintext: () => boolean } },
+  listener: ListenerSettings,
 ): Front {
+  const { limits } = listener;
   const reporter = opts.mtls ? 'destination' : 'source';
   const h1 = new H1Server(onRequest, {
     tunnels: opts.tunnels,
     onReject: (r) =>
       pipeline.protocolError(reporter, r.status, `${r.code}: ${r.message}`, r.socket instanceof TLSSocket),
+    delayedCloseMs: limits.delayedCloseMs,
   });
-  const h2 = http2.createServer();
-  h2.on('stream', onStream);
+  const h2 = http2.createServer({
+    // The HTTP/1.1 head limits, as Node counts them for HTTP/2: pairs include the four request
+    // pseudo-headers, the size is names and values. Past either the stream is reset (ENHANCE_YOUR_CALM).
+    maxHeaderListPairs: MAX_HEADERS + 4,
+    settings: { maxHeaderListSize: MAX_HEAD_BYTES, maxConcurrentStreams: limits.maxConcurrentStreams },
+  });
+  h2.on('stream', (stream, headers, flags) => {
+    // RFC 9113 §8.3.1: :authority is uri-host[:port] like Host. nghttp2 resets a stream whose
+    // :authority has characters no authority has; what it lets through is checked here.
+    const authority = (headers[':authority'] as string | undefined) ?? headers.host;
+    const problem = authority === undefined ? null : authorityProblem(authority);
+    if (problem === null) onStream(stream, headers, flags);
+    else {
+      const code = 'TRL_HTTP_INVALID_HOST';
+      const rule = `${code}: :authority ${JSON.stringify(authority)}: ${problem}`;
+      const text = `${rule}\n`;
+      stream.respond({
+        ':status': statusOf(code),
+        'content-type': 'text/plain',
+        [FLAGS_HEADER]: 'DPE',
+        'content-length': Buffer.byteLength(text),
+      });
+      stream.end(text);
+      pipeline.protocolError(reporter, statusOf(code), rule, stream.session?.socket instanceof TLSSocket);
+    }
+  });
   trackSessions(h2);
   const { mtls } = opts;
   // After the handshake, the protocol the client proxy chose says which server gets the connection.
@@ -120,7 +166,7 @@ function httpFront(
     else h1.serve(socket);
   });
   const front: Front = net.createServer({ noDelay: true }, (socket) =>
-    sniff(socket, (p) => {
+    sniff(socket, limits.sniffTimeoutMs, counters, (p) => {
       if (p === 'tls') {
         if (mtls) mtls.server.emit('connection', socket);
         else socket.destroy();
@@ -129,6 +175,12 @@ function httpFront(
       else h1.serve(socket);
     }),
   );
+  const counters = listener.stats.guard(front, listener.name, limits);
+  // Node destroys a socket whose handshake fails, but only reports one that timed out.
+  mtls?.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') counters.preCxTimeout.inc();
+    socket.destroy();
+  });
   front[INNER] = mtls ? [h1, h2, mtls.server] : [h1, h2];
   return front;
 }
@@ -139,22 +191,28 @@ function httpFront(
  * even plain-HTTP requests — inside which we parse HTTP and route it like any other request, so the
  * app never talks to a peer directly.
  */
-export function outboundServer(pipeline: Pipeline): Front {
+export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): Front {
   return httpFront(
     pipeline,
     (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
     (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags)),
     { tunnels: true },
+    listener,
   );
 }
 
 /** `table` is updated in place when a snapshot renames the route table of this port. */
-export function gatewayServer(pipeline: Pipeline, table: { name: string }): Front {
+export function gatewayServer(
+  pipeline: Pipeline,
+  table: { name: string },
+  listener: ListenerSettings,
+): Front {
   return httpFront(
     pipeline,
     (down) => pipeline.gateway(down, table.name),
     (stream, headers, flags) => pipeline.gateway(new H2Downstream(stream, headers, flags), table.name),
     { tunnels: false },
+    listener,
   );
 }
 
@@ -177,12 +235,14 @@ export function inboundServer(
   pipeline: Pipeline,
   creds: CredentialStore,
   acceptsPlaintext: () => boolean,
+  listener: ListenerSettings,
 ): Front {
   const mtls = tls.createServer({
     ...creds.tlsOptions(),
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ['h2', 'http/1.1'],
+    handshakeTimeout: listener.limits.handshakeTimeoutMs,
   });
   creds.onChange(() => mtls.setSecureContext(creds.tlsOptions()));
   // Identity and SNI are per connection: worked out on its first request, not per request.
@@ -194,5 +254,6 @@ export function inboundServer(
     (stream, headers, flags) =>
       pipeline.inbound(new H2Downstream(stream, headers, flags), peer(stream.session!.socket as Socket)),
     { tunnels: false, mtls: { server: mtls, plaintext: acceptsPlaintext } },
+    listener,
   );
 }

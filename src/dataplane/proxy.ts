@@ -12,6 +12,7 @@ import { CredentialStore } from './agent/credentials.ts';
 import { AppHealth, type Readiness } from './app-health.ts';
 import { ProxyConfig } from './config.ts';
 import { Pipeline } from './http/pipeline.ts';
+import { DEFAULT_LISTENER_LIMITS, type ListenerLimits, ListenerStats } from './listener-limits.ts';
 import {
   closeServer,
   type Front,
@@ -40,6 +41,8 @@ export interface ProxyOptions {
   /** How to tell the app is ready (sidecars with an app); without it the proxy is always ready. */
   readiness?: Readiness;
   accessLog: boolean;
+  /** Per listener; what is not given is DEFAULT_LISTENER_LIMITS'. */
+  listenerLimits?: Partial<ListenerLimits>;
   log: Logger;
 }
 
@@ -74,6 +77,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     accessLog: o.accessLog,
   });
   const gateways = new Map<number, GatewayBinding>();
+  const limits: ListenerLimits = { ...DEFAULT_LISTENER_LIMITS, ...o.listenerLimits };
+  const listenerStats = new ListenerStats(registry, log);
+  const listener = (name: string) => ({ name, limits, stats: listenerStats });
 
   async function apply(snapshot: ProxySnapshot): Promise<void> {
     const next = ProxyConfig.build(snapshot, upstreamState);
@@ -99,7 +105,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     for (const [port, table] of wanted) {
       if (gateways.has(port)) continue;
       const ref = { name: table };
-      const binding: GatewayBinding = { table: ref, server: gatewayServer(pipeline, ref) };
+      const binding: GatewayBinding = {
+        table: ref,
+        server: gatewayServer(pipeline, ref, listener(`0.0.0.0_${port}`)),
+      };
       const hostPort = node.gatewayPorts?.[String(port)] ?? port;
       try {
         await listen(binding.server, o.bindHost, hostPort);
@@ -139,9 +148,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const servers: (Front | http.Server)[] = [];
   const ports: RunningProxy['ports'] = { admin: 0 };
   if (node.role === 'sidecar') {
-    const outbound = outboundServer(pipeline);
+    const outbound = outboundServer(pipeline, listener('outbound'));
     ports.outbound = await listen(outbound, o.bindHost, o.outboundPort);
-    const inbound = inboundServer(pipeline, creds, () => pipeline.config?.acceptsPlaintext ?? false);
+    const inbound = inboundServer(
+      pipeline,
+      creds,
+      () => pipeline.config?.acceptsPlaintext ?? false,
+      listener('inbound'),
+    );
     ports.inbound = await listen(inbound, o.bindHost, o.inboundPort);
     node.inboundPort = ports.inbound;
     servers.push(outbound, inbound);

@@ -83,6 +83,7 @@ export const ERROR_CODES = {
   TRL_HTTP_INVALID_HEADER_VALUE: { status: 400, cause: 'a control character in a header value' },
   TRL_HTTP_MISSING_HOST: { status: 400, cause: 'an HTTP/1.1 request without Host' },
   TRL_HTTP_DUPLICATE_HOST: { status: 400, cause: 'more than one Host' },
+  TRL_HTTP_INVALID_HOST: { status: 400, cause: 'a Host or :authority that is not host[:port]' },
   TRL_HTTP_INVALID_METHOD: { status: 400, cause: 'a malformed method' },
   TRL_HTTP_INVALID_TARGET: { status: 400, cause: 'a malformed request-target' },
   TRL_HTTP_INVALID_VERSION: { status: 400, cause: 'a malformed HTTP version' },

@@ -580,6 +580,12 @@ export const malformed: MalformedCase[] = [
     status: 400,
     code: 'TRL_HTTP_DUPLICATE_HOST',
   },
+  ...['host:@evil', 'user@host', 'host:80/x', 'host:99999', 'host:8a', 'host:', '[::1'].map((host) => ({
+    name: `Host ${host}`,
+    raw: `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+    status: 400,
+    code: 'TRL_HTTP_INVALID_HOST',
+  })),
   // Content-Length
   {
     name: 'Content-Length: +5',

@@ -18,8 +18,11 @@ The bootstrap file says who the proxy is and where its control plane is:
     "appPorts": {"9080": 34567},
     "readiness": {"port": 34567, "path": "/health", "periodMs": 1000, "timeoutMs": 1000,
                   "initialDelayMs": 0, "failureThreshold": 3},
-    "accessLog": false
+    "accessLog": false,
+    "listenerLimits": {"maxConnections": 4096, "sniffTimeoutMs": 10000, "handshakeTimeoutMs": 10000,
+                       "delayedCloseMs": 1000, "maxConcurrentStreams": 100}
   }
+listenerLimits apply to each listener; the values shown are the defaults.
 `;
 
 export async function run(args: string[]): Promise<number> {
@@ -41,6 +44,7 @@ export async function run(args: string[]): Promise<number> {
     appPorts: new Map(Object.entries(b.appPorts).map(([k, v]) => [Number(k), v])),
     readiness: b.readiness,
     accessLog: b.accessLog ?? false,
+    listenerLimits: b.listenerLimits,
     log,
   });
   log.info('proxy started', { ports: proxy.ports });

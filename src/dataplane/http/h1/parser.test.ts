@@ -262,7 +262,8 @@ test('after an upgrade the parser consumes nothing more', () => {
 //   HTTP/1.1 and HTTP/1.0 (llhttp takes HTTP/0.9 lines without a version, and "HTTP/2.0");
 // - request-target: '*' only for OPTIONS, CONNECT only with host:port, no userinfo, no empty authority
 //   (RFC 9112 §3.2, RFC 9110 §4.2.4);
-// - more than one Host (RFC 9112 §3.2 says 400; Node keeps the first), Transfer-Encoding in HTTP/1.0
+// - more than one Host (RFC 9112 §3.2 says 400; Node keeps the first), a Host that is not
+//   uri-host[:port] (userinfo, path characters, a port that is empty, not digits or over 65535), Transfer-Encoding in HTTP/1.0
 //   (§6.1), any TE other than one "chunked" field (llhttp accepts "gzip, chunked"), Host in trailers;
 // - a bare CR or LF, or more than 8 empty lines, before a request (llhttp skips any number of either);
 // - chunk sizes over 16 hex digits, empty chunk-extension names ("5;=x"), Content-Length or chunk size

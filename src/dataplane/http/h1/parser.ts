@@ -11,6 +11,11 @@
 // on whole lines: the same bytes give the same result (or the same error) however they are split.
 
 import { type ErrorCode, statusOf } from '../../../lib/codes.ts';
+import { authorityProblem } from '../authority.ts';
+
+/** Envoy's defaults (max_request_headers_kb 60, max_headers_count 100); HTTP/2 listeners use them too. */
+export const MAX_HEAD_BYTES = 60 * 1024;
+export const MAX_HEADERS = 100;
 
 export interface RequestHead {
   method: string;
@@ -221,8 +226,8 @@ export class RequestParser {
 
   constructor(events: RequestEvents, limits: { maxHeadBytes?: number; maxHeaders?: number } = {}) {
     this.events = events;
-    this.maxHeadBytes = limits.maxHeadBytes ?? 60 * 1024;
-    this.maxHeaders = limits.maxHeaders ?? 100;
+    this.maxHeadBytes = limits.maxHeadBytes ?? MAX_HEAD_BYTES;
+    this.maxHeaders = limits.maxHeaders ?? MAX_HEADERS;
   }
 
   /** True between messages: nothing of a next request received yet (empty lines aside). */
@@ -526,8 +531,12 @@ export class RequestParser {
     this.rawHeaders.push(name, value);
     switch (i - s) {
       case 4:
-        if (eqi(t, s, 'host') && ++this.hosts > 1) {
-          fail('TRL_HTTP_DUPLICATE_HOST', `more than one Host header (line ${this.lineNo})`);
+        if (eqi(t, s, 'host')) {
+          if (++this.hosts > 1)
+            fail('TRL_HTTP_DUPLICATE_HOST', `more than one Host header (line ${this.lineNo})`);
+          const problem = authorityProblem(value);
+          if (problem !== null)
+            fail('TRL_HTTP_INVALID_HOST', `Host ${JSON.stringify(value)}: ${problem} (line ${this.lineNo})`);
         }
         break;
       case 6:

@@ -7,7 +7,7 @@ import { H1Server, headersObject } from './server.ts';
 type Handler = (down: Downstream, tunnel: string | undefined) => void;
 
 /** An H1Server on a real socket; each test sets the handler. */
-function harness(opts: { tunnels: boolean; idleTimeoutMs?: number }) {
+function harness(opts: { tunnels: boolean; idleTimeoutMs?: number; delayedCloseMs?: number }) {
   const h = {
     handler: ((down) => down.respond(200, {}, 'ok')) as Handler,
     server: undefined as unknown as H1Server,
@@ -72,7 +72,7 @@ function echo(down: Downstream): void {
 }
 
 describe('H1Server', () => {
-  const { h, start, stop } = harness({ tunnels: true, idleTimeoutMs: 300 });
+  const { h, start, stop } = harness({ tunnels: true, idleTimeoutMs: 300, delayedCloseMs: 100 });
   let port = 0;
   before(async () => {
     port = await start();
@@ -285,6 +285,39 @@ describe('H1Server', () => {
     assert.ok(Date.now() - started >= 250, 'closed by the idle timeout');
     const slow = await exchange(port, ['GET / HTTP/1.1\r\nHo']);
     assert.match(slow, /^HTTP\/1\.1 408 Request Timeout\r\n.*TRL_HTTP_REQUEST_TIMEOUT/s);
+  });
+
+  it('lets go of a connection it closed (400, 408, connection: close) though the client never closes', async () => {
+    h.handler = (down) => down.respond(200, {}, 'ok');
+    for (const request of [
+      'GET / HTTP/1.1\r\nHost: a:@evil\r\n\r\n',
+      'GET / HTTP/1.1\r\nHo',
+      'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    ]) {
+      // allowHalfOpen: the client reads our FIN and keeps its own side open, as a hostile one would.
+      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      socket.write(request);
+      let got = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        got += d;
+      });
+      await new Promise((r) => socket.once('end', r));
+      assert.match(got, /^HTTP\/1\.1 (400|408|200) /);
+      const since = Date.now();
+      while (h.server.connections.size > 0 && Date.now() - since < 2000)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.equal(h.server.connections.size, 0, `released after ${JSON.stringify(request)}`);
+      // The server's socket is gone: writing to it is answered with a reset.
+      const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+        socket.once('error', resolve);
+        socket.once('close', () => resolve(undefined));
+        const poke = setInterval(() => socket.write('x'), 10);
+        socket.once('close', () => clearInterval(poke));
+      });
+      assert.match(String(error?.code), /ECONNRESET|EPIPE/);
+      socket.destroy();
+    }
   });
 
   it('refuses a response header that would split the response', async () => {

@@ -14,6 +14,8 @@ import { ParseError, type RequestHead, RequestParser } from './parser.ts';
  * the rest of a body whose request was answered before it ended.
  */
 const IDLE_TIMEOUT_MS = 60_000;
+/** From the flush of a connection's last response to its close if the client has not closed first. */
+const DELAYED_CLOSE_MS = 1000;
 const SWEEP_MS = 1000;
 
 /** `tunnel` is the CONNECT target when the request came through a tunnel. */
@@ -33,6 +35,7 @@ export class H1Server {
   /** Whether CONNECT opens a tunnel whose requests are served like any other (the app's proxy). */
   readonly tunnels: boolean;
   readonly idleTimeoutMs: number;
+  readonly delayedCloseMs: number;
   /** Told of every rejection, for the log and the metrics. */
   readonly onReject: (r: Rejection) => void;
   readonly connections = new Set<H1Connection>();
@@ -42,12 +45,18 @@ export class H1Server {
 
   constructor(
     onRequest: RequestHandler,
-    opts: { tunnels: boolean; onReject: (r: Rejection) => void; idleTimeoutMs?: number },
+    opts: {
+      tunnels: boolean;
+      onReject: (r: Rejection) => void;
+      idleTimeoutMs?: number;
+      delayedCloseMs?: number;
+    },
   ) {
     this.onRequest = onRequest;
     this.tunnels = opts.tunnels;
     this.onReject = opts.onReject;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.delayedCloseMs = opts.delayedCloseMs ?? DELAYED_CLOSE_MS;
   }
 
   serve(socket: Socket): void {
@@ -105,6 +114,7 @@ class H1Connection {
   private tunnel: string | undefined;
   /** Set by a CONNECT or Upgrade head: the parser stopped there, the bytes after it start afresh. */
   private switchParser = false;
+  private delayedClose?: NodeJS.Timeout;
 
   constructor(server: H1Server, socket: Socket) {
     this.server = server;
@@ -216,8 +226,7 @@ class H1Connection {
     if (this.current !== down) return;
     this.current = undefined;
     if (!down.keepAlive) {
-      this.dead = true;
-      this.socket.end();
+      this.close();
       return;
     }
     // Also when the request body is still arriving: answered, it has as long as a next head would.
@@ -241,6 +250,7 @@ class H1Connection {
   }
 
   private onClose(): void {
+    clearTimeout(this.delayedClose);
     this.server.connections.delete(this);
     this.receiving?.abortBody();
     this.current?.closed();
@@ -264,6 +274,22 @@ class H1Connection {
   }
 
   /**
+   * Ends our side, then lets go of the socket when the client closes its side, or at the latest
+   * `delayedCloseMs` after the last byte is flushed (Envoy's delayed_close_timeout): a client that
+   * never closes cannot hold a file descriptor. What it still sends is read and dropped so that its
+   * FIN is seen, and so that our close is not a reset that could discard the response unread.
+   */
+  private close(last?: string): void {
+    this.dead = true;
+    const s = this.socket;
+    s.end(last ?? '', 'latin1', () => {
+      if (!s.destroyed) this.delayedClose = setTimeout(() => s.destroy(), this.server.delayedCloseMs);
+    });
+    this.bodyPaused = false;
+    s.resume();
+  }
+
+  /**
    * Answers a request the parser or the connection refused, and closes. If a response is already
    * under way the connection is cut instead: its client sees a truncated response, not a second one.
    */
@@ -280,11 +306,10 @@ class H1Connection {
     this.receiving?.abortBody();
     this.receiving = undefined;
     const text = `${code}: ${message}\n`;
-    this.socket.end(
+    this.close(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain\r\n${FLAGS_HEADER}: DPE\r\n` +
         `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
     );
-    this.socket.pause();
     this.server.onReject({ status, code, message, socket: this.socket });
   }
 }
