@@ -22,10 +22,16 @@ const MAX_CHAIN_DEPTH = 8;
 
 export async function loadPluggedCa(dir: string, now: Date): Promise<CaMaterial> {
   const path = (f: string) => join(dir, f);
-  const [caCertText, caKeyText, rootText, chainText] = await Promise.all(
+  const read = await Promise.allSettled(
     [PLUGGED_FILES.caCert, PLUGGED_FILES.caKey, PLUGGED_FILES.rootCert, PLUGGED_FILES.certChain].map((f) =>
       readCaFile(path(f), LAYOUT_HINT),
     ),
+  );
+  // The first missing file in the layout's order, not whichever read failed first: the same error every time.
+  const failed = read.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [caCertText, caKeyText, rootText, chainText] = read.map(
+    (r) => (r as PromiseFulfilledResult<string>).value,
   );
   const caCertPath = path(PLUGGED_FILES.caCert);
   const [caCert] = parseCertificates(caCertText, caCertPath);
