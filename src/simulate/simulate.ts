@@ -1,14 +1,25 @@
 // What a proxy would do with a request: which virtual host and route it matches, and which clusters
-// and endpoints it would forward to. It runs the proxy's own code on the snapshot (ProxyConfig.build,
-// the compiled route table, path normalization), so the answer cannot drift from what the proxy does.
+// and endpoints it would forward to. It runs the proxy's own phases on the snapshot (every one before
+// upstream, built by the same setup), so the answer cannot drift from what the proxy does.
 // `trellis why` is built on it.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import { compile } from '../compile/compile.ts';
 import type { CompileInput } from '../compile/mesh-index.ts';
 import type { Endpoint, Listener, ProxyNode, ProxySnapshot, RouteAction } from '../compile/snapshot.ts';
+import { CredentialStore } from '../dataplane/agent/credentials.ts';
 import { ProxyConfig } from '../dataplane/config.ts';
-import { normalizeRequestTarget } from '../dataplane/http/normalize.ts';
-import { CompiledRouteTable, RequestView } from '../dataplane/http/route-table.ts';
+import { Exchange, PLAINTEXT } from '../dataplane/http/context.ts';
+import type { Downstream } from '../dataplane/http/downstream.ts';
+import { Chain, type PhaseDeps } from '../dataplane/http/phase.ts';
+import { PHASES } from '../dataplane/http/pipeline.ts';
+import { RequestTelemetry, UNKNOWN_PEER } from '../dataplane/telemetry.ts';
+import { PeerPool } from '../dataplane/upstream/peer-pool.ts';
 import { TrellisError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { createIstioMetrics } from '../telemetry/istio.ts';
+import { Registry } from '../telemetry/metrics.ts';
 
 export interface SimulatedRequest {
   /** The Host header or `:authority`, as the client sent it. */
@@ -53,43 +64,107 @@ export function simulate(input: CompileInput, node: ProxyNode, request: Simulate
 export function simulateSnapshot(snapshot: ProxySnapshot, request: SimulatedRequest): Simulation {
   const cfg = ProxyConfig.build(snapshot);
   const listener = listenerFor(snapshot, request.port);
-  const sim: Simulation = { listener: listener.name, routeTable: listener.routeTable };
-  const authority = request.authority.toLowerCase();
-  const norm = normalizeRequestTarget(request.path);
-  if (!norm.ok) {
-    sim.refused = { status: 400, flag: 'DPE', reason: `normalize: ${norm.reason}` };
-    return sim;
-  }
-  sim.path = norm.path + norm.query;
-  const vh = cfg.routeTables.get(listener.routeTable)?.virtualHost(authority);
-  if (!vh) {
-    sim.refused = {
-      status: 404,
-      flag: 'NR',
-      reason: `no virtual host for ${authority} in ${listener.routeTable}`,
-    };
-    return sim;
-  }
-  sim.virtualHost = vh.name;
-  const headers = Object.fromEntries(
-    Object.entries(request.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]),
+  const kind = listener.type === 'gateway' ? 'gateway' : 'outbound';
+  const site = { kind, edge: kind === 'gateway', reporter: 'source', log: SILENT } as const;
+  const chain = new Chain(
+    site,
+    DECIDING_PHASES,
+    {
+      kind,
+      cfg,
+      table: cfg.routeTables.get(listener.routeTable),
+      tableName: listener.routeTable,
+      deps: DEPS,
+    },
+    () => {},
   );
-  const view = new RequestView(norm.path, norm.query, request.method ?? 'GET', 'http', authority, headers);
-  const route = CompiledRouteTable.route(vh, view);
-  if (!route) {
-    sim.refused = { status: 404, flag: 'NR', reason: `no route matched in ${vh.name}` };
+  const down = new SimulatedDownstream(request);
+  const ex = new Exchange(down, site, PLAINTEXT);
+  chain.run(ex);
+
+  const sim: Simulation = { listener: listener.name, routeTable: listener.routeTable };
+  if (ex.path) sim.path = ex.path + ex.query;
+  sim.virtualHost = ex.virtualHost;
+  if (ex.route) {
+    sim.route = { name: ex.route.name, origin: ex.route.origin };
+    sim.action = ex.route.action;
+  }
+  if (ex.flags !== '-') {
+    sim.refused = { status: ex.code, flag: ex.flags, reason: ex.rule };
     return sim;
   }
-  sim.route = { name: route.name, origin: route.origin };
-  sim.action = route.action;
-  if (route.action.type === 'forward') {
-    sim.clusters = route.action.clusters.map((w) => ({
+  const action = ex.route?.action;
+  if (action?.type === 'forward') {
+    sim.clusters = action.clusters.map((w) => ({
       name: w.cluster,
       weight: w.weight,
-      endpoints: cfg.clusters.get(w.cluster)!.cluster.endpoints.filter((e) => e.healthy),
+      endpoints: healthy(cfg, w.cluster),
     }));
   }
   return sim;
+}
+
+function healthy(cfg: ProxyConfig, cluster: string): Endpoint[] {
+  return cfg.clusters
+    .get(cluster)!
+    .endpoints.filter((e) => e.endpoint.healthy)
+    .map((e) => e.endpoint);
+}
+
+/** Every phase that decides before the request goes upstream: what the proxy would do, without doing it. */
+const DECIDING_PHASES = PHASES.slice(
+  0,
+  PHASES.findIndex((p) => p.name === 'upstream'),
+);
+
+const SILENT: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child: () => SILENT,
+};
+
+/** The deciding phases need none of this; it is there to satisfy their setup's shape. */
+const DEPS: PhaseDeps = {
+  peers: new PeerPool(new CredentialStore()),
+  selfHeader: '',
+  telemetry: new RequestTelemetry(createIstioMetrics(new Registry()), UNKNOWN_PEER),
+  log: SILENT,
+  accessLog: false,
+  app() {
+    throw new Error('a simulation sends nothing upstream');
+  },
+};
+
+/** A client that records what the proxy answers it, for the phases that answer by themselves. */
+class SimulatedDownstream implements Downstream {
+  readonly protocol = 'HTTP/1.1';
+  readonly method: string;
+  readonly target: string;
+  readonly authority: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly hasBody = false;
+  readonly body = Readable.from([]);
+  readonly remoteAddress = undefined;
+  headersSent = false;
+  constructor(r: SimulatedRequest) {
+    this.method = r.method ?? 'GET';
+    this.target = r.path;
+    this.authority = r.authority;
+    this.headers = Object.fromEntries(Object.entries(r.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+    this.headers.host = r.authority;
+  }
+  respond(): void {
+    this.headersSent = true;
+  }
+  write(): boolean {
+    return true;
+  }
+  end(): void {}
+  onDrain(): void {}
+  onClose(): void {}
+  destroy(): void {}
 }
 
 type RoutingListener = Extract<Listener, { routeTable: string }>;

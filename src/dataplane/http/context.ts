@@ -60,7 +60,8 @@ export class Exchange {
   requestId: string | undefined;
   /** CONNECT target when the request came through a tunnel. */
   readonly tunnelAuthority: string | undefined;
-  /** Set by route (outbound, gateway). */
+  /** Set by route (outbound, gateway): the virtual host and the route that matched. */
+  virtualHost: string | undefined;
   route: Route | undefined;
   /** Set by normalize (inbound): the workload port the request is for. */
   targetPort: number | undefined;

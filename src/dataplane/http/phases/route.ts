@@ -20,6 +20,7 @@ function routeIn(table: CompiledRouteTable): Step {
       ex.reply(404, 'NR', `no virtual host for ${ex.authority} in ${table.name}`);
       return false;
     }
+    ex.virtualHost = vh.name;
     const down = ex.down;
     const view = new RequestView(ex.path, ex.query, down.method, 'http', ex.authority, down.headers);
     const route = CompiledRouteTable.route(vh, view);
@@ -28,6 +29,7 @@ function routeIn(table: CompiledRouteTable): Step {
       return false;
     }
     ex.rule = route.origin;
+    ex.route = route;
     const action = route.action;
     if (action.type === 'direct') {
       ex.code = action.status;
@@ -45,7 +47,6 @@ function routeIn(table: CompiledRouteTable): Step {
       down.respond(action.status, { location, 'content-length': 0 }, '');
       return false;
     }
-    ex.route = route;
     return true;
   };
 }
