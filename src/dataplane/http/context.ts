@@ -20,6 +20,16 @@ export interface PeerTls {
 
 export const PLAINTEXT: PeerTls = {};
 
+/** What a verified JWT says about the request's end user (RequestAuthentication); feeds `request.auth.*`. */
+export interface RequestAuth {
+  /** `<iss>/<sub>`, Istio's request principal. */
+  principal: string;
+  audiences: string[];
+  /** The `azp` claim. */
+  presenter?: string;
+  claims: Record<string, unknown>;
+}
+
 /** The listener side of an exchange: the same for every request of a chain. */
 export interface Site {
   readonly kind: ListenerKind;
@@ -60,6 +70,8 @@ export class Exchange {
   requestId: string | undefined;
   /** CONNECT target when the request came through a tunnel. */
   readonly tunnelAuthority: string | undefined;
+  /** Set by authenticate when the request carried a valid JWT. */
+  auth: RequestAuth | undefined;
   /** Set by route (outbound, gateway): the virtual host and the route that matched. */
   virtualHost: string | undefined;
   route: Route | undefined;
