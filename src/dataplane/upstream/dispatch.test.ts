@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import {
   type Dispatch,
@@ -131,6 +131,80 @@ describe('upstream dispatch and its layers', () => {
     assert.equal(seen.body, 'answer 2');
     assert.equal(h2Requests, 2);
     session.close();
+  });
+
+  test('HTTP/2: a head and body that arrive in one read reach the handler in order', async () => {
+    // A minimal HTTP/2 server that answers stream 1 with HEADERS (:status 200, HPACK static index 8)
+    // and DATA in a single write. Node emits the head a tick after it pushes the body: a transport
+    // listening to the body early sees it first.
+    const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(stream, 5);
+      return Buffer.concat([h, payload]);
+    };
+    const raw = net.createServer((socket) => {
+      let seen = Buffer.alloc(0);
+      let answered = false;
+      socket.write(frame(4, 0, 0, Buffer.alloc(0)));
+      socket.on('data', (c) => {
+        seen = Buffer.concat([seen, c]);
+        // Past the 24-byte preface, frames: ACK the client's SETTINGS, answer its first HEADERS.
+        let at = seen.indexOf('\r\n\r\nSM\r\n\r\n') >= 0 ? 24 : 0;
+        while (at + 9 <= seen.length) {
+          const len = seen.readUIntBE(at, 3);
+          const type = seen[at + 3];
+          const flags = seen[at + 4];
+          if (type === 4 && !(flags & 1)) socket.write(frame(4, 1, 0, Buffer.alloc(0)));
+          if (type === 1 && !answered) {
+            answered = true;
+            socket.write(
+              Buffer.concat([frame(1, 4, 1, Buffer.from([0x88])), frame(0, 1, 1, Buffer.from('in order'))]),
+            );
+          }
+          at += 9 + len;
+        }
+        seen = seen.subarray(at);
+      });
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    // Through a JavaScript stream, as over TLS: every frame of a read is handled in one go.
+    const session = http2.connect(`http://127.0.0.1:${portOf(raw)}`, {
+      createConnection: () => {
+        const socket = net.connect(portOf(raw), '127.0.0.1');
+        const duplex = new Duplex({
+          read() {},
+          write(chunk, _enc, done) {
+            socket.write(chunk, done);
+          },
+        });
+        socket.on('data', (c) => duplex.push(c));
+        socket.on('close', () => duplex.destroy());
+        return duplex;
+      },
+    });
+    const order: string[] = [];
+    await new Promise<void>((resolve) => {
+      h2Transport(() => session, 'raw')(upstreamRequest('HTTP/2', 'GET', '/', 'app', {}, undefined), {
+        onHead: (status) => {
+          order.push(`head ${status}`);
+        },
+        onData: (c) => {
+          order.push(`data ${c}`);
+          return true;
+        },
+        onEnd: () => resolve(),
+        onError: (f) => {
+          order.push(`error ${f.message}`);
+          resolve();
+        },
+      });
+    });
+    assert.deepEqual(order, ['head 200', 'data in order']);
+    session.destroy();
+    raw.close();
   });
 
   test('replay: a bodiless request on a keep-alive connection the app closed meanwhile goes again on a new one', async () => {

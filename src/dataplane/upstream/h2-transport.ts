@@ -43,13 +43,15 @@ class H2Attempt implements UpstreamCall {
       req.bodyStarted = true;
       req.body.pipe(stream);
     }
+    // Node emits a HEADERS frame's event on the next tick but pushes DATA read in the same chunk at
+    // once: the body is listened to only once the head has been handed on, or it would come first.
     stream.once('response', (h) => {
       if (this.over) return;
       this.headReceived = true;
       this.handler.onHead(Number(h[':status']), h as IncomingHttpHeaders);
-    });
-    stream.on('data', (c: Buffer) => {
-      if (!this.over && !this.handler.onData(c)) stream.pause();
+      stream.on('data', (c: Buffer) => {
+        if (!this.over && !this.handler.onData(c)) stream.pause();
+      });
     });
     stream.once('end', () => {
       if (this.over) return;
