@@ -2,91 +2,19 @@
 // compiled and hashed once per mesh index, and sharing never changes what a proxy gets.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Resource } from '../api/resource.ts';
+import {
+  gatewayNode,
+  input,
+  node,
+  proxies,
+  routing,
+  services,
+  vs,
+} from '../../test/support/shared-views-mesh.ts';
 import { assembleSnapshot, compile, compileParts, compileProxy } from './compile.ts';
-import { buildMeshIndex, type CompileInput } from './mesh-index.ts';
+import { buildMeshIndex } from './mesh-index.ts';
 import type { ProxyNode } from './snapshot.ts';
 import { compileStats, viewKey } from './views.ts';
-
-const mesh = { trustDomain: 'cluster.local' };
-
-function svc(name: string, ns: string): Resource {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: ns },
-    spec: { selector: { app: name }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
-  };
-}
-
-function vs(name: string, ns: string, spec: unknown): Resource {
-  return {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'VirtualService',
-    metadata: { name, namespace: ns, creationTimestamp: '2026-01-01T00:00:00Z' },
-    spec,
-  };
-}
-
-function node(app: string, ns: string, replica: number, extra: Partial<ProxyNode> = {}): ProxyNode {
-  return {
-    id: `${app}-v1-${replica}.${ns}`,
-    role: 'sidecar',
-    workload: `${app}-v1`,
-    namespace: ns,
-    serviceAccount: app,
-    labels: { app, version: 'v1' },
-    address: '127.0.0.1',
-    inboundPort: 20000 + replica,
-    ports: [{ name: 'http', port: 9080 }],
-    healthy: true,
-    ...extra,
-  };
-}
-
-const gatewayNode: ProxyNode = {
-  id: 'gw-0.edge',
-  role: 'gateway',
-  workload: 'gw',
-  namespace: 'edge',
-  serviceAccount: 'gw',
-  labels: { istio: 'gw' },
-  address: '127.0.0.1',
-  ports: [],
-  healthy: true,
-};
-
-const services = [svc('a', 'one'), svc('b', 'one'), svc('c', 'two'), svc('d', 'three')];
-const proxies = [
-  node('a', 'one', 0),
-  node('a', 'one', 1),
-  node('a', 'one', 2),
-  node('b', 'one', 0),
-  node('c', 'two', 0),
-  node('d', 'three', 0),
-  gatewayNode,
-];
-const routing = [
-  vs('a', 'one', { hosts: ['a'], http: [{ timeout: '2s', route: [{ destination: { host: 'a' } }] }] }),
-  {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'Gateway',
-    metadata: { name: 'edge', namespace: 'edge' },
-    spec: {
-      selector: { istio: 'gw' },
-      servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }],
-    },
-  },
-  vs('edge', 'edge', {
-    hosts: ['*'],
-    gateways: ['edge'],
-    http: [{ route: [{ destination: { host: 'a.one.svc.cluster.local' } }] }],
-  }),
-];
-
-function input(extra: Partial<CompileInput> = {}): CompileInput {
-  return { revision: 3, resources: [...services, ...routing], proxies, mesh, ...extra };
-}
 
 describe('compile: sharing between proxies', () => {
   test('replicas of one workload share one compiled shared part; only their own parts differ', () => {
