@@ -5,6 +5,8 @@
 export interface Problem {
   path: string;
   message: string;
+  /** Inside a document embedded in the string at `path` (a ConfigMap's mesh config): where in that text. */
+  at?: { line: number; column: number };
 }
 
 export interface Ctx {

@@ -19,6 +19,7 @@ import {
   isObject,
   map,
   object,
+  type Problem,
   string,
   type Validator,
 } from './schema.ts';
@@ -44,7 +45,14 @@ interface Doc {
   line?: number;
 }
 
-const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
+const ENVELOPE = ['apiVersion', 'kind', 'metadata'];
+const TOP_FIELDS = [...ENVELOPE, 'spec', 'status'];
+
+function pick(v: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) if (v[f] !== undefined && v[f] !== null) out[f] = v[f];
+  return out;
+}
 
 export function validateText(text: string, file?: string, opts: ValidateOptions = {}): ValidationResult {
   const decoded = decodeDocuments(text, file);
@@ -85,11 +93,13 @@ function validateDocs(docs: Doc[], file: string | undefined, opts: ValidateOptio
   for (const doc of docs) {
     const ctx: Ctx = { errors: [], warnings: [] };
     const checked = checkDocument(doc.value, ctx, opts);
-    const issue = (p: { path: string; message: string }): Issue => {
+    const issue = (p: Problem): Issue => {
       const path = under(doc.prefix, p.path);
-      const pos = doc.positions
+      let pos = doc.positions
         ? positionOf({ positions: doc.positions, line: doc.line ?? 1 }, path)
         : undefined;
+      // A block scalar's text starts on the line after its key, indented (by two, as a rule).
+      if (pos && p.at) pos = { line: pos.line + p.at.line, column: pos.column + 1 + p.at.column };
       return {
         ...(file !== undefined ? { file } : {}),
         ...(pos ? { line: pos.line, column: pos.column } : {}),
@@ -135,17 +145,18 @@ function checkDocument(value: unknown, ctx: Ctx, opts: ValidateOptions): Checked
     );
     return {};
   }
-  for (const k of Object.keys(value)) {
-    if (!TOP_FIELDS.includes(k))
-      fail(ctx, k, `unknown field "${k}"${hint(k, TOP_FIELDS)}: expected ${TOP_FIELDS.join(', ')}`);
-  }
   const apiVersion = requiredString(value, 'apiVersion', 'e.g. "networking.istio.io/v1"', ctx);
   const kind = requiredString(value, 'kind', 'e.g. "VirtualService"', ctx);
   const info =
     apiVersion !== undefined && kind !== undefined ? resolveKind(apiVersion, kind, ctx) : undefined;
+  const top = info?.topLevel ? [...ENVELOPE, ...info.topLevel] : TOP_FIELDS;
+  for (const k of Object.keys(value)) {
+    if (!top.includes(k)) fail(ctx, k, `unknown field "${k}"${hint(k, top)}: expected ${top.join(', ')}`);
+  }
   const meta = checkMetadata(value.metadata, ctx, opts);
-  const spec = value.spec ?? {};
-  if (info) info.spec(spec, 'spec', ctx);
+  const spec = info?.topLevel ? pick(value, info.topLevel) : (value.spec ?? {});
+  if (info) info.spec(spec, info.topLevel ? '' : 'spec', ctx);
+  if (info?.named && meta && ctx.errors.length === 0) info.named(spec, meta.name, meta.namespace, ctx);
 
   const name =
     meta?.name ??

@@ -4,7 +4,7 @@
 import { contentHash } from './hash.ts';
 import { inboundClusters, sidecarInbound } from './inbound.ts';
 import { buildMeshIndex, type CompileInput, endpointIdentity, type MeshIndex } from './mesh-index.ts';
-import type { Cluster, Listener, ProxyNode, ProxySnapshot } from './snapshot.ts';
+import type { Cluster, HttpOptions, Listener, ProxyNode, ProxySnapshot } from './snapshot.ts';
 import { SNAPSHOT_SCHEMA_VERSION } from './snapshot.ts';
 import { type SharedConfig, viewOf } from './views.ts';
 
@@ -20,6 +20,7 @@ export interface SnapshotParts {
   proxy: ProxySnapshot['proxy'];
   trustDomain: string;
   listeners: Listener[];
+  http?: HttpOptions;
   shared: SharedConfig;
   /** This proxy's own clusters, after the shared ones (a sidecar's inbound clusters). */
   clusters: Cluster[];
@@ -27,6 +28,7 @@ export interface SnapshotParts {
 
 export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
   const view = viewOf(index, node);
+  const pathNormalization = index.meshConfig.pathNormalization;
   const listeners: Listener[] =
     node.role === 'gateway'
       ? view.listeners!
@@ -41,6 +43,8 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
     },
     trustDomain: index.mesh.trustDomain,
     listeners,
+    // Left out at Istio's default, so a mesh without mesh config compiles as it always did.
+    ...(pathNormalization !== 'BASE' ? { http: { pathNormalization } } : {}),
     clusters: node.role === 'gateway' ? [] : inboundClusters(node),
   };
   // Equal versions are equal snapshots: the hash covers this proxy's part and the shared part's hash.
@@ -57,6 +61,7 @@ export function assembleSnapshot(p: SnapshotParts): ProxySnapshot {
     listeners: p.listeners,
     routeTables: p.shared.routeTables,
     clusters: p.clusters.length ? p.shared.clusters.concat(p.clusters) : p.shared.clusters,
+    ...(p.http ? { http: p.http } : {}),
     version: p.version,
     revision: p.revision,
   };

@@ -31,7 +31,7 @@ export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
   return {
     name: 'inbound',
     type: 'inbound',
-    ...inboundMtls(index.peerAuthentications, node),
+    ...inboundMtls(index.peerAuthentications, node, index.meshConfig.rootNamespace),
     services: servedBy(index).get(node.id) ?? [],
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
   };

@@ -10,6 +10,7 @@ import type {
 import type { Resource } from '../api/resource.ts';
 import { kindKey } from '../api/resource.ts';
 import { resolveHost, serviceFqdn } from './hosts.ts';
+import { isMeshConfigMap, type ResolvedMeshConfig, resolveMeshConfig } from './mesh-config.ts';
 
 export type { DestinationRuleSpec, GatewaySpec, VirtualServiceSpec };
 
@@ -46,6 +47,8 @@ export interface MeshService {
 export interface MeshIndex {
   revision: number;
   mesh: MeshConfig;
+  /** From the istio ConfigMap's `mesh` key, defaults resolved. */
+  meshConfig: ResolvedMeshConfig;
   /** By FQDN. */
   services: Map<string, MeshService>;
   /** Sorted oldest first: for sidecars the first VirtualService for a host wins, as in Istio. */
@@ -90,8 +93,10 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   const gateways: Resource<GatewaySpec>[] = [];
   const peerAuthentications: Resource<PeerAuthenticationSpec>[] = [];
   const drs: Resource<DestinationRuleSpec>[] = [];
+  let meshConfigMap: Resource | undefined;
 
   for (const r of input.resources) {
+    if (isMeshConfigMap(r)) meshConfigMap = r;
     const key = kindKey(r.apiVersion, r.kind);
     if (key === K.service) {
       const spec = r.spec as ServiceSpec;
@@ -154,6 +159,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   return {
     revision: input.revision,
     mesh: input.mesh,
+    meshConfig: resolveMeshConfig(meshConfigMap),
     services,
     virtualServices: virtualServices.sort(byAge),
     destinationRules,

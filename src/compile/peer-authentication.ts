@@ -5,11 +5,9 @@
 // sidecars keep mTLS among themselves and the workload also takes plaintext (warned at apply).
 import type { MutualTLSMode, PeerAuthenticationSpec } from '../api/kinds/peer-authentication.ts';
 import type { Resource } from '../api/resource.ts';
+import { DEFAULT_MESH_CONFIG } from './mesh-config.ts';
 import { labelsMatch } from './mesh-index.ts';
 import type { InboundListener, ProxyNode } from './snapshot.ts';
-
-/** Istio's default meshConfig.rootNamespace: its selector-less policies apply mesh-wide. */
-export const ROOT_NAMESPACE = 'istio-system';
 
 type Mode = InboundListener['mtls'];
 
@@ -18,10 +16,11 @@ function effective(mode: MutualTLSMode | undefined): Mode | undefined {
   return mode === 'STRICT' ? 'STRICT' : 'PERMISSIVE';
 }
 
-/** `policies` oldest first. */
+/** `policies` oldest first; the selector-less ones in `rootNamespace` (meshConfig) apply mesh-wide. */
 export function inboundMtls(
   policies: readonly Resource<PeerAuthenticationSpec>[],
   node: ProxyNode,
+  rootNamespace = DEFAULT_MESH_CONFIG.rootNamespace,
 ): Pick<InboundListener, 'mtls' | 'portMtls'> {
   const selects = (p: Resource<PeerAuthenticationSpec>) =>
     p.metadata.namespace === node.namespace &&
@@ -31,7 +30,7 @@ export function inboundMtls(
     p.metadata.namespace === ns && Object.keys(p.spec.selector?.matchLabels ?? {}).length === 0;
   const workload = policies.find(selects);
   const namespace = policies.find(wide(node.namespace));
-  const mesh = policies.find(wide(ROOT_NAMESPACE));
+  const mesh = policies.find(wide(rootNamespace));
   const mtls =
     effective(workload?.spec.mtls?.mode) ??
     effective(namespace?.spec.mtls?.mode) ??

@@ -45,6 +45,15 @@ export interface ProxySnapshot {
   listeners: Listener[];
   routeTables: RouteTable[];
   clusters: Cluster[];
+  /** How this proxy reads requests (mesh config); absent: Istio's defaults (BASE normalization). */
+  http?: HttpOptions;
+}
+
+/** meshConfig.pathNormalization.normalization; DEFAULT resolves to BASE. */
+export type PathNormalization = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
+
+export interface HttpOptions {
+  pathNormalization: PathNormalization;
 }
 
 export type Listener = OutboundListener | InboundListener | GatewayListener;

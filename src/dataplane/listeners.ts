@@ -1,5 +1,6 @@
 // The proxy's sockets: the outbound listener (the app's HTTP proxy, CONNECT tunnels included), the
 // mTLS inbound listener, and one plain listener per Gateway server port.
+import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { TLSSocket } from 'node:tls';
@@ -224,8 +225,10 @@ export function gatewayServer(
 function peerOf(socket: TLSSocket): PeerTls {
   const sni = (socket as TLSSocket & { servername?: string }).servername || undefined;
   const target = sni ? parseOutboundSni(sni) : undefined;
+  const cert = socket.getPeerCertificate();
   return {
-    identity: peerIdentity(socket.getPeerCertificate()),
+    identity: peerIdentity(cert),
+    certHash: cert.raw ? createHash('sha256').update(cert.raw).digest('hex') : undefined,
     sni,
     service: target && `${target.host}:${target.port}`,
   };

@@ -34,7 +34,8 @@ function ownFields(p: SnapshotParts, sharedClusters: number): [string, Uint8Arra
   const head =
     `"schema":${p.schema},"version":${JSON.stringify(p.version)},"revision":${p.revision},` +
     `"proxy":${JSON.stringify(p.proxy)},"trustDomain":${JSON.stringify(p.trustDomain)},` +
-    `"listeners":${JSON.stringify(p.listeners)},`;
+    `"listeners":${JSON.stringify(p.listeners)},` +
+    (p.http ? `"http":${JSON.stringify(p.http)},` : '');
   const own = p.clusters.length ? JSON.stringify(p.clusters).slice(1, -1) : '';
   const sep = own && sharedClusters ? ',' : '';
   return [head, utf8.encode(`${sep}${own}]}}\n`)];

@@ -129,6 +129,7 @@ const SILENT: Logger = {
 const DEPS: PhaseDeps = {
   peers: new PeerPool(new CredentialStore()),
   selfHeader: '',
+  selfIdentity: '',
   telemetry: new RequestTelemetry(createIstioMetrics(new Registry()), UNKNOWN_PEER),
   log: SILENT,
   accessLog: false,

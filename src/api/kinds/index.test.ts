@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { apiVersionOf, kindFor, kinds, lookupKind } from './index.ts';
+import { apiVersionOf, kindFor, kinds, lookupKind, manifestOf } from './index.ts';
 
 test('every kind has a unique name, plural and short names', () => {
   const names = kinds.flatMap((k) => [k.kind.toLowerCase(), k.plural, ...k.shortNames]);
@@ -48,4 +48,22 @@ test('kindFor matches group, version and kind exactly', () => {
 test('apiVersionOf names the storage version first', () => {
   assert.equal(apiVersionOf(lookupKind('vs')!), 'networking.istio.io/v1');
   assert.equal(apiVersionOf(lookupKind('svc')!), 'v1');
+});
+
+test('manifestOf puts a ConfigMap back as Kubernetes writes it, and leaves other kinds alone', () => {
+  const cm = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'istio', namespace: 'istio-system' },
+    spec: { data: { mesh: 'rootNamespace: istio-system\n' } },
+  };
+  assert.deepEqual(manifestOf(cm), {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: cm.metadata,
+    data: cm.spec.data,
+  });
+  const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: {} };
+  assert.equal(manifestOf(svc), svc);
+  assert.equal(lookupKind('cm')?.kind, 'ConfigMap');
 });

@@ -1,5 +1,8 @@
 // Every kind the API serves, and how users may name them (kind, plural, short name, `plural.group`).
+
+import type { Resource } from '../resource.ts';
 import { authorizationPolicy } from './authorization-policy.ts';
+import { configMap } from './config-map.ts';
 import { destinationRule } from './destination-rule.ts';
 import { gateway } from './gateway.ts';
 import { peerAuthentication } from './peer-authentication.ts';
@@ -12,6 +15,7 @@ import { workload } from './workload.ts';
 
 export type * from './authorization-policy.ts';
 export type * from './common.ts';
+export type * from './config-map.ts';
 export type * from './destination-rule.ts';
 export type * from './gateway.ts';
 export type * from './peer-authentication.ts';
@@ -31,6 +35,7 @@ export const kinds: KindInfo[] = [
   requestAuthentication,
   authorizationPolicy,
   service,
+  configMap,
   workload,
 ];
 
@@ -61,6 +66,13 @@ export function lookupKind(name: string): KindInfo | undefined {
       (group === undefined || k.group === group) &&
       (k.kind.toLowerCase() === head || k.plural === head || k.shortNames.includes(head)),
   );
+}
+
+/** A stored resource as a document to print or apply again: a `topLevel` kind's spec goes back up. */
+export function manifestOf(r: Resource): Record<string, unknown> {
+  const info = kindFor(r.apiVersion, r.kind);
+  if (!info?.topLevel) return r as unknown as Record<string, unknown>;
+  return { apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata, ...(r.spec as object) };
 }
 
 /** The kind a document's apiVersion and kind denote, when the version is served. */

@@ -1,9 +1,10 @@
-import type {
-  DestinationRuleSpec,
-  GatewaySpec,
-  ServiceSpec,
-  VirtualServiceSpec,
-  WorkloadSpec,
+import {
+  type DestinationRuleSpec,
+  type GatewaySpec,
+  manifestOf,
+  type ServiceSpec,
+  type VirtualServiceSpec,
+  type WorkloadSpec,
 } from '../../api/kinds/index.ts';
 import type { Resource } from '../../api/resource.ts';
 import { CONNECTION_FLAGS, maxPositionals, oneOf, parseArgs, UsageError } from '../args.ts';
@@ -16,7 +17,7 @@ Usage: trellis get <kind> [name] [flags]
        trellis get <kind>/<name> [flags]
 
 Kinds: virtualservice (vs), destinationrule (dr), gateway (gw), serviceentry (se), peerauthentication (pa),
-requestauthentication (ra), authorizationpolicy (ap), service (svc), workload; plurals and
+requestauthentication (ra), authorizationpolicy (ap), service (svc), configmap (cm), workload; plurals and
 <plural>.<group> work too.
 
 Flags:
@@ -153,11 +154,11 @@ export async function run(args: string[]): Promise<number> {
     ? [await client.get<Resource>('resources', kind, namespace, name)]
     : (await client.get<{ items: Resource[] }>('resources', kind, namespace)).items;
   if (output === 'json') {
-    write(json(name ? items[0] : { items }));
+    write(json(name ? manifestOf(items[0]) : { items: items.map(manifestOf) }));
     return 0;
   }
   if (output === 'yaml') {
-    write(yamlDocs(items));
+    write(yamlDocs(items.map(manifestOf)));
     return 0;
   }
   if (items.length === 0) {

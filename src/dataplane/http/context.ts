@@ -13,6 +13,8 @@ export type ListenerKind = 'outbound' | 'gateway' | 'inbound';
 /** What a client proxy's TLS connection says about it: per connection, worked out once. */
 export interface PeerTls {
   identity?: string;
+  /** SHA-256 of the peer's certificate (DER, lower-case hex), as x-forwarded-client-cert's Hash. */
+  certHash?: string;
   sni?: string;
   /** `host:port` of the service the client proxy asked for in its SNI. */
   service?: string;

@@ -1,5 +1,6 @@
 // Header hygiene between hops: hop-by-hop headers never cross the proxy (RFC 9110 §7.6.1), HTTP/2
-// forbids connection-specific ones, and the proxy owns x-forwarded-* and x-request-id.
+// forbids connection-specific ones, and the proxy owns x-forwarded-*, x-forwarded-client-cert and,
+// at the edge, x-request-id.
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
@@ -20,6 +21,12 @@ const hopByHop = new Set([
 /** Headers the proxies use among themselves; an app can neither send nor see them. */
 export const PEER_HEADER = 'x-trellis-peer';
 
+/**
+ * Only a sidecar's inbound side writes it, from the verified peer (Istio's SANITIZE_SET): whatever a
+ * client sends is dropped at every hop, so an app can never pass off an identity it does not hold.
+ */
+export const XFCC_HEADER = 'x-forwarded-client-cert';
+
 /** On every response the proxy makes itself: its response flag, and the rule that decided. */
 export const FLAGS_HEADER = 'x-trellis-response-flags';
 export const RULE_HEADER = 'x-trellis-rule';
@@ -30,6 +37,11 @@ export const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export interface ForwardedInfo {
   clientAddress: string | undefined;
   proto: 'http' | 'https';
+  /**
+   * The client is outside the mesh (a gateway, Envoy's use_remote_address): its x-forwarded-proto and
+   * x-request-id are not believed but overwritten.
+   */
+  edge: boolean;
 }
 
 /**
@@ -51,6 +63,7 @@ export function upstreamHeaders(
     : undefined;
   for (const name in src) {
     if (name.charCodeAt(0) === 58 /* : */ || hopByHop.has(name) || name === PEER_HEADER) continue;
+    if (name === XFCC_HEADER) continue;
     if (listed?.has(name)) continue;
     out[name] = src[name];
   }
@@ -59,9 +72,10 @@ export function upstreamHeaders(
     const prior = src['x-forwarded-for'];
     if (fwd.clientAddress)
       out['x-forwarded-for'] = prior ? `${prior}, ${fwd.clientAddress}` : fwd.clientAddress;
-    out['x-forwarded-proto'] ??= fwd.proto;
+    if (fwd.edge) out['x-forwarded-proto'] = fwd.proto;
+    else out['x-forwarded-proto'] ??= fwd.proto;
   }
-  if (!out['x-request-id']) out['x-request-id'] = randomUUID();
+  if (fwd?.edge || !out['x-request-id']) out['x-request-id'] = randomUUID();
   return out;
 }
 

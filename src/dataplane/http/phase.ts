@@ -18,6 +18,8 @@ export interface PhaseDeps {
   peers: PeerPool;
   /** Who we are, as the peer header says it. */
   selfHeader: string;
+  /** Our SPIFFE identity. */
+  selfIdentity: string;
   telemetry: RequestTelemetry;
   log: Logger;
   accessLog: boolean;

@@ -56,6 +56,7 @@ export class Pipeline {
     this.deps = {
       peers: deps.peers,
       selfHeader: encodePeer(deps.self),
+      selfIdentity: deps.self.principal,
       telemetry: this.telemetry,
       log: deps.log,
       accessLog: deps.accessLog,

@@ -1,18 +1,15 @@
 // normalize: the request target and authority as routing and authorization must see them. Paths are
-// normalized before anything matches on them (see ../normalize.ts); an inbound request also learns
-// here which workload port it is for (Envoy picks the inbound filter chain by destination port).
+// normalized before anything matches on them, in the mode the snapshot names (see ../normalize.ts);
+// an inbound request also learns here which workload port it is for (Envoy picks the inbound filter
+// chain by destination port).
 
 import type { ProxyConfig } from '../../config.ts';
 import type { Exchange } from '../context.ts';
-import { normalizeRequestTarget } from '../normalize.ts';
+import { type Normalizer, normalizeAuthority, pathNormalizer, stripTrailingHostDot } from '../normalize.ts';
 import type { Phase, Step } from '../phase.ts';
 
-/** Outbound and gateway: the app may use us as its HTTP proxy and send the absolute form. */
-function target(ex: Exchange): boolean {
-  return normalized(ex, true);
-}
-
-function normalized(ex: Exchange, absoluteForm: boolean): boolean {
+/** Outbound and gateway set `absoluteForm`: the app may use us as its HTTP proxy. */
+function normalized(ex: Exchange, normalizer: Normalizer, absoluteForm: boolean): boolean {
   const down = ex.down;
   let target = down.target;
   let authority = ex.tunnelAuthority ?? down.authority;
@@ -22,9 +19,9 @@ function normalized(ex: Exchange, absoluteForm: boolean): boolean {
     authority = slash < 0 ? target.slice(7) : target.slice(7, slash);
     target = slash < 0 ? '/' : target.slice(slash);
   }
-  ex.hostHeader = authority;
-  ex.authority = authority.toLowerCase();
-  const norm = normalizeRequestTarget(target);
+  ex.hostHeader = stripTrailingHostDot(authority);
+  ex.authority = normalizeAuthority(authority);
+  const norm = normalizer(target);
   if (!norm.ok) {
     ex.reply(400, 'DPE', `normalize: ${norm.reason}`);
     return false;
@@ -34,11 +31,11 @@ function normalized(ex: Exchange, absoluteForm: boolean): boolean {
   return true;
 }
 
-function inboundPort(cfg: ProxyConfig): Step {
+function inboundPort(cfg: ProxyConfig, normalizer: Normalizer): Step {
   const inbound = cfg.inbound;
   const only = inbound?.ports.length === 1 ? inbound.ports[0] : undefined;
   return (ex) => {
-    if (!normalized(ex, false)) return false;
+    if (!normalized(ex, normalizer, false)) return false;
     const peer = ex.peerTls;
     // Over mTLS the client proxy names the service port in the SNI
     // (`outbound_.<port>_.<subset>_.<host>`); a plaintext client only in its Host header.
@@ -59,7 +56,8 @@ function inboundPort(cfg: ProxyConfig): Step {
 export const normalize: Phase = {
   name: 'normalize',
   setup({ kind, cfg }) {
-    if (kind !== 'inbound') return target;
-    return cfg?.inbound ? inboundPort(cfg) : (ex) => normalized(ex, false);
+    const normalizer = pathNormalizer(cfg?.snapshot.http?.pathNormalization ?? 'BASE');
+    if (kind !== 'inbound') return (ex) => normalized(ex, normalizer, true);
+    return cfg?.inbound ? inboundPort(cfg, normalizer) : (ex) => normalized(ex, normalizer, false);
   },
 };

@@ -19,7 +19,7 @@ import {
 import { withTimeout } from '../../upstream/timeout.ts';
 import type { Exchange } from '../context.ts';
 import { bodyLength, ResponseBody } from '../downstream.ts';
-import { downstreamHeaders, PEER_HEADER, RULE_HEADER, upstreamHeaders } from '../headers.ts';
+import { downstreamHeaders, PEER_HEADER, RULE_HEADER, upstreamHeaders, XFCC_HEADER } from '../headers.ts';
 import type { Phase, PhaseDeps, Step } from '../phase.ts';
 
 /** Writes one upstream answer downstream; a failure before the head becomes the proxy's own reply. */
@@ -119,7 +119,11 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
     const i = pick(t);
     ex.service = t.clusters[i].cluster.service ?? 'unknown';
     const down = ex.down;
-    const headers = upstreamHeaders(down.headers, { clientAddress: down.remoteAddress, proto: 'http' });
+    const headers = upstreamHeaders(down.headers, {
+      clientAddress: down.remoteAddress,
+      proto: 'http',
+      edge: ex.site.edge,
+    });
     ex.requestId = headers['x-request-id'] as string;
     headers[PEER_HEADER] = deps.selfHeader;
     send(ex, t.dispatch[i], headers);
@@ -128,8 +132,15 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
 }
 
 function inbound(deps: PhaseDeps): Step {
+  const by = `By=${deps.selfIdentity};Hash=`;
   return (ex) => {
-    send(ex, deps.app(ex.targetPort!), upstreamHeaders(ex.down.headers, undefined));
+    const headers = upstreamHeaders(ex.down.headers, undefined);
+    // Envoy's SANITIZE_SET with Istio's details (Hash, Subject, URI): the peer the handshake verified,
+    // and nothing from the client.
+    const peer = ex.peerTls;
+    if (peer.certHash !== undefined)
+      headers[XFCC_HEADER] = `${by}${peer.certHash};Subject="";URI=${peer.identity ?? ''}`;
+    send(ex, deps.app(ex.targetPort!), headers);
     return false;
   };
 }

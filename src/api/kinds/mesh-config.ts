@@ -1,0 +1,123 @@
+// MeshConfig, as Istio reads it: a YAML document in the `mesh` key of the `istio` ConfigMap in
+// istio-system. It is validated like a resource's spec, and its problems point into the ConfigMap's
+// document (the line inside the `mesh: |` block). Fields Trellis acts on are checked fully; every
+// other MeshConfig field is accepted with a warning that it is not enforced.
+import { decodeDocuments, positionOf } from '../decode.ts';
+import { any, type Ctx, fail, object, type Problem, string, type Validator } from '../schema.ts';
+import { isDns1123Label } from './syntax.ts';
+
+/** Where Istio reads mesh config from. */
+export const MESH_CONFIG_MAP = { namespace: 'istio-system', name: 'istio', key: 'mesh' } as const;
+
+/** `mesh/v1alpha1/config.proto` ProxyPathNormalization.NormalizationType; DEFAULT means BASE. */
+export const PATH_NORMALIZATIONS = [
+  'DEFAULT',
+  'NONE',
+  'BASE',
+  'MERGE_SLASHES',
+  'DECODE_AND_MERGE_SLASHES',
+] as const;
+
+export type PathNormalizationType = (typeof PATH_NORMALIZATIONS)[number];
+
+/** The part of MeshConfig Trellis enforces; the rest is accepted and warned about. */
+export interface MeshConfigSpec {
+  rootNamespace?: string;
+  pathNormalization?: { normalization?: PathNormalizationType };
+  [field: string]: unknown;
+}
+
+/** MeshConfig fields Istio defines that Trellis does not act on (yet). */
+const NOT_ENFORCED_FIELDS = [
+  'proxyListenPort',
+  'proxyInboundListenPort',
+  'proxyHttpPort',
+  'connectTimeout',
+  'protocolDetectionTimeout',
+  'tcpKeepalive',
+  'ingressClass',
+  'ingressService',
+  'ingressControllerMode',
+  'ingressSelector',
+  'enableTracing',
+  'accessLogFile',
+  'accessLogFormat',
+  'accessLogEncoding',
+  'enableEnvoyAccessLogService',
+  'disableEnvoyListenerLog',
+  'defaultConfig',
+  'outboundTrafficPolicy',
+  'inboundTrafficPolicy',
+  'configSources',
+  'enableAutoMtls',
+  'trustDomain',
+  'trustDomainAliases',
+  'caCertificates',
+  'defaultServiceExportTo',
+  'defaultVirtualServiceExportTo',
+  'defaultDestinationRuleExportTo',
+  'localityLbSetting',
+  'dnsRefreshRate',
+  'h2UpgradePolicy',
+  'inboundClusterStatName',
+  'outboundClusterStatName',
+  'certificates',
+  'serviceSettings',
+  'enablePrometheusMerge',
+  'verifyCertificateAtClient',
+  'ca',
+  'extensionProviders',
+  'defaultProviders',
+  'discoverySelectors',
+  'defaultHttpRetryPolicy',
+  'meshMTLS',
+  'tlsDefaults',
+  'serviceScopeConfigs',
+];
+
+const fields: Record<string, Validator> = {
+  rootNamespace: string({
+    check: (v, path, ctx) => {
+      if (!isDns1123Label(v))
+        fail(ctx, path, `${JSON.stringify(v)} is not a namespace name: expected a DNS-1123 label`);
+    },
+  }),
+  pathNormalization: object({ normalization: string({ enum: PATH_NORMALIZATIONS }) }),
+};
+for (const f of NOT_ENFORCED_FIELDS) fields[f] = any();
+
+export const meshConfigSpec: Validator = object(fields, { notEnforced: NOT_ENFORCED_FIELDS });
+
+export interface ParsedMeshConfig {
+  /** Undefined when the text has errors. */
+  value: MeshConfigSpec | undefined;
+  /** Each with the path inside the mesh config and its line there. */
+  errors: Problem[];
+  warnings: Problem[];
+}
+
+/** Parses and validates the `mesh` text of the istio ConfigMap; an empty text is all defaults. */
+export function parseMeshConfig(text: string): ParsedMeshConfig {
+  const decoded = decodeDocuments(text);
+  const errors: Problem[] = decoded.issues.map((i) => ({
+    path: '',
+    message: i.message,
+    at: { line: i.line ?? 1, column: i.column ?? 1 },
+  }));
+  if (decoded.documents.length > 1)
+    errors.push({
+      path: '',
+      message: 'mesh config must be one YAML document',
+      at: { line: decoded.documents[1].line, column: 1 },
+    });
+  const doc = decoded.documents[0];
+  if (errors.length > 0 || !doc) return { value: errors.length ? undefined : {}, errors, warnings: [] };
+  const ctx: Ctx = { errors: [], warnings: [] };
+  meshConfigSpec(doc.value, '', ctx);
+  const at = (p: Problem): Problem => ({ ...p, at: positionOf(doc, p.path) });
+  return {
+    value: ctx.errors.length ? undefined : (doc.value as MeshConfigSpec),
+    errors: ctx.errors.map(at),
+    warnings: ctx.warnings.map(at),
+  };
+}

@@ -1,0 +1,40 @@
+// Mesh config with Istio's defaults resolved: the `mesh` key of the istio ConfigMap in istio-system,
+// which the API has validated already. No ConfigMap, no key, or an empty document: every default.
+import type { ConfigMapSpec } from '../api/kinds/config-map.ts';
+import { MESH_CONFIG_MAP, parseMeshConfig } from '../api/kinds/mesh-config.ts';
+import type { Resource } from '../api/resource.ts';
+import { kindKey } from '../api/resource.ts';
+import type { PathNormalization } from './snapshot.ts';
+
+export interface ResolvedMeshConfig {
+  /** Where mesh-wide policies live. */
+  rootNamespace: string;
+  pathNormalization: PathNormalization;
+}
+
+export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
+  rootNamespace: 'istio-system',
+  pathNormalization: 'BASE',
+};
+
+const CONFIG_MAP = kindKey('v1', 'ConfigMap');
+
+/** The istio ConfigMap among `resources`, if any. */
+export function isMeshConfigMap(r: Resource): boolean {
+  return (
+    kindKey(r.apiVersion, r.kind) === CONFIG_MAP &&
+    r.metadata.name === MESH_CONFIG_MAP.name &&
+    r.metadata.namespace === MESH_CONFIG_MAP.namespace
+  );
+}
+
+export function resolveMeshConfig(configMap: Resource | undefined): ResolvedMeshConfig {
+  const text = (configMap?.spec as ConfigMapSpec | undefined)?.data?.[MESH_CONFIG_MAP.key];
+  // The API refused an invalid one, so a value that does not parse cannot be here; defaults are safe.
+  const mesh = text === undefined ? undefined : parseMeshConfig(text).value;
+  const normalization = mesh?.pathNormalization?.normalization;
+  return {
+    rootNamespace: mesh?.rootNamespace ?? DEFAULT_MESH_CONFIG.rootNamespace,
+    pathNormalization: normalization === undefined || normalization === 'DEFAULT' ? 'BASE' : normalization,
+  };
+}
