@@ -4,6 +4,7 @@ import type { Resource } from '../api/resource.ts';
 import type { ClusterSet } from './clusters.ts';
 import { hostMatches, resolveHost } from './hosts.ts';
 import { type GatewaySpec, labelsMatch, type MeshIndex, type VirtualServiceSpec } from './mesh-index.ts';
+import { jwtRules } from './request-authentication.ts';
 import { vsRoutes } from './routes.ts';
 import type { GatewayListener, ProxyNode, Route, RouteTable } from './snapshot.ts';
 
@@ -70,6 +71,7 @@ export function gatewayConfig(
       routes,
     }));
     tables.push({ name: tableName, virtualHosts });
+    const jwt = jwtRules(index, { node, targets: entry.gateways });
     listeners.push({
       name: `0.0.0.0_${port}`,
       type: 'gateway',
@@ -77,6 +79,7 @@ export function gatewayConfig(
       protocol: 'HTTP',
       routeTable: tableName,
       gateways: entry.gateways,
+      ...(jwt && { jwtRules: jwt }),
     });
   }
   return { listeners, tables };

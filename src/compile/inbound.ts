@@ -2,6 +2,7 @@
 // PeerAuthentication mode) and one cluster per workload port toward the app beside it.
 import type { MeshIndex } from './mesh-index.ts';
 import { inboundMtls } from './peer-authentication.ts';
+import { jwtRules } from './request-authentication.ts';
 import type { Cluster, InboundService, Listener, ProxyNode } from './snapshot.ts';
 
 /** Proxy id → the service ports it serves, worked out once per index for every proxy. */
@@ -28,12 +29,20 @@ function servedBy(index: MeshIndex): Map<string, InboundService[]> {
 }
 
 export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
+  const services = servedBy(index).get(node.id) ?? [];
+  const targets = new Set<string>();
+  for (const s of services) {
+    const svc = index.services.get(s.host);
+    if (svc) targets.add(`${svc.namespace}/${svc.name}`);
+  }
+  const jwt = jwtRules(index, { node, targets: [...targets] });
   return {
     name: 'inbound',
     type: 'inbound',
     ...inboundMtls(index.peerAuthentications, node, index.meshConfig.rootNamespace),
-    services: servedBy(index).get(node.id) ?? [],
+    services,
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
+    ...(jwt && { jwtRules: jwt }),
   };
 }
 

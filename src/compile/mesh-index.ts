@@ -4,6 +4,7 @@ import type {
   DestinationRuleSpec,
   GatewaySpec,
   PeerAuthenticationSpec,
+  RequestAuthenticationSpec,
   ServiceSpec,
   VirtualServiceSpec,
 } from '../api/kinds/index.ts';
@@ -26,6 +27,22 @@ export interface CompileInput {
   /** Every connected proxy: the registry's workload instances. */
   proxies: readonly ProxyNode[];
   mesh: MeshConfig;
+  /**
+   * Key sets the control plane fetched for RequestAuthentication, by source (`jwksSource`): like the
+   * registry, an input compile reads and never fetches.
+   */
+  jwks?: ReadonlyMap<string, JwksState>;
+}
+
+/** A fetched key set: the last good one (kept when a refresh fails), or why there is none. */
+export interface JwksState {
+  jwks?: string;
+  error?: string;
+}
+
+/** The key a jwtRule's remote key set is fetched by: its `jwksUri`, else OpenID discovery of its issuer. */
+export function jwksSource(rule: { issuer: string; jwksUri?: string }): string {
+  return rule.jwksUri ?? `oidc:${rule.issuer}`;
 }
 
 export interface ServicePort {
@@ -58,6 +75,9 @@ export interface MeshIndex {
   gateways: Resource<GatewaySpec>[];
   /** Oldest first: within one level of precedence the oldest policy wins, as in Istio. */
   peerAuthentications: Resource<PeerAuthenticationSpec>[];
+  /** Oldest first. */
+  requestAuthentications: Resource<RequestAuthenticationSpec>[];
+  jwks: ReadonlyMap<string, JwksState>;
 }
 
 const K = {
@@ -66,6 +86,7 @@ const K = {
   destinationRule: kindKey('networking.istio.io/v1', 'DestinationRule'),
   gateway: kindKey('networking.istio.io/v1', 'Gateway'),
   peerAuthentication: kindKey('security.istio.io/v1', 'PeerAuthentication'),
+  requestAuthentication: kindKey('security.istio.io/v1', 'RequestAuthentication'),
 };
 
 export function labelsMatch(
@@ -92,6 +113,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   const destinationRules = new Map<string, Resource<DestinationRuleSpec>>();
   const gateways: Resource<GatewaySpec>[] = [];
   const peerAuthentications: Resource<PeerAuthenticationSpec>[] = [];
+  const requestAuthentications: Resource<RequestAuthenticationSpec>[] = [];
   const drs: Resource<DestinationRuleSpec>[] = [];
   let meshConfigMap: Resource | undefined;
 
@@ -117,6 +139,8 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     else if (key === K.destinationRule) drs.push(r as Resource<DestinationRuleSpec>);
     else if (key === K.gateway) gateways.push(r as Resource<GatewaySpec>);
     else if (key === K.peerAuthentication) peerAuthentications.push(r as Resource<PeerAuthenticationSpec>);
+    else if (key === K.requestAuthentication)
+      requestAuthentications.push(r as Resource<RequestAuthenticationSpec>);
   }
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
@@ -165,6 +189,8 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     destinationRules,
     gateways: gateways.sort(byAge),
     peerAuthentications: peerAuthentications.sort(byAge),
+    requestAuthentications: requestAuthentications.sort(byAge),
+    jwks: input.jwks ?? new Map(),
   };
 }
 

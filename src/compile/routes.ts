@@ -15,12 +15,24 @@ function stringMatch(m: StringMatchSpec): StringMatch {
   return {}; // `{}`: present with any value
 }
 
+const CLAIM_PREFIX = '@request.auth.claims';
+
+/** `@request.auth.claims.a.b` or `@request.auth.claims[a][b]` → `['a', 'b']` (validated at apply). */
+function claimPath(key: string): string[] {
+  const rest = key.slice(CLAIM_PREFIX.length);
+  return rest.startsWith('[') ? rest.slice(1, -1).split('][') : rest.slice(1).split('.');
+}
+
 function headerMatches(map: Record<string, StringMatchSpec> | undefined): HeaderMatch[] {
   return (
     Object.entries(map ?? {})
       // Istio ignores these pseudo-header keys in `headers`: they have their own match fields.
       .filter(([k]) => !['uri', 'scheme', 'method', 'authority'].includes(k.toLowerCase()))
-      .map(([k, v]) => ({ name: k.toLowerCase(), match: stringMatch(v) }))
+      .map(([k, v]) =>
+        k.startsWith(CLAIM_PREFIX)
+          ? { name: k, match: stringMatch(v), claim: claimPath(k) }
+          : { name: k.toLowerCase(), match: stringMatch(v) },
+      )
   );
 }
 

@@ -77,6 +77,8 @@ export interface InboundListener {
   services: InboundService[];
   /** Workload ports this proxy forwards to, each an inbound cluster `inbound|<port>||`. */
   ports: number[];
+  /** RequestAuthentication: the JWTs this workload verifies; absent when no policy applies. */
+  jwtRules?: JwtRule[];
 }
 
 export interface InboundService {
@@ -94,6 +96,36 @@ export interface GatewayListener {
   routeTable: string;
   /** The Gateway resources (ns/name) whose servers make up this listener. */
   gateways: string[];
+  /** RequestAuthentication: the JWTs this gateway verifies; absent when no policy applies. */
+  jwtRules?: JwtRule[];
+}
+
+/** Where a token is looked for; compile fills in the default (`Authorization: Bearer`, `access_token`). */
+export interface JwtLocations {
+  headers: { name: string; prefix?: string }[];
+  params: string[];
+  cookies: string[];
+}
+
+/** One `jwtRules[]` entry of a RequestAuthentication, resolved: its key set is in the snapshot. */
+export interface JwtRule {
+  /** `RequestAuthentication <ns>/<name> jwtRules[<i>]`. */
+  origin: string;
+  issuer: string;
+  /** Any may match; absent: no audience check. */
+  audiences?: string[];
+  /**
+   * The JSON Web Key Set as JSON, inline or fetched by the control plane. Absent when the key set
+   * could not be had: tokens of this issuer are then rejected (fail closed).
+   */
+  jwks?: string;
+  /** Why `jwks` is absent, for explaining the rejection. */
+  jwksError?: string;
+  locations: JwtLocations;
+  outputPayloadToHeader?: string;
+  outputClaimToHeaders?: { header: string; claim: string }[];
+  /** Default false: the token's header or parameter is removed before the request goes on. */
+  forwardOriginalToken?: boolean;
 }
 
 export interface RouteTable {
@@ -119,6 +151,8 @@ export interface StringMatch {
 export interface HeaderMatch {
   name: string; // lower-case
   match: StringMatch;
+  /** A VirtualService `@request.auth.claims` key: the verified JWT's claim at this path, not a header. */
+  claim?: string[];
 }
 
 /** All fields are ANDed. Source-scoped fields (sourceLabels, sourceNamespace, gateways) are resolved by compile. */

@@ -10,6 +10,7 @@ import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { createApiServer } from './api-server.ts';
 import { CertificateAuthority } from './ca/ca.ts';
+import { JwksResolver } from './jwks.ts';
 import { createProxyServer } from './proxy-server.ts';
 import { PushServer } from './push/push.ts';
 import { Registry } from './registry/registry.ts';
@@ -26,6 +27,10 @@ export interface ControlPlaneOptions {
   pluggedCaDir?: string;
   /** How long restored registry entries wait for their proxies. */
   registryGraceMs?: number;
+  /** How often remote JWKS are refreshed (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20 min). */
+  jwksRefreshMs?: number;
+  /** The first retry after a failed JWKS fetch (doubling up to the refresh interval). */
+  jwksRetryMs?: number;
   version: string;
   log: Logger;
 }
@@ -73,7 +78,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   });
   const registry = new Registry({ stateDir: o.stateDir, log });
   await registry.restore(o.registryGraceMs ?? 10_000);
-  const push = new PushServer({ store, registry, mesh: { trustDomain: ca.trustDomain }, log });
+  const jwks = new JwksResolver({ log, refreshMs: o.jwksRefreshMs, retryMs: o.jwksRetryMs });
+  const push = new PushServer({ store, registry, mesh: { trustDomain: ca.trustDomain }, log, jwks });
   const tokenFile = path.join(o.stateDir, 'bootstrap-token');
   const token = await bootstrapToken(tokenFile);
   const serving = await ca.issueServingCert({

@@ -31,7 +31,6 @@ import {
   intPercent,
   isHeaderName,
   labels,
-  NOT_ENFORCED,
   type Percent,
   percent,
   portNumber,
@@ -190,7 +189,7 @@ function matchHeaderKey(field: 'headers' | 'withoutHeaders'): Validator {
           `JWT claim match ${JSON.stringify(key)} is not valid: expected "@request.auth.claims.<claim>[.<nested>]" or "@request.auth.claims[<claim>][<nested>]"`,
         );
       }
-      return warn(ctx, path, `${NOT_ENFORCED}: matching JWT claims needs RequestAuthentication`);
+      return;
     }
     if (key === '') return fail(ctx, path, 'header name must not be empty');
     if (!isHeaderName(key)) return fail(ctx, path, `header name ${key} is not a valid header name`);

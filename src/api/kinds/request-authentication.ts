@@ -1,9 +1,8 @@
 // RequestAuthentication: which JWTs a workload accepts, where to find them, and how to verify them.
-import { array, boolean, duration, fail, isObject, object, string, type Validator } from '../schema.ts';
+import { array, boolean, duration, fail, isObject, join, object, string, type Validator } from '../schema.ts';
 import {
   headerName,
   nonEmptyString,
-  notEnforcedKind,
   type PolicyTargetReference,
   selectorDeprecated,
   selectorFields,
@@ -106,7 +105,26 @@ const jwtRule: Validator = object(
     timeout: duration(),
     spaceDelimitedClaims: array(nonEmptyString()),
   },
-  { required: ['issuer'], oneOf: [['jwksUri', 'jwks']] },
+  {
+    required: ['issuer'],
+    oneOf: [['jwksUri', 'jwks']],
+    check: (v, path, ctx) => {
+      // Each claim header is written once: two claims into one header would overwrite each other.
+      const seen = new Set<string>();
+      const list = Array.isArray(v.outputClaimToHeaders) ? v.outputClaimToHeaders : [];
+      list.forEach((c: unknown, i: number) => {
+        if (!isObject(c) || typeof c.header !== 'string') return;
+        const h = c.header.toLowerCase();
+        if (seen.has(h))
+          fail(
+            ctx,
+            join(join(join(path, 'outputClaimToHeaders'), i), 'header'),
+            `header ${c.header} is set by another outputClaimToHeaders entry: each header must be unique`,
+          );
+        seen.add(h);
+      });
+    },
+  },
 );
 
 const fields: Validator = object(
@@ -114,7 +132,7 @@ const fields: Validator = object(
   { oneOf: [selectorOneOf], deprecated: selectorDeprecated },
 );
 
-export const requestAuthenticationSpec: Validator = notEnforcedKind(fields, 'JWTs are not verified yet');
+export const requestAuthenticationSpec: Validator = fields;
 
 export const requestAuthentication: KindInfo = {
   group: 'security.istio.io',

@@ -16,6 +16,9 @@ Flags:
   --workload-cert-ttl <dur>  lifetime of workload certificates (default 24h)
   --ca-dir <dir>             plugged-in CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem,
                              root-cert.pem, cert-chain.pem); default: a generated root in the state dir
+  --jwks-refresh-interval <dur>
+                             how often RequestAuthentication key sets (jwksUri) are fetched again
+                             (default $PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, else 20m, as in Istio)
 `;
 
 const FLAGS = {
@@ -26,6 +29,7 @@ const FLAGS = {
   'trust-domain': { type: 'string' },
   'workload-cert-ttl': { type: 'string' },
   'ca-dir': { type: 'string' },
+  'jwks-refresh-interval': { type: 'string' },
 } as const;
 
 export async function run(args: string[]): Promise<number> {
@@ -39,6 +43,12 @@ export async function run(args: string[]): Promise<number> {
     trustDomain: flags['trust-domain'] ?? 'cluster.local',
     workloadCertTtlMs: durationFlag(flags['workload-cert-ttl'], '24h', 'workload-cert-ttl', 'control-plane'),
     pluggedCaDir: flags['ca-dir'],
+    jwksRefreshMs: durationFlag(
+      flags['jwks-refresh-interval'] ?? process.env.PILOT_JWT_PUB_KEY_REFRESH_INTERVAL,
+      '20m',
+      'jwks-refresh-interval',
+      'control-plane',
+    ),
     version: packageVersion(),
     log: createLogger({ component: 'control-plane' }),
   });

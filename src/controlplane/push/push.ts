@@ -12,6 +12,7 @@ import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
 import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage } from '../../push/protocol.ts';
+import type { JwksResolver } from '../jwks.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { Store } from '../store/store.ts';
 
@@ -67,6 +68,7 @@ export class PushServer {
   private readonly conns = new Map<string, Connection>();
   private readonly store: Store;
   private readonly registry: Registry;
+  private readonly jwks: JwksResolver | undefined;
   private readonly mesh: MeshConfig;
   private readonly log: Logger;
   private readonly debounceMs: number;
@@ -100,15 +102,24 @@ export class PushServer {
     debounceMs?: number;
     registryQuietMs?: number;
     registryMaxDelayMs?: number;
+    /** Fetches the remote key sets RequestAuthentications name; a change of keys is pushed like a config change. */
+    jwks?: JwksResolver;
   }) {
     this.store = o.store;
     this.registry = o.registry;
+    this.jwks = o.jwks;
     this.mesh = o.mesh;
     this.log = o.log;
     this.debounceMs = o.debounceMs ?? 10;
     this.registryQuietMs = o.registryQuietMs ?? 100;
     this.registryMaxDelayMs = o.registryMaxDelayMs ?? 1000;
+    this.jwks?.sync(this.store.list());
+    this.jwks?.onChange(() => {
+      this.configDue ??= performance.now() + this.debounceMs;
+      this.arm();
+    });
     this.store.watch((e) => {
+      this.jwks?.sync(this.store.list());
       this.pending.set(e.revision, performance.now());
       // A proxy that keeps NACKing never converges; do not remember its backlog forever.
       if (this.pending.size > 1024) this.pending.delete(this.pending.keys().next().value!);
@@ -159,6 +170,7 @@ export class PushServer {
       resources: this.store.list(),
       proxies: this.registry.list(),
       mesh: this.mesh,
+      jwks: this.jwks?.states,
     });
     let sent = 0;
     for (const conn of conns) {
@@ -361,6 +373,7 @@ export class PushServer {
   }
 
   close(): void {
+    this.jwks?.close();
     clearTimeout(this.timer);
     if (this.convergenceCheck) clearImmediate(this.convergenceCheck);
     for (const c of this.conns.values()) c.stream.close();

@@ -95,7 +95,7 @@ export class Exchange {
   };
 
   /** The proxy answers by itself: flag and rule go to the client, the log and the metrics. */
-  reply(status: number, flags: string, rule: string, body?: string): void {
+  reply(status: number, flags: string, rule: string, body?: string, extra?: OutgoingHttpHeaders): void {
     this.code = status;
     this.flags = flags;
     this.rule = rule;
@@ -105,6 +105,7 @@ export class Exchange {
     }
     const text = body ?? `${FLAG_TEXT[flags] ?? 'error'}\n`;
     const headers: OutgoingHttpHeaders = {
+      ...extra,
       'content-type': 'text/plain',
       [FLAGS_HEADER]: flags,
       'content-length': Buffer.byteLength(text),

@@ -10,7 +10,10 @@ import type { PeerPool } from '../upstream/peer-pool.ts';
 import type { Exchange, ListenerKind, Site } from './context.ts';
 import type { CompiledRouteTable } from './route-table.ts';
 
-/** False when the step answered the exchange (or handed it on for good): the chain stops there. */
+/**
+ * False when the step answered the exchange, handed it on for good, or holds it for an asynchronous
+ * check and calls its `resume` when done: the chain stops there.
+ */
 export type Step = (ex: Exchange) => boolean;
 
 /** What lives as long as the proxy, for the phases' setup. */
@@ -35,6 +38,8 @@ export interface ChainSetup {
   table: CompiledRouteTable | undefined;
   tableName: string;
   deps: PhaseDeps;
+  /** Runs the rest of the chain after this phase, for a step that held the exchange (returned false). */
+  resume: (ex: Exchange) => void;
 }
 
 export interface Phase {
@@ -49,12 +54,18 @@ export class Chain {
   private readonly steps: readonly Step[];
   private readonly record: (ex: Exchange) => void;
 
-  constructor(site: Site, phases: readonly Phase[], setup: ChainSetup, record: (ex: Exchange) => void) {
+  constructor(
+    site: Site,
+    phases: readonly Phase[],
+    setup: Omit<ChainSetup, 'resume'>,
+    record: (ex: Exchange) => void,
+  ) {
     this.site = site;
     const names: string[] = [];
     const steps: Step[] = [];
     for (const p of phases) {
-      const step = p.setup(setup);
+      const next = steps.length + 1;
+      const step = p.setup({ ...setup, resume: (ex) => this.from(ex, next) });
       if (!step) continue;
       names.push(p.name);
       steps.push(step);
@@ -71,6 +82,11 @@ export class Chain {
       if (!ex.code) ex.flags = 'DC'; // the client went away before any response
       this.record(ex);
     });
-    for (const step of this.steps) if (!step(ex)) return;
+    this.from(ex, 0);
+  }
+
+  private from(ex: Exchange, first: number): void {
+    const steps = this.steps;
+    for (let i = first; i < steps.length; i++) if (!steps[i](ex)) return;
   }
 }

@@ -32,6 +32,8 @@ export class RequestView {
   readonly method: string;
   readonly scheme: string;
   readonly authority: string;
+  /** The verified JWT's claims (RequestAuthentication), for `@request.auth.claims` matches. */
+  readonly claims: Record<string, unknown> | undefined;
   private readonly headers: IncomingHttpHeaders;
   private readonly rawQuery: string;
   private params?: URLSearchParams;
@@ -43,6 +45,7 @@ export class RequestView {
     scheme: string,
     authority: string,
     headers: IncomingHttpHeaders,
+    claims?: Record<string, unknown>,
   ) {
     this.path = path;
     this.rawQuery = rawQuery;
@@ -50,6 +53,7 @@ export class RequestView {
     this.scheme = scheme;
     this.authority = authority;
     this.headers = headers;
+    this.claims = claims;
   }
 
   header(name: string): string | undefined {
@@ -117,8 +121,24 @@ function compileMatch(rm: RouteMatch): Predicate {
 
 function headerPredicate(h: HeaderMatch): Predicate {
   const m = compileStringMatch(h.match);
+  if (h.claim) return claimPredicate(h.claim, m);
   const name = h.name;
   return (req) => m(req.header(name));
+}
+
+/** As Envoy matches JWT claims in routes: a string, number or boolean claim, or any string of a list. */
+function claimPredicate(path: string[], m: Matcher): Predicate {
+  return (req) => {
+    let v: unknown = req.claims;
+    for (const key of path) {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+      v = (v as Record<string, unknown>)[key];
+    }
+    if (Array.isArray(v)) return v.some((x) => typeof x === 'string' && m(x));
+    if (typeof v === 'string') return m(v);
+    if (typeof v === 'number' || typeof v === 'boolean') return m(String(v));
+    return false;
+  };
 }
 
 function compileRoute(route: Route): CompiledRoute {

@@ -22,7 +22,15 @@ function routeIn(table: CompiledRouteTable): Step {
     }
     ex.virtualHost = vh.name;
     const down = ex.down;
-    const view = new RequestView(ex.path, ex.query, down.method, 'http', ex.authority, down.headers);
+    const view = new RequestView(
+      ex.path,
+      ex.query,
+      down.method,
+      'http',
+      ex.authority,
+      down.headers,
+      ex.auth?.claims,
+    );
     const route = CompiledRouteTable.route(vh, view);
     if (!route) {
       ex.reply(404, 'NR', `no route matched in ${vh.name}`);
