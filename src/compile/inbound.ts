@@ -1,5 +1,6 @@
 // A sidecar's inbound side: the mesh-facing mTLS listener (the service ports it serves, its
-// PeerAuthentication mode) and one cluster per workload port toward the app beside it.
+// PeerAuthentication mode, its AuthorizationPolicies) and one cluster per workload port toward the app beside it.
+import { authorizationFor } from './authorization.ts';
 import type { MeshIndex } from './mesh-index.ts';
 import { inboundMtls } from './peer-authentication.ts';
 import type { Cluster, InboundService, Listener, ProxyNode } from './snapshot.ts';
@@ -28,12 +29,14 @@ function servedBy(index: MeshIndex): Map<string, InboundService[]> {
 }
 
 export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
+  const authorization = authorizationFor(index, node);
   return {
     name: 'inbound',
     type: 'inbound',
     ...inboundMtls(index.peerAuthentications, node),
     services: servedBy(index).get(node.id) ?? [],
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
+    ...(authorization && { authorization }),
   };
 }
 

@@ -1,6 +1,7 @@
 // The mesh as compile sees it: services, their endpoints and the routing resources, indexed once
 // per change and shared by every proxy's compile.
 import type {
+  AuthorizationPolicySpec,
   DestinationRuleSpec,
   GatewaySpec,
   PeerAuthenticationSpec,
@@ -17,6 +18,8 @@ import type { Endpoint, ProxyNode } from './snapshot.ts';
 
 export interface MeshConfig {
   trustDomain: string;
+  /** Other trust domains whose identities count as this mesh's (meshConfig.trustDomainAliases). */
+  trustDomainAliases?: string[];
 }
 
 export interface CompileInput {
@@ -55,6 +58,8 @@ export interface MeshIndex {
   gateways: Resource<GatewaySpec>[];
   /** Oldest first: within one level of precedence the oldest policy wins, as in Istio. */
   peerAuthentications: Resource<PeerAuthenticationSpec>[];
+  /** Sorted by namespace and name. */
+  authorizationPolicies: Resource<AuthorizationPolicySpec>[];
 }
 
 const K = {
@@ -63,6 +68,7 @@ const K = {
   destinationRule: kindKey('networking.istio.io/v1', 'DestinationRule'),
   gateway: kindKey('networking.istio.io/v1', 'Gateway'),
   peerAuthentication: kindKey('security.istio.io/v1', 'PeerAuthentication'),
+  authorizationPolicy: kindKey('security.istio.io/v1', 'AuthorizationPolicy'),
 };
 
 export function labelsMatch(
@@ -78,6 +84,10 @@ function byAge(a: Resource, b: Resource): number {
   const ta = a.metadata.creationTimestamp ?? '';
   const tb = b.metadata.creationTimestamp ?? '';
   if (ta !== tb) return ta < tb ? -1 : 1;
+  return byName(a, b);
+}
+
+function byName(a: Resource, b: Resource): number {
   const na = `${a.metadata.namespace}/${a.metadata.name}`;
   const nb = `${b.metadata.namespace}/${b.metadata.name}`;
   return na < nb ? -1 : na > nb ? 1 : 0;
@@ -89,6 +99,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   const destinationRules = new Map<string, Resource<DestinationRuleSpec>>();
   const gateways: Resource<GatewaySpec>[] = [];
   const peerAuthentications: Resource<PeerAuthenticationSpec>[] = [];
+  const authorizationPolicies: Resource<AuthorizationPolicySpec>[] = [];
   const drs: Resource<DestinationRuleSpec>[] = [];
 
   for (const r of input.resources) {
@@ -112,6 +123,8 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     else if (key === K.destinationRule) drs.push(r as Resource<DestinationRuleSpec>);
     else if (key === K.gateway) gateways.push(r as Resource<GatewaySpec>);
     else if (key === K.peerAuthentication) peerAuthentications.push(r as Resource<PeerAuthenticationSpec>);
+    else if (key === K.authorizationPolicy)
+      authorizationPolicies.push(r as Resource<AuthorizationPolicySpec>);
   }
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
@@ -159,6 +172,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     destinationRules,
     gateways: gateways.sort(byAge),
     peerAuthentications: peerAuthentications.sort(byAge),
+    authorizationPolicies: authorizationPolicies.sort(byName),
   };
 }
 
