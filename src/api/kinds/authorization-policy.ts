@@ -422,7 +422,7 @@ function checkPolicy(v: Record<string, unknown>, path: string, ctx: Ctx): void {
   }
 }
 
-const fields: Validator = object(
+export const authorizationPolicySpec: Validator = object(
   {
     ...selectorFields,
     rules: array(rule, { max: 512 }),
@@ -431,8 +431,6 @@ const fields: Validator = object(
   },
   { oneOf: [selectorOneOf], deprecated: selectorDeprecated, check: checkPolicy },
 );
-
-export const authorizationPolicySpec: Validator = fields;
 
 export const authorizationPolicy: KindInfo = {
   group: 'security.istio.io',
