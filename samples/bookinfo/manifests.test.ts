@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeDocuments } from '../../src/api/decode.ts';
+import { validateText } from '../../src/api/validate.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -182,5 +183,29 @@ describe('networking scenarios', () => {
     const allV1 = scenarios.get('virtual-service-all-v1.yaml')!;
     assert.deepEqual(allV1.map((vs: Doc) => vs.metadata.name).sort(), [...APPS].sort());
     for (const vs of allV1) assert.equal(vs.spec.http[0].route[0].destination.subset, 'v1');
+  });
+});
+
+describe('security/', () => {
+  it("holds Istio's authorization task policies, valid and enforced (no warning)", () => {
+    const dir = join(here, 'security');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    assert.deepEqual(files.sort(), [
+      'allow-nothing.yaml',
+      'deny-api-reviews.yaml',
+      'details-viewer.yaml',
+      'productpage-viewer.yaml',
+      'ratings-viewer.yaml',
+      'reviews-viewer.yaml',
+    ]);
+    for (const f of files) {
+      const r = validateText(readFileSync(join(dir, f), 'utf8'), f);
+      assert.deepEqual([...r.errors, ...r.warnings], [], f);
+      assert.deepEqual(
+        r.resources.map((x) => x.kind),
+        ['AuthorizationPolicy'],
+        f,
+      );
+    }
   });
 });

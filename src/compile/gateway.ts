@@ -1,6 +1,7 @@
 // A gateway proxy's listeners and route tables: one listener per HTTP server port of the Gateways
 // that select it, with the routes of every VirtualService bound to them, merged per host.
 import type { Resource } from '../api/resource.ts';
+import { authorizationFor } from './authorization.ts';
 import type { ClusterSet } from './clusters.ts';
 import { hostMatches, resolveHost } from './hosts.ts';
 import { type GatewaySpec, labelsMatch, type MeshIndex, type VirtualServiceSpec } from './mesh-index.ts';
@@ -72,6 +73,7 @@ export function gatewayConfig(
     }));
     tables.push({ name: tableName, virtualHosts });
     const jwt = jwtRules(index, { node, targets: entry.gateways });
+    const authorization = authorizationFor(index, node, entry.gateways);
     listeners.push({
       name: `0.0.0.0_${port}`,
       type: 'gateway',
@@ -80,6 +82,7 @@ export function gatewayConfig(
       routeTable: tableName,
       gateways: entry.gateways,
       ...(jwt && { jwtRules: jwt }),
+      ...(authorization && { authorization }),
     });
   }
   return { listeners, tables };

@@ -1,5 +1,6 @@
 // A sidecar's inbound side: the mesh-facing mTLS listener (the service ports it serves, its
-// PeerAuthentication mode) and one cluster per workload port toward the app beside it.
+// PeerAuthentication mode, its AuthorizationPolicies) and one cluster per workload port toward the app beside it.
+import { authorizationFor } from './authorization.ts';
 import type { MeshIndex } from './mesh-index.ts';
 import { inboundMtls } from './peer-authentication.ts';
 import { jwtRules } from './request-authentication.ts';
@@ -36,6 +37,7 @@ export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
     if (svc) targets.add(`${svc.namespace}/${svc.name}`);
   }
   const jwt = jwtRules(index, { node, targets: [...targets] });
+  const authorization = authorizationFor(index, node);
   return {
     name: 'inbound',
     type: 'inbound',
@@ -43,6 +45,7 @@ export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
     services,
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
     ...(jwt && { jwtRules: jwt }),
+    ...(authorization && { authorization }),
   };
 }
 

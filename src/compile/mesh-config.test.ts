@@ -35,10 +35,15 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
   assert.deepEqual(resolveMeshConfig(configMap('pathNormalization: {normalization: DEFAULT}')), {
     rootNamespace: 'istio-system',
     pathNormalization: 'BASE',
+    trustDomainAliases: [],
   });
   assert.deepEqual(
-    resolveMeshConfig(configMap('rootNamespace: mesh-root\npathNormalization:\n  normalization: NONE\n')),
-    { rootNamespace: 'mesh-root', pathNormalization: 'NONE' },
+    resolveMeshConfig(
+      configMap(
+        'rootNamespace: mesh-root\npathNormalization:\n  normalization: NONE\ntrustDomainAliases: [old.td]\n',
+      ),
+    ),
+    { rootNamespace: 'mesh-root', pathNormalization: 'NONE', trustDomainAliases: ['old.td'] },
   );
 });
 

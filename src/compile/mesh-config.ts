@@ -10,11 +10,14 @@ export interface ResolvedMeshConfig {
   /** Where mesh-wide policies live. */
   rootNamespace: string;
   pathNormalization: PathNormalization;
+  /** Other trust domains whose identities count as this mesh's, in AuthorizationPolicy principals. */
+  trustDomainAliases: string[];
 }
 
 export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
   rootNamespace: 'istio-system',
   pathNormalization: 'BASE',
+  trustDomainAliases: [],
 };
 
 const CONFIG_MAP = kindKey('v1', 'ConfigMap');
@@ -36,5 +39,6 @@ export function resolveMeshConfig(configMap: Resource | undefined): ResolvedMesh
   return {
     rootNamespace: mesh?.rootNamespace ?? DEFAULT_MESH_CONFIG.rootNamespace,
     pathNormalization: normalization === undefined || normalization === 'DEFAULT' ? 'BASE' : normalization,
+    trustDomainAliases: mesh?.trustDomainAliases ?? [],
   };
 }

@@ -1,6 +1,7 @@
 // The mesh as compile sees it: services, their endpoints and the routing resources, indexed once
 // per change and shared by every proxy's compile.
 import type {
+  AuthorizationPolicySpec,
   DestinationRuleSpec,
   GatewaySpec,
   PeerAuthenticationSpec,
@@ -78,6 +79,8 @@ export interface MeshIndex {
   /** Oldest first. */
   requestAuthentications: Resource<RequestAuthenticationSpec>[];
   jwks: ReadonlyMap<string, JwksState>;
+  /** Sorted by namespace and name. */
+  authorizationPolicies: Resource<AuthorizationPolicySpec>[];
 }
 
 const K = {
@@ -87,6 +90,7 @@ const K = {
   gateway: kindKey('networking.istio.io/v1', 'Gateway'),
   peerAuthentication: kindKey('security.istio.io/v1', 'PeerAuthentication'),
   requestAuthentication: kindKey('security.istio.io/v1', 'RequestAuthentication'),
+  authorizationPolicy: kindKey('security.istio.io/v1', 'AuthorizationPolicy'),
 };
 
 export function labelsMatch(
@@ -102,6 +106,10 @@ function byAge(a: Resource, b: Resource): number {
   const ta = a.metadata.creationTimestamp ?? '';
   const tb = b.metadata.creationTimestamp ?? '';
   if (ta !== tb) return ta < tb ? -1 : 1;
+  return byName(a, b);
+}
+
+function byName(a: Resource, b: Resource): number {
   const na = `${a.metadata.namespace}/${a.metadata.name}`;
   const nb = `${b.metadata.namespace}/${b.metadata.name}`;
   return na < nb ? -1 : na > nb ? 1 : 0;
@@ -114,6 +122,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   const gateways: Resource<GatewaySpec>[] = [];
   const peerAuthentications: Resource<PeerAuthenticationSpec>[] = [];
   const requestAuthentications: Resource<RequestAuthenticationSpec>[] = [];
+  const authorizationPolicies: Resource<AuthorizationPolicySpec>[] = [];
   const drs: Resource<DestinationRuleSpec>[] = [];
   let meshConfigMap: Resource | undefined;
 
@@ -141,6 +150,8 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     else if (key === K.peerAuthentication) peerAuthentications.push(r as Resource<PeerAuthenticationSpec>);
     else if (key === K.requestAuthentication)
       requestAuthentications.push(r as Resource<RequestAuthenticationSpec>);
+    else if (key === K.authorizationPolicy)
+      authorizationPolicies.push(r as Resource<AuthorizationPolicySpec>);
   }
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
@@ -191,6 +202,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     peerAuthentications: peerAuthentications.sort(byAge),
     requestAuthentications: requestAuthentications.sort(byAge),
     jwks: input.jwks ?? new Map(),
+    authorizationPolicies: authorizationPolicies.sort(byName),
   };
 }
 

@@ -79,6 +79,8 @@ export interface InboundListener {
   ports: number[];
   /** RequestAuthentication: the JWTs this workload verifies; absent when no policy applies. */
   jwtRules?: JwtRule[];
+  /** The AuthorizationPolicies that apply to this workload; absent: none, every request is allowed. */
+  authorization?: Authorization;
 }
 
 export interface InboundService {
@@ -98,6 +100,8 @@ export interface GatewayListener {
   gateways: string[];
   /** RequestAuthentication: the JWTs this gateway verifies; absent when no policy applies. */
   jwtRules?: JwtRule[];
+  /** The AuthorizationPolicies that apply to this gateway; absent: none, every request is allowed. */
+  authorization?: Authorization;
 }
 
 /** Where a token is looked for; compile fills in the default (`Authorization: Bearer`, `access_token`). */
@@ -126,6 +130,84 @@ export interface JwtRule {
   outputClaimToHeaders?: { header: string; claim: string }[];
   /** Default false: the token's header or parameter is removed before the request goes on. */
   forwardOriginalToken?: boolean;
+}
+
+/**
+ * AuthorizationPolicy resolved for one proxy. The proxy evaluates CUSTOM, then DENY, then ALLOW (no
+ * ALLOW policy: allowed; some, none matching: denied); AUDIT only records. Each list holds the
+ * policies of that action, sorted by name; an action without policies is absent.
+ */
+export interface Authorization {
+  custom?: AuthorizationPolicyRules[];
+  deny?: AuthorizationPolicyRules[];
+  allow?: AuthorizationPolicyRules[];
+  audit?: AuthorizationPolicyRules[];
+}
+
+export interface AuthorizationPolicyRules {
+  /** `<namespace>/<name>`. */
+  name: string;
+  /** `istio.io/dry-run: "true"`: evaluated and logged, never enforced. */
+  dryRun?: boolean;
+  /** CUSTOM: the extension provider the policy names. */
+  provider?: string;
+  /** A rule matches when one of `from`, one of `to` and every `when` does; no rules: matches nothing. */
+  rules: AuthorizationRule[];
+}
+
+/** An absent list matches every request. */
+export interface AuthorizationRule {
+  from?: AuthorizationSource[];
+  to?: AuthorizationOperation[];
+  when?: AuthorizationCondition[];
+}
+
+/**
+ * String values keep Istio's syntax: `abc` exact, `abc*` prefix, `*abc` suffix, `*` any non-empty
+ * value. Within a source or operation every field set must match; `not*` fields must not.
+ */
+export interface AuthorizationSource {
+  /** `<trust domain>/ns/<ns>/sa/<sa>` (the peer's SPIFFE ID without `spiffe://`), trust domain aliases expanded. */
+  principals?: string[];
+  notPrincipals?: string[];
+  /** `<iss>/<sub>` of the request's verified JWT. */
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  /** `<ns>/<sa>`, exact. */
+  serviceAccounts?: string[];
+  notServiceAccounts?: string[];
+  trustDomains?: string[];
+  notTrustDomains?: string[];
+  /** CIDR blocks (`10.0.0.1/32` for one address): the connection's peer address. */
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  /** CIDR blocks: the original client address (the peer address, with no trusted proxies in front). */
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+}
+
+export interface AuthorizationOperation {
+  /** Lower-case; compared with the lower-cased authority, port included when the request has one. */
+  hosts?: string[];
+  notHosts?: string[];
+  /** The port the request came in on: the workload (target) port, or the gateway server port. */
+  ports?: number[];
+  notPorts?: number[];
+  methods?: string[];
+  notMethods?: string[];
+  /** Against the normalized path without the query; also Envoy templates with `{*}` and `{**}`. */
+  paths?: string[];
+  notPaths?: string[];
+}
+
+export interface AuthorizationCondition {
+  /** Istio's attribute; in `request.headers[<name>]` the name is lower-case. */
+  key: string;
+  /** IP conditions hold CIDR blocks, `destination.port` port numbers as strings. */
+  values?: string[];
+  notValues?: string[];
 }
 
 export interface RouteTable {

@@ -148,6 +148,7 @@ class SimulatedDownstream implements Downstream {
   readonly hasBody = false;
   readonly body = Readable.from([]);
   readonly remoteAddress = undefined;
+  readonly localAddress = undefined;
   headersSent = false;
   constructor(r: SimulatedRequest) {
     this.method = r.method ?? 'GET';

@@ -13,8 +13,8 @@ import {
   warn,
 } from '../schema.ts';
 import {
+  NOT_ENFORCED,
   nonEmptyString,
-  notEnforcedKind,
   type PolicyTargetReference,
   selectorDeprecated,
   selectorFields,
@@ -25,6 +25,21 @@ import { isIPOrCIDR } from './syntax.ts';
 import type { KindInfo } from './types.ts';
 
 export type AuthorizationAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+/** `"true"`: the policy is evaluated and its decision logged, but never enforced. */
+export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+/**
+ * What a target reference attaches the policy to: an Istio or Gateway API Gateway (the gateway
+ * proxies serving it), or a Service (its workloads); undefined for kinds Trellis has no target for.
+ */
+export function targetKind(ref: PolicyTargetReference): 'Gateway' | 'Service' | undefined {
+  const group = ref.group ?? '';
+  if (ref.kind === 'Gateway' && ['', 'networking.istio.io', 'gateway.networking.k8s.io'].includes(group))
+    return 'Gateway';
+  if (ref.kind === 'Service' && (group === '' || group === 'core')) return 'Service';
+  return undefined;
+}
 
 /** Every value supports exact `abc`, prefix `abc*`, suffix `*abc` and presence `*` matches. */
 export interface Source {
@@ -277,7 +292,11 @@ function attributeProblem(key: string): string | undefined {
   if (plainKeys.includes(key)) return undefined;
   if (/^request\.headers\[[^[\]]+\]$/.test(key)) return undefined;
   if (/^request\.auth\.claims(\[[^[\]]+\])+$/.test(key)) return undefined;
-  if (/^experimental\.envoy\.filters\.[^[\]]+(\[[^[\]]+\])+$/.test(key)) return undefined;
+  if (/^experimental\.envoy\.filters\.[^[\]]+(\[[^[\]]+\])+$/.test(key)) {
+    // Envoy filters' dynamic metadata: Trellis proxies have none, so such a condition could never
+    // be evaluated; refusing it beats a DENY that silently never triggers.
+    return `attribute ${key} is not supported by Trellis: it reads Envoy filter metadata, which Trellis proxies do not have`;
+  }
   for (const [retired, why] of Object.entries(retiredKeys)) {
     if (key === retired || key.startsWith(`${retired}[`)) return `attribute ${key} is not supported: ${why}`;
   }
@@ -288,7 +307,6 @@ function conditionValue(key: unknown): (v: string, path: string, ctx: Ctx) => vo
   return (v, path, ctx) => {
     if (key === 'source.ip' || key === 'remote.ip' || key === 'destination.ip') ipBlock(v, path, ctx);
     if (key === 'destination.port') portString(v, path, ctx);
-    if (key === 'source.trustDomain') noWildcard('source.trustDomain values')(v, path, ctx);
   };
 }
 
@@ -356,13 +374,38 @@ function checkCustomRules(rules: unknown[], path: string, ctx: Ctx): void {
   });
 }
 
+function checkTargets(v: Record<string, unknown>, path: string, ctx: Ctx): void {
+  const refs: [unknown, string][] = Array.isArray(v.targetRefs)
+    ? v.targetRefs.map((r, i): [unknown, string] => [r, join(join(path, 'targetRefs'), i)])
+    : isObject(v.targetRef)
+      ? [[v.targetRef, join(path, 'targetRef')]]
+      : [];
+  for (const [ref, at] of refs) {
+    if (!isObject(ref) || typeof ref.kind !== 'string' || typeof ref.name !== 'string') continue;
+    if (!targetKind(ref as unknown as PolicyTargetReference)) {
+      const group = typeof ref.group === 'string' && ref.group ? `${ref.group}/` : '';
+      warn(
+        ctx,
+        join(at, 'kind'),
+        `${NOT_ENFORCED}: target kind ${group}${ref.kind}; Trellis attaches policies to Gateway and Service only, so this reference selects nothing`,
+      );
+    }
+  }
+}
+
 function checkPolicy(v: Record<string, unknown>, path: string, ctx: Ctx): void {
+  checkTargets(v, path, ctx);
   const action = (v.action as string | undefined) ?? 'ALLOW';
   const rules = Array.isArray(v.rules) ? v.rules : undefined;
   if (action === 'CUSTOM') {
     if (!isObject(v.provider))
       fail(ctx, join(path, 'provider'), 'the CUSTOM action requires a provider naming an extension provider');
     checkCustomRules(rules ?? [], path, ctx);
+    warn(
+      ctx,
+      join(path, 'action'),
+      'CUSTOM (external authorization) is not supported by Trellis yet: requests its rules match are denied (fail closed)',
+    );
   } else if (v.provider != null) {
     fail(
       ctx,
@@ -379,7 +422,7 @@ function checkPolicy(v: Record<string, unknown>, path: string, ctx: Ctx): void {
   }
 }
 
-const fields: Validator = object(
+export const authorizationPolicySpec: Validator = object(
   {
     ...selectorFields,
     rules: array(rule, { max: 512 }),
@@ -388,8 +431,6 @@ const fields: Validator = object(
   },
   { oneOf: [selectorOneOf], deprecated: selectorDeprecated, check: checkPolicy },
 );
-
-export const authorizationPolicySpec: Validator = notEnforcedKind(fields, 'requests are not authorized yet');
 
 export const authorizationPolicy: KindInfo = {
   group: 'security.istio.io',

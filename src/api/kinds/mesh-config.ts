@@ -3,7 +3,7 @@
 // document (the line inside the `mesh: |` block). Fields Trellis acts on are checked fully; every
 // other MeshConfig field is accepted with a warning that it is not enforced.
 import { decodeDocuments, positionOf } from '../decode.ts';
-import { any, type Ctx, fail, object, type Problem, string, type Validator } from '../schema.ts';
+import { any, array, type Ctx, fail, object, type Problem, string, type Validator } from '../schema.ts';
 import { isDns1123Label } from './syntax.ts';
 
 /** Where Istio reads mesh config from. */
@@ -24,6 +24,7 @@ export type PathNormalizationType = (typeof PATH_NORMALIZATIONS)[number];
 export interface MeshConfigSpec {
   rootNamespace?: string;
   pathNormalization?: { normalization?: PathNormalizationType };
+  trustDomainAliases?: string[];
   [field: string]: unknown;
 }
 
@@ -51,7 +52,6 @@ const NOT_ENFORCED_FIELDS = [
   'configSources',
   'enableAutoMtls',
   'trustDomain',
-  'trustDomainAliases',
   'caCertificates',
   'defaultServiceExportTo',
   'defaultVirtualServiceExportTo',
@@ -83,6 +83,7 @@ const fields: Record<string, Validator> = {
     },
   }),
   pathNormalization: object({ normalization: string({ enum: PATH_NORMALIZATIONS }) }),
+  trustDomainAliases: array(string()),
 };
 for (const f of NOT_ENFORCED_FIELDS) fields[f] = any();
 

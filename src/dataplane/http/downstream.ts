@@ -17,6 +17,8 @@ export interface Downstream {
   readonly hasBody: boolean;
   readonly body: Readable;
   readonly remoteAddress: string | undefined;
+  /** The address the client connected to (`destination.ip`). */
+  readonly localAddress: string | undefined;
   readonly headersSent: boolean;
   /** Sends the head; with `body` the response is complete. */
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void;
@@ -49,6 +51,9 @@ export class H2Downstream implements Downstream {
   }
   get remoteAddress(): string | undefined {
     return this.body.session?.socket?.remoteAddress;
+  }
+  get localAddress(): string | undefined {
+    return this.body.session?.socket?.localAddress;
   }
   get headersSent(): boolean {
     return this.body.headersSent;

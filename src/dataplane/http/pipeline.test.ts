@@ -44,7 +44,7 @@ const pipeline = () =>
 test('the phases run in their fixed order', () => {
   assert.deepEqual(
     PHASES.map((p) => p.name),
-    ['normalize', 'authenticate', 'route', 'upstream'],
+    ['normalize', 'authenticate', 'authorize', 'route', 'upstream'],
   );
 });
 
@@ -58,6 +58,13 @@ test('a phase the snapshot does not configure is not on the request path', () =>
   // One PERMISSIVE port: plaintext reaches the chain, and the authenticate phase joins it.
   const permissive = p.build(ProxyConfig.build(sidecar({ portMtls: { '9080': 'PERMISSIVE' } })));
   assert.deepEqual(permissive.inbound.phases, ['normalize', 'authenticate', 'upstream']);
+
+  // An AuthorizationPolicy applies to the workload: authorize joins the inbound chain, and only it.
+  const authorized = p.build(
+    ProxyConfig.build(sidecar({ authorization: { allow: [{ name: 'default/allow-nothing', rules: [] }] } })),
+  );
+  assert.deepEqual(authorized.inbound.phases, ['normalize', 'authorize', 'upstream']);
+  assert.deepEqual(authorized.outbound.phases, ['normalize', 'route', 'upstream']);
 
   // Before the first snapshot only normalize runs, then the proxy answers NC.
   const none = p.build(undefined);

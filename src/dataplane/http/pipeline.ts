@@ -14,13 +14,14 @@ import { Exchange, type ListenerKind, type PeerTls, PLAINTEXT, type Site } from 
 import type { Downstream } from './downstream.ts';
 import { Chain, type Phase, type PhaseDeps } from './phase.ts';
 import { authenticate } from './phases/authenticate.ts';
+import { authorize } from './phases/authorize.ts';
 import { normalize } from './phases/normalize.ts';
 import { route } from './phases/route.ts';
 import { recorder } from './phases/telemetry.ts';
 import { upstream } from './phases/upstream.ts';
 
-/** The phases, in their fixed order. Later ones (authorize, waf, rate limit, fault) slot in here. */
-export const PHASES: readonly Phase[] = [normalize, authenticate, route, upstream];
+/** The phases, in their fixed order. Later ones (waf, rate limit, fault) slot in here. */
+export const PHASES: readonly Phase[] = [normalize, authenticate, authorize, route, upstream];
 
 export interface PipelineDeps {
   self: PeerInfo;

@@ -412,6 +412,10 @@ class RawDownstream implements Downstream {
     return this.conn.socket.remoteAddress;
   }
 
+  get localAddress(): string | undefined {
+    return this.conn.socket.localAddress;
+  }
+
   pushBody(chunk: Buffer | null): void {
     const body = this.requestBody!;
     // Answered already: what is left of the body is read and dropped, to reach the next request.

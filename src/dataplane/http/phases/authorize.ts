@@ -1,0 +1,129 @@
+// authorize: the AuthorizationPolicies of the workload (inbound) or of the gateway listener, compiled
+// when the snapshot is applied (../authorization.ts). A denial answers as Envoy's RBAC filter does,
+// `403 RBAC: access denied` with the flag RBAC, and names the policy and rule in the log (and, for
+// mesh clients, the rule header). AUDIT matches and dry-run decisions are logged, never enforced.
+import type { Authorization } from '../../../compile/snapshot.ts';
+import { type AuthorizationAttributes, CompiledAuthorization } from '../authorization.ts';
+import type { Exchange } from '../context.ts';
+import type { Phase, Step } from '../phase.ts';
+
+export const RBAC_DENIED_BODY = 'RBAC: access denied';
+
+/** The request as policies see it, worked out lazily: most policies ask about a few attributes. */
+class ExchangeAttributes implements AuthorizationAttributes {
+  private readonly ex: Exchange;
+  readonly port: number;
+  readonly principal: string | undefined;
+  private parsed = false;
+  private ns: string | undefined;
+  private sa: string | undefined;
+  private td: string | undefined;
+
+  constructor(ex: Exchange, port: number) {
+    this.ex = ex;
+    this.port = port;
+    const id = ex.peerTls.identity;
+    this.principal = id?.startsWith('spiffe://') ? id.slice(9) : id;
+  }
+
+  private parse(): void {
+    if (this.parsed) return;
+    this.parsed = true;
+    const p = this.principal;
+    if (!p) return;
+    const m = /^([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(p);
+    if (!m) return;
+    this.td = m[1];
+    this.ns = m[2];
+    this.sa = `${m[2]}/${m[3]}`;
+  }
+  get namespace(): string | undefined {
+    this.parse();
+    return this.ns;
+  }
+  get serviceAccount(): string | undefined {
+    this.parse();
+    return this.sa;
+  }
+  get trustDomain(): string | undefined {
+    this.parse();
+    return this.td;
+  }
+  get sourceIp(): string | undefined {
+    return this.ex.down.remoteAddress;
+  }
+  /** Without trusted proxies in front (Istio's default numTrustedProxies 0), the peer itself. */
+  get remoteIp(): string | undefined {
+    return this.ex.down.remoteAddress;
+  }
+  get destinationIp(): string | undefined {
+    return this.ex.down.localAddress;
+  }
+  get sni(): string | undefined {
+    return this.ex.peerTls.sni;
+  }
+  get requestPrincipal(): string | undefined {
+    return this.ex.auth?.principal;
+  }
+  get audiences(): readonly string[] | undefined {
+    return this.ex.auth?.audiences;
+  }
+  get presenter(): string | undefined {
+    return this.ex.auth?.presenter;
+  }
+  get claims(): Readonly<Record<string, unknown>> | undefined {
+    return this.ex.auth?.claims;
+  }
+  header(name: string): string | undefined {
+    const v = this.ex.down.headers[name];
+    return Array.isArray(v) ? v.join(',') : v;
+  }
+  get method(): string {
+    return this.ex.down.method;
+  }
+  get host(): string {
+    return this.ex.authority;
+  }
+  get path(): string {
+    return this.ex.path;
+  }
+}
+
+function authorizer(authorization: Authorization, port: (ex: Exchange) => number): Step {
+  const authz = new CompiledAuthorization(authorization);
+  return (ex) => {
+    const attrs = new ExchangeAttributes(ex, port(ex));
+    if (authz.records) {
+      const log = ex.site.log;
+      for (const rule of authz.audited(attrs))
+        log.info('authorization audit', { rule, authority: ex.authority, path: ex.path });
+      const shadow = authz.dryRun(attrs);
+      if (shadow)
+        log.info('authorization dry-run', {
+          result: shadow.allow ? 'allowed' : 'denied',
+          rule: shadow.rule,
+          authority: ex.authority,
+          path: ex.path,
+        });
+    }
+    const verdict = authz.decide(attrs);
+    if (verdict.allow) return true;
+    ex.reply(403, 'RBAC', verdict.rule, RBAC_DENIED_BODY);
+    return false;
+  };
+}
+
+export const authorize: Phase = {
+  name: 'authorize',
+  setup({ kind, cfg, tableName }) {
+    if (kind === 'inbound') {
+      const a = cfg?.inbound?.authorization;
+      return a ? authorizer(a, (ex) => ex.targetPort!) : undefined;
+    }
+    if (kind !== 'gateway') return undefined;
+    const listener = cfg?.snapshot.listeners.find((l) => l.type === 'gateway' && l.routeTable === tableName);
+    if (listener?.type !== 'gateway' || !listener.authorization) return undefined;
+    const port = listener.port;
+    return authorizer(listener.authorization, () => port);
+  },
+};
