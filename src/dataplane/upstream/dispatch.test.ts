@@ -183,6 +183,10 @@ describe('upstream dispatch and its layers', { timeout: 20_000 }, () => {
           write(chunk, _enc, done) {
             socket.write(chunk, done);
           },
+          destroy(err, done) {
+            socket.destroy();
+            done(err);
+          },
         });
         socket.on('data', (c) => duplex.push(c));
         socket.on('close', () => duplex.destroy());
