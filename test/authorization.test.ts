@@ -13,6 +13,7 @@ import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
+import { adminHeaders, platformInstance } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -65,15 +66,16 @@ let gateway: RunningProxy;
 let gatewayPort: number;
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number, log = quiet) {
+  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
   return startProxy({
     node: { ...node, address: '127.0.0.1', healthy: false },
     trustDomain: 'cluster.local',
     controlPlane: cp.info.xds,
     rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token: (await readFile(cp.info.tokenFile, 'utf8')).trim(),
+    token,
     bindHost: '127.0.0.1',
     outboundPort: 0,
-    inboundPort: 0,
+    inboundPort,
     adminPort: 0,
     appPorts: new Map(appPort ? [[8080, appPort]] : []),
     readiness: appPort
@@ -129,6 +131,7 @@ async function runs(p: RunningProxy, revision: number): Promise<void> {
 async function apply(text: string, ...proxies: RunningProxy[]): Promise<void> {
   const res = await fetch(`${cp.info.api}/api/v1/apply`, {
     method: 'POST',
+    headers: adminHeaders(cp.info),
     body: JSON.stringify({ sources: [{ file: 'ap.yaml', text }] }),
   });
   const body = (await res.json()) as { revision: number };
@@ -137,7 +140,10 @@ async function apply(text: string, ...proxies: RunningProxy[]): Promise<void> {
 }
 
 async function remove(name: string, ...proxies: RunningProxy[]): Promise<void> {
-  const res = await fetch(`${cp.info.api}/api/v1/resources/ap/default/${name}`, { method: 'DELETE' });
+  const res = await fetch(`${cp.info.api}/api/v1/resources/ap/default/${name}`, {
+    method: 'DELETE',
+    headers: adminHeaders(cp.info),
+  });
   const body = (await res.json()) as { revision: number };
   assert.equal(res.status, 200, JSON.stringify(body));
   for (const p of proxies) await runs(p, body.revision);
@@ -165,6 +171,7 @@ describe('AuthorizationPolicy through real proxies', { timeout: 120_000 }, () =>
     });
     const res = await fetch(`${cp.info.api}/api/v1/apply`, {
       method: 'POST',
+      headers: adminHeaders(cp.info),
       body: JSON.stringify({ sources: [{ file: 'mesh.yaml', text: MESH }] }),
     });
     assert.equal(res.status, 200, await res.text());

@@ -222,7 +222,9 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     await mesh.converged(mesh.info.instances.length, revision);
     assert.match((await page(`${mesh.gateway}/productpage`)).text, /font color="red"/);
     const ratingsEndpointHealthy = async () => {
-      const snap = (await (await fetch(`${mesh.api}/api/v1/proxy-config/reviews-v3-0.default`)).json()) as {
+      const snap = (await (
+        await fetch(`${mesh.api}/api/v1/proxy-config/reviews-v3-0.default`, { headers: mesh.auth })
+      ).json()) as {
         clusters: { service?: string; endpoints: { healthy: boolean }[] }[];
       };
       // Whatever subset the routes use (all-v1 may be in force), ratings has one endpoint.
@@ -326,8 +328,11 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
   });
 
   test('invalid input: apply exits non-zero with file:line and field path, and changes nothing', async () => {
-    const before = ((await (await fetch(`${mesh.api}/api/v1/version`)).json()) as { revision: number })
-      .revision;
+    const before = (
+      (await (await fetch(`${mesh.api}/api/v1/version`, { headers: mesh.auth })).json()) as {
+        revision: number;
+      }
+    ).revision;
     const dir = mesh.stateDir;
     const cases: [string, string, RegExp][] = [
       [
@@ -358,8 +363,11 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
       assert.notEqual(r.code, 0, `${name} must fail`);
       assert.match(r.stderr, expected, `${name}: ${r.stderr}`);
     }
-    const after = ((await (await fetch(`${mesh.api}/api/v1/version`)).json()) as { revision: number })
-      .revision;
+    const after = (
+      (await (await fetch(`${mesh.api}/api/v1/version`, { headers: mesh.auth })).json()) as {
+        revision: number;
+      }
+    ).revision;
     assert.equal(after, before, 'the store is unchanged');
   });
 

@@ -21,6 +21,7 @@ import { PeerPool } from '../src/dataplane/upstream/peer-pool.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
+import { adminHeaders, platformInstance } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -96,15 +97,16 @@ async function controlPlane(ports?: { api: number; xds: number }): Promise<Runni
 }
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
+  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
   return startProxy({
     node: { ...node, address: '127.0.0.1', healthy: false },
     trustDomain: 'cluster.local',
     controlPlane: cp.info.xds,
     rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token: (await readFile(cp.info.tokenFile, 'utf8')).trim(),
+    token,
     bindHost: '127.0.0.1',
     outboundPort: 0,
-    inboundPort: 0,
+    inboundPort,
     adminPort: 0,
     appPorts: new Map(appPort ? [[8080, appPort]] : []),
     readiness: appPort
@@ -159,6 +161,7 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
     cp = await controlPlane();
     const res = await fetch(`${cp.info.api}/api/v1/apply`, {
       method: 'POST',
+      headers: adminHeaders(cp.info),
       body: JSON.stringify({ sources: [{ file: 'mesh.yaml', text: MESH }] }),
     });
     assert.equal(res.status, 200, await res.text());
@@ -206,7 +209,9 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
       ports: [],
     });
     await until('both proxies synced with a healthy echo endpoint', async () => {
-      const s = (await (await fetch(`${cp.info.api}/api/v1/proxy-status`)).json()) as {
+      const s = (await (
+        await fetch(`${cp.info.api}/api/v1/proxy-status`, { headers: adminHeaders(cp.info) })
+      ).json()) as {
         proxies: { status: string; healthy: boolean }[];
       };
       const snap = client.current();
@@ -425,6 +430,7 @@ spec:
 ${portLevel}`;
       const res = await fetch(`${cp.info.api}/api/v1/apply`, {
         method: 'POST',
+        headers: adminHeaders(cp.info),
         body: JSON.stringify({ sources: [{ file: 'pa.yaml', text }] }),
       });
       assert.equal(res.status, 200, await res.text());
@@ -535,7 +541,9 @@ ${portLevel}`;
     await until(
       'proxies to reconnect and resync',
       async () => {
-        const s = (await (await fetch(`${cp.info.api}/api/v1/proxy-status`)).json()) as {
+        const s = (await (
+          await fetch(`${cp.info.api}/api/v1/proxy-status`, { headers: adminHeaders(cp.info) })
+        ).json()) as {
           proxies: { status: string }[];
         };
         return s.proxies.length === 2 && s.proxies.every((p) => p.status === 'SYNCED');
@@ -547,7 +555,9 @@ ${portLevel}`;
       versionBefore,
       'the same config, recompiled from the durable store and restored registry',
     );
-    const vs = await fetch(`${cp.info.api}/api/v1/resources/vs/default/echo`);
+    const vs = await fetch(`${cp.info.api}/api/v1/resources/vs/default/echo`, {
+      headers: adminHeaders(cp.info),
+    });
     assert.equal(vs.status, 200);
     assert.equal((await send('http://echo:8080/after', { headers: { host: 'echo:8080' } })).status, 200);
   });

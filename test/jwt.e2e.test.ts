@@ -17,6 +17,7 @@ import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { CLIENT_ID, OpenIdProvider, signingKey } from './support/oidc.ts';
+import { adminHeaders, platformInstance } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -87,15 +88,16 @@ spec:
 `;
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
+  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
   return startProxy({
     node: { ...node, address: '127.0.0.1', healthy: false },
     trustDomain: 'cluster.local',
     controlPlane: cp.info.xds,
     rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token: (await readFile(cp.info.tokenFile, 'utf8')).trim(),
+    token,
     bindHost: '127.0.0.1',
     outboundPort: 0,
-    inboundPort: 0,
+    inboundPort,
     adminPort: 0,
     appPorts: new Map(appPort ? [[8080, appPort]] : []),
     readiness: appPort
@@ -150,6 +152,7 @@ describe('RequestAuthentication with a real OpenID provider', { timeout: 120_000
     });
     const res = await fetch(`${cp.info.api}/api/v1/apply`, {
       method: 'POST',
+      headers: adminHeaders(cp.info),
       body: JSON.stringify({ sources: [{ file: 'mesh.yaml', text: mesh(op.issuer, op.jwksUri) }] }),
     });
     const text = await res.text();

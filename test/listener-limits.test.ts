@@ -17,6 +17,7 @@ import type { ListenerLimits } from '../src/dataplane/listener-limits.ts';
 import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { until } from './support/mesh.ts';
+import { adminHeaders, platformInstance } from './support/platform.ts';
 
 const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
 const log: Logger = {
@@ -57,15 +58,16 @@ const release = () => {
 };
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
+  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
   return startProxy({
     node: { ...node, address: '127.0.0.1', healthy: false },
     trustDomain: 'cluster.local',
     controlPlane: cp.info.xds,
     rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token: (await readFile(cp.info.tokenFile, 'utf8')).trim(),
+    token,
     bindHost: '127.0.0.1',
     outboundPort: 0,
-    inboundPort: 0,
+    inboundPort,
     adminPort: 0,
     appPorts: new Map(appPort ? [[8080, appPort]] : []),
     readiness: appPort
@@ -163,6 +165,7 @@ describe('listeners a client cannot exhaust', { timeout: 60_000 }, () => {
     });
     const res = await fetch(`${cp.info.api}/api/v1/apply`, {
       method: 'POST',
+      headers: adminHeaders(cp.info),
       body: JSON.stringify({ sources: [{ file: 'mesh.yaml', text: MESH }] }),
     });
     assert.equal(res.status, 200, await res.text());

@@ -19,6 +19,7 @@ import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
+import { adminHeaders, platformInstance } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -88,20 +89,21 @@ async function proxy(
   node: Omit<ProxyNode, 'healthy' | 'address'>,
   extra: { appPort?: number; gatewayPort?: number } = {},
 ): Promise<RunningProxy> {
+  const registered = {
+    ...node,
+    address: '127.0.0.1',
+    ...(extra.gatewayPort ? { gatewayPorts: { '80': extra.gatewayPort } } : {}),
+  };
+  const { token, inboundPort } = await platformInstance(cp.info, registered);
   return startProxy({
-    node: {
-      ...node,
-      address: '127.0.0.1',
-      healthy: false,
-      ...(extra.gatewayPort ? { gatewayPorts: { '80': extra.gatewayPort } } : {}),
-    },
+    node: { ...registered, healthy: false },
     trustDomain: 'cluster.local',
     controlPlane: cp.info.xds,
     rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token: (await readFile(cp.info.tokenFile, 'utf8')).trim(),
+    token,
     bindHost: '127.0.0.1',
     outboundPort: 0,
-    inboundPort: 0,
+    inboundPort,
     adminPort: 0,
     appPorts: new Map(extra.appPort ? [[8080, extra.appPort]] : []),
     readiness: extra.appPort
@@ -115,6 +117,7 @@ async function proxy(
 async function apply(text: string): Promise<void> {
   const res = await fetch(`${cp.info.api}/api/v1/apply`, {
     method: 'POST',
+    headers: adminHeaders(cp.info),
     body: JSON.stringify({ sources: [{ file: 'mesh.yaml', text }] }),
   });
   assert.equal(res.status, 200, await res.text());

@@ -12,6 +12,7 @@ import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
+import { adminHeaders, registerInstance } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -55,27 +56,29 @@ before(async () => {
   });
   const res = await fetch(`${cp.info.api}/api/v1/apply`, {
     method: 'POST',
+    headers: adminHeaders(cp.info),
     body: JSON.stringify({ sources: [{ file: 'edge.yaml', text: CONFIG }] }),
   });
   assert.equal(res.status, 200, await res.text());
   port = await new PortAllocator().next();
+  const node = {
+    id: 'edge-0',
+    role: 'gateway' as const,
+    workload: 'edge',
+    namespace: 'default',
+    serviceAccount: 'edge',
+    labels: { istio: 'edge' },
+    ports: [],
+    gatewayPorts: { '80': port },
+    address: '127.0.0.1',
+  };
+  const token = await registerInstance(cp.info, node);
   gateway = await startProxy({
-    node: {
-      id: 'edge-0',
-      role: 'gateway',
-      workload: 'edge',
-      namespace: 'default',
-      serviceAccount: 'edge',
-      labels: { istio: 'edge' },
-      ports: [],
-      gatewayPorts: { '80': port },
-      address: '127.0.0.1',
-      healthy: false,
-    },
+    node: { ...node, healthy: false },
     trustDomain: 'cluster.local',
     controlPlane: cp.info.xds,
     rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token: (await readFile(cp.info.tokenFile, 'utf8')).trim(),
+    token,
     bindHost: '127.0.0.1',
     outboundPort: 0,
     inboundPort: 0,

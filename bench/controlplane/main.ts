@@ -15,6 +15,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { ProxyNode } from '../../src/compile/snapshot.ts';
 import { cpuSeconds, machineBusySeconds, median, memoryMiB, ms, percentile } from './measure.ts';
 import { hubYaml, meshYaml, proxyNodes } from './mesh.ts';
 import type { ChildMessage, ParentMessage, RoundReply, SimMode, SimStats } from './sim.ts';
@@ -156,7 +157,8 @@ class ControlPlane {
   api = '';
   xds = '';
   rootCertPem = '';
-  token = '';
+  /** The admin credential's headers: the benchmark is the platform that registers every proxy. */
+  auth: Record<string, string> = {};
   exited = false;
 
   constructor(stateDir: string, profDir: string | undefined) {
@@ -198,20 +200,23 @@ class ControlPlane {
         api: string;
         xds: string;
         rootCert: string;
-        tokenFile: string;
+        adminTokenFile: string;
       };
     });
     this.pid = info.pid;
     this.api = info.api;
     this.xds = info.xds;
     this.rootCertPem = readFileSync(info.rootCert, 'utf8');
-    this.token = readFileSync(info.tokenFile, 'utf8').trim();
+    this.auth = {
+      authorization: `Bearer ${readFileSync(info.adminTokenFile, 'utf8').trim()}`,
+      'content-type': 'application/json',
+    };
   }
 
   async apply(text: string): Promise<number> {
     const res = await fetch(`${this.api}/api/v1/apply`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: this.auth,
       body: JSON.stringify({ sources: [{ file: 'bench.yaml', text }] }),
       signal: AbortSignal.timeout(30_000),
     });
@@ -224,8 +229,33 @@ class ControlPlane {
     revision: number;
     proxies: { id: string; status: string; latest?: { version: string } }[];
   }> {
-    const res = await fetch(`${this.api}/api/v1/proxy-status`, { signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${this.api}/api/v1/proxy-status`, {
+      headers: this.auth,
+      signal: AbortSignal.timeout(30_000),
+    });
     return (await res.json()) as Awaited<ReturnType<ControlPlane['proxyStatus']>>;
+  }
+
+  /** Registers every proxy as `trellis up` does; answers each one's bootstrap token, by proxy id. */
+  async register(nodes: ProxyNode[]): Promise<Record<string, string>> {
+    const tokens: Record<string, string> = {};
+    let next = 0;
+    const worker = async () => {
+      while (next < nodes.length) {
+        const { healthy: _, ...node } = nodes[next++];
+        const res = await fetch(`${this.api}/api/v1/instances`, {
+          method: 'POST',
+          headers: this.auth,
+          body: JSON.stringify({ node }),
+          signal: AbortSignal.timeout(30_000),
+        });
+        const body = (await res.json()) as { token?: string; message?: string };
+        if (!body.token) throw new Error(`register ${node.id}: HTTP ${res.status}: ${body.message}`);
+        tokens[node.id] = body.token;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    return tokens;
   }
 
   async stop(): Promise<void> {
@@ -331,15 +361,17 @@ async function runScenario(s: Scenario): Promise<Result> {
     await cp.ready();
     sampler = new MemorySampler(cp.pid);
     await cp.apply(meshYaml(s.services, s.proxies));
+    const nodes = proxyNodes(s.services, s.proxies);
+    const tokens = await cp.register(nodes);
     const setupStart = performance.now();
     sims = new Sims(args['sim-prof'] ? path.resolve(args['sim-prof'], s.name) : undefined);
     const ready = await sims.start({
       type: 'start',
       xds: cp.xds,
       rootCertPem: cp.rootCertPem,
-      token: cp.token,
+      tokens,
       trustDomain: 'cluster.local',
-      nodes: proxyNodes(s.services, s.proxies),
+      nodes,
       mode: s.sim,
       windowBytes: args.window ? Number(args.window) : undefined,
       timeoutMs: setupTimeoutMs,

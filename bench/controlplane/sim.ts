@@ -1,6 +1,6 @@
 // Simulated proxies for the control-plane benchmark: a child process (started by main.ts) that runs
 // many proxies, each speaking the real push protocol as the real agent does (src/dataplane/agent):
-// a certificate from /v1/certificates with the bootstrap token (CSR, key never sent), then its own
+// a certificate from /v1/certificates with its bootstrap token (CSR, key never sent), then its own
 // HTTP/2 session over mutual TLS, `POST /v1/stream`, hello → snapshot or delta → JSON.parse → ACK.
 // Modes:
 //   parse  (default) JSON.parse every message and rebuild a delta against the snapshot the proxy runs
@@ -26,7 +26,8 @@ export interface StartMessage {
   type: 'start';
   xds: string;
   rootCertPem: string;
-  token: string;
+  /** Each proxy's bootstrap token, by proxy id, as the platform registered it. */
+  tokens: Record<string, string>;
   trustDomain: string;
   nodes: ProxyNode[];
   mode: SimMode;
@@ -263,6 +264,7 @@ function connect(o: StartMessage, p: SimProxy, tls: { key: string; cert: string 
       ':method': 'POST',
       ':path': PUSH_PATH,
       'content-type': 'application/x-ndjson',
+      authorization: `Bearer ${o.tokens[p.node.id]}`,
     });
     p.stream = stream;
     stream.on('error', (err) => note(`${p.node.id}: stream: ${err.message}`));
@@ -312,7 +314,14 @@ async function start(o: StartMessage): Promise<void> {
       serviceAccount: first.serviceAccount,
     });
     const res = JSON.parse(
-      await postToControlPlane(o.xds, o.rootCertPem, CERTIFICATE_PATH, body, { token: o.token }, o.timeoutMs),
+      await postToControlPlane(
+        o.xds,
+        o.rootCertPem,
+        CERTIFICATE_PATH,
+        body,
+        { token: o.tokens[first.id] },
+        o.timeoutMs,
+      ),
     ) as CertificateResponse;
     tlsOf.set(id, { key: keyPem, cert: res.certChain });
   });

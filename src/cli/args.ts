@@ -45,6 +45,7 @@ export interface Parsed<S extends FlagSpecs> {
 export const CONNECTION_FLAGS = {
   api: { type: 'string' },
   'state-dir': { type: 'string' },
+  'token-file': { type: 'string' },
 } as const satisfies FlagSpecs;
 
 /** ` (did you mean "x"?)` or empty. */

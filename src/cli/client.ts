@@ -1,5 +1,7 @@
 // The CLI's client for the control plane's HTTP API (/api/v1). Finds the API from --api, $TRELLIS_API
-// or <state-dir>/control-plane.json; turns JSON error bodies back into TrellisErrors with their issues.
+// or <state-dir>/control-plane.json, and the admin credential from $TRELLIS_ADMIN_TOKEN, --token-file,
+// $TRELLIS_ADMIN_TOKEN_FILE or <state-dir>/admin-token; turns JSON error bodies back into TrellisErrors
+// with their issues.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isErrorCode } from '../lib/codes.ts';
@@ -8,6 +10,8 @@ import { type Issue, TrellisError } from '../lib/errors.ts';
 export interface ConnectOptions {
   api?: string;
   stateDir?: string;
+  /** A file holding the admin credential; default <state-dir>/admin-token. */
+  tokenFile?: string;
   /** Per request; default 30 s. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
@@ -51,6 +55,27 @@ export async function resolveApiUrl(o: ConnectOptions): Promise<string> {
   return normalize(api);
 }
 
+/**
+ * The admin credential, or undefined when there is none to read: the API then answers
+ * TRL_API_UNAUTHENTICATED, which says where the credential is looked for.
+ */
+export async function resolveAdminToken(o: ConnectOptions): Promise<string | undefined> {
+  const env = o.env ?? process.env;
+  if (env.TRELLIS_ADMIN_TOKEN) return env.TRELLIS_ADMIN_TOKEN.trim();
+  const named = o.tokenFile ?? (env.TRELLIS_ADMIN_TOKEN_FILE || undefined);
+  const file = named ? path.resolve(o.cwd ?? process.cwd(), named) : path.join(stateDirOf(o), 'admin-token');
+  try {
+    return (await readFile(file, 'utf8')).trim() || undefined;
+  } catch (err) {
+    if (named)
+      throw new TrellisError(
+        'TRL_FILE_NOT_FOUND',
+        `cannot read the admin credential ${file}: ${(err as Error).message}`,
+      );
+    return undefined;
+  }
+}
+
 function normalize(url: string): string {
   const u = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
   try {
@@ -67,10 +92,12 @@ function normalize(url: string): string {
 export class ApiClient {
   readonly base: string;
   private readonly timeoutMs: number;
+  private readonly token?: string;
 
-  constructor(base: string, timeoutMs = 30_000) {
+  constructor(base: string, timeoutMs = 30_000, token?: string) {
     this.base = base;
     this.timeoutMs = timeoutMs;
+    this.token = token;
   }
 
   /** `parts` are path segments under /api/v1, each URL-encoded. */
@@ -90,9 +117,12 @@ export class ApiClient {
     const url = `${this.base}/api/v1/${parts.map(encodeURIComponent).join('/')}`;
     let res: Response;
     try {
+      const headers: Record<string, string> = {};
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      if (this.token) headers.authorization = `Bearer ${this.token}`;
       res = await fetch(url, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -138,13 +168,14 @@ export class ApiClient {
 }
 
 export async function connect(o: ConnectOptions): Promise<ApiClient> {
-  return new ApiClient(await resolveApiUrl(o), o.timeoutMs);
+  const base = await resolveApiUrl(o);
+  return new ApiClient(base, o.timeoutMs, await resolveAdminToken(o));
 }
 
-/** Connection options from the standard `--api` / `--state-dir` flags. */
+/** Connection options from the standard `--api` / `--state-dir` / `--token-file` flags. */
 export function connectionFrom(
-  flags: { api?: string; 'state-dir'?: string },
+  flags: { api?: string; 'state-dir'?: string; 'token-file'?: string },
   timeoutMs?: number,
 ): ConnectOptions {
-  return { api: flags.api, stateDir: flags['state-dir'], timeoutMs };
+  return { api: flags.api, stateDir: flags['state-dir'], tokenFile: flags['token-file'], timeoutMs };
 }

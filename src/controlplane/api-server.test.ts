@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Logger } from '../lib/log.ts';
 import { createApiServer } from './api-server.ts';
 import { PushServer } from './push/push.ts';
+import { PlatformInstances } from './registry/instances.ts';
 import { Registry } from './registry/registry.ts';
 import { MemoryStore } from './store/memory.ts';
 
@@ -11,7 +12,16 @@ const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () 
 const store = new MemoryStore();
 const registry = new Registry({ log: quiet });
 const push = new PushServer({ store, registry, mesh: { trustDomain: 'cluster.local' }, log: quiet });
-const server = createApiServer({ store, push, registry, version: 'test', log: quiet });
+const adminToken = 'test-admin-credential-0123456789';
+const server = createApiServer({
+  store,
+  push,
+  registry,
+  instances: await PlatformInstances.open(),
+  adminToken,
+  version: 'test',
+  log: quiet,
+});
 let base = '';
 
 function vs(name: string, subset: string, extra = ''): string {
@@ -25,6 +35,7 @@ async function call(
 ): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${base}${path}`, {
     method,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };

@@ -6,7 +6,9 @@ import { kindKey, type Resource, resourceRef } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
 import { type Issue, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import { checkAccess, readJsonBody } from './api-access.ts';
 import type { PushServer } from './push/push.ts';
+import { type PlatformInstances, parseInstanceRecord } from './registry/instances.ts';
 import type { Registry } from './registry/registry.ts';
 import { keyOf, type Op, type ResourceKey, type Store } from './store/store.ts';
 
@@ -28,30 +30,24 @@ export interface ApiDeps {
   store: Store;
   push: PushServer;
   registry: Registry;
+  /** The platform's instances and their proxies' credentials; `trellis up`'s supervisor feeds it. */
+  instances: PlatformInstances;
+  /** The bearer credential every API request must carry. */
+  adminToken: string;
   version: string;
   log: Logger;
 }
+
+/**
+ * A response lists at most this many issues: a huge invalid document would otherwise produce a
+ * response (and a heap) many times its size.
+ */
+const MAX_ISSUES = 100;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 16 * 1024 * 1024)
-      throw new TrellisError('TRL_INVALID_ARGUMENT', 'request body is larger than 16 MiB');
-    chunks.push(c as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-  } catch {
-    throw new TrellisError('TRL_INVALID_ARGUMENT', 'request body is not JSON');
-  }
 }
 
 /** Validates every source; any error anywhere rejects the whole request. */
@@ -67,9 +63,12 @@ function validateSources(sources: Source[]): { resources: Resource[]; warnings: 
   }
   if (errors.length > 0) {
     const n = errors.length;
-    throw new TrellisError('TRL_VALIDATION', `${n} error${n > 1 ? 's' : ''} found; nothing was applied`, {
-      issues: errors,
-    });
+    const shown = n > MAX_ISSUES ? ` (the first ${MAX_ISSUES} are listed)` : '';
+    throw new TrellisError(
+      'TRL_VALIDATION',
+      `${n} error${n > 1 ? 's' : ''} found${shown}; nothing was applied`,
+      { issues: errors.slice(0, MAX_ISSUES) },
+    );
   }
   const seen = new Set<string>();
   for (const r of resources) {
@@ -187,11 +186,11 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
   if (what === 'version' && method === 'GET')
     return send(res, 200, { version: deps.version, revision: deps.store.revision });
   if (what === 'apply' && method === 'POST') {
-    const { sources, dryRun } = parseSources(await readJson(req));
+    const { sources, dryRun } = parseSources(await readJsonBody(req));
     return send(res, 200, await apply(deps, sources, dryRun));
   }
   if (what === 'delete' && method === 'POST') {
-    const { refs, dryRun } = deleteRefs(await readJson(req));
+    const { refs, dryRun } = deleteRefs(await readJsonBody(req));
     return send(res, 200, await remove(deps, refs, dryRun));
   }
   if (what === 'resources') {
@@ -238,13 +237,61 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     return send(res, 200, snap);
   }
   if (what === 'registry' && method === 'GET') return send(res, 200, { instances: deps.registry.list() });
+  if (what === 'instances') return instances(deps, req, res, method, rest[0]);
   throw new TrellisError('TRL_NOT_FOUND', `no such endpoint ${method} ${url.pathname}`);
+}
+
+/**
+ * /instances: the platform records the workload instances it starts; each registration answers the
+ * bootstrap token for that instance's proxy alone.
+ */
+async function instances(
+  deps: ApiDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  id: string | undefined,
+): Promise<void> {
+  if (method === 'GET' && !id) return send(res, 200, { instances: deps.instances.list() });
+  if (method === 'POST' && !id) {
+    const record = parseInstanceRecord(((await readJsonBody(req)) as { node?: unknown }).node);
+    const token = await deps.instances.register(record);
+    deps.log.info('workload instance registered', {
+      proxy: record.id,
+      namespace: record.namespace,
+      serviceAccount: record.serviceAccount,
+    });
+    return send(res, 200, { id: record.id, token });
+  }
+  if (method === 'DELETE' && id) {
+    if (!(await deps.instances.remove(id)))
+      throw new TrellisError('TRL_NOT_FOUND', `workload instance ${id} is not registered`);
+    return send(res, 200, { id, action: 'deleted' });
+  }
+  throw new TrellisError('TRL_NOT_FOUND', `no such endpoint ${method} ${req.url}`);
 }
 
 export function createApiServer(deps: ApiDeps): http.Server {
   return http.createServer((req, res) => {
-    route(deps, req, res).catch((err: unknown) => {
-      if (err instanceof TrellisError) return send(res, err.status, err.toJSON());
+    const routed = async () => {
+      checkAccess(req, deps.adminToken);
+      await route(deps, req, res);
+    };
+    routed().catch((err: unknown) => {
+      if (err instanceof TrellisError) {
+        if (err.code === 'TRL_API_UNAUTHENTICATED')
+          res.setHeader('www-authenticate', 'Bearer realm="trellis"');
+        if (err.code === 'TRL_API_UNAUTHENTICATED' || err.code === 'TRL_API_CROSS_ORIGIN')
+          deps.log.warn('api request refused', {
+            code: err.code,
+            method: req.method,
+            url: req.url,
+            origin: req.headers.origin,
+            host: req.headers.host,
+            remote: req.socket.remoteAddress,
+          });
+        return send(res, err.status, err.toJSON());
+      }
       deps.log.error('api request failed', { error: String(err), url: req.url });
       send(res, 500, { code: 'TRL_INTERNAL', message: 'internal error; see the control plane log' });
     });

@@ -1,7 +1,7 @@
 // The control-plane process, assembled: store, CA, registry, push, the proxies' TLS door and the API.
 // Everything lives in the state directory, so a restart loses nothing.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { CertificateAuthority } from './ca/ca.ts';
 import { JwksResolver } from './jwks.ts';
 import { createProxyServer } from './proxy-server.ts';
 import { PushServer } from './push/push.ts';
+import { PlatformInstances } from './registry/instances.ts';
 import { Registry } from './registry/registry.ts';
 import { FileStore } from './store/file.ts';
 
@@ -42,7 +43,8 @@ export interface ControlPlaneInfo {
   xds: string;
   /** The trust bundle (every root proxies must trust). */
   rootCert: string;
-  tokenFile: string;
+  /** The API's admin credential (mode 0600): whoever can read it can change the mesh. */
+  adminTokenFile: string;
 }
 
 export interface RunningControlPlane {
@@ -56,14 +58,28 @@ async function writeAtomic(file: string, text: string, mode = 0o600): Promise<vo
   await rename(`${file}.tmp`, file);
 }
 
-async function bootstrapToken(file: string): Promise<string> {
+/** The admin credential, created once and kept: operators and scripts hold on to it. */
+async function adminToken(file: string, log: Logger): Promise<string> {
+  let text: string;
   try {
-    return (await readFile(file, 'utf8')).trim();
+    text = await readFile(file, 'utf8');
   } catch {
     const token = randomBytes(32).toString('base64url');
     await writeAtomic(file, `${token}\n`);
     return token;
   }
+  // Like ssh with a private key: a credential others can read is no credential; it is closed again.
+  if (((await stat(file)).mode & 0o077) !== 0) {
+    log.warn('the admin credential was readable by others; its mode is now 0600', { file });
+    await chmod(file, 0o600);
+  }
+  const token = text.trim();
+  if (token.length < 16)
+    throw new TrellisError(
+      'TRL_INVALID_ARGUMENT',
+      `${file} holds no usable credential: delete it to get a new one`,
+    );
+  return token;
 }
 
 export async function startControlPlane(o: ControlPlaneOptions): Promise<RunningControlPlane> {
@@ -80,16 +96,32 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   await registry.restore(o.registryGraceMs ?? 10_000);
   const jwks = new JwksResolver({ log, refreshMs: o.jwksRefreshMs, retryMs: o.jwksRetryMs });
   const push = new PushServer({ store, registry, mesh: { trustDomain: ca.trustDomain }, log, jwks });
-  const tokenFile = path.join(o.stateDir, 'bootstrap-token');
-  const token = await bootstrapToken(tokenFile);
+  const instances = await PlatformInstances.open(o.stateDir);
+  const adminTokenFile = path.join(o.stateDir, 'admin-token');
+  const token = await adminToken(adminTokenFile, log);
   const serving = await ca.issueServingCert({
     dnsNames: ['localhost', 'trellis-control-plane'],
     ipAddresses: ['127.0.0.1', '::1'],
     identity: { namespace: 'trellis-system', serviceAccount: 'trellis-control-plane' },
     ttlMs: 365 * 24 * 3600 * 1000,
   });
-  const xds = createProxyServer({ ca, push, token, serving, workloadCertTtlMs: o.workloadCertTtlMs, log });
-  const api = createApiServer({ store, push, registry, version: o.version, log });
+  const xds = createProxyServer({
+    ca,
+    push,
+    instances,
+    serving,
+    workloadCertTtlMs: o.workloadCertTtlMs,
+    log,
+  });
+  const api = createApiServer({
+    store,
+    push,
+    registry,
+    instances,
+    adminToken: token,
+    version: o.version,
+    log,
+  });
   const close = async () => {
     push.close();
     await Promise.all([closeQuietly(api), closeQuietly(xds)]);
@@ -114,7 +146,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     api: `http://${host}:${(api.address() as AddressInfo).port}`,
     xds: `https://${host}:${(xds.address() as AddressInfo).port}`,
     rootCert,
-    tokenFile,
+    adminTokenFile,
   };
   await writeAtomic(path.join(o.stateDir, 'control-plane.json'), `${JSON.stringify(info, null, 2)}\n`);
   log.info('control plane ready', {

@@ -24,6 +24,21 @@ export const ERROR_CODES = {
   },
   TRL_UNAVAILABLE: { status: 503, cause: 'the CLI cannot reach the control plane: start it, or check --api' },
   TRL_INTERNAL: { status: 500, cause: 'a bug: the details are in the control plane log' },
+  TRL_PAYLOAD_TOO_LARGE: {
+    status: 413,
+    cause: 'an API request body over 1 MiB, or a certificate request over 64 KiB',
+  },
+  TRL_UNSUPPORTED_MEDIA_TYPE: { status: 415, cause: 'an API request body that is not application/json' },
+
+  // Access to the control plane's HTTP API
+  TRL_API_UNAUTHENTICATED: {
+    status: 401,
+    cause: 'an API request without the admin credential (Authorization: Bearer), or with a wrong one',
+  },
+  TRL_API_CROSS_ORIGIN: {
+    status: 403,
+    cause: "a browser request from another origin, or a Host that does not name the API's own address",
+  },
 
   // Control plane process and state
   TRL_STATE_DIR_IN_USE: {
@@ -45,11 +60,15 @@ export const ERROR_CODES = {
   // Certificates
   TRL_UNAUTHENTICATED: {
     status: 401,
-    cause: 'a certificate request without a valid bootstrap token or mesh certificate',
+    cause: 'a proxy without a valid bootstrap credential (its own token) or mesh certificate',
   },
   TRL_PERMISSION_DENIED: {
     status: 403,
-    cause: 'a proxy asked for a certificate of an identity it does not hold',
+    cause: 'a proxy asked for a certificate of an identity its credential is not bound to',
+  },
+  TRL_WORKLOAD_MISMATCH: {
+    status: 403,
+    cause: "a proxy's hello claims a workload, labels, ports or address other than the platform's record",
   },
   TRL_CSR_REJECTED: {
     status: 400,

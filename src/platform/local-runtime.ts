@@ -8,6 +8,7 @@ import { WORKLOAD_DEFAULTS, type WorkloadSpec } from '../api/kinds/workload.ts';
 import { kindKey, type Resource } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
 import type { ControlPlaneInfo } from '../controlplane/control-plane.ts';
+import type { InstanceRecord } from '../controlplane/registry/instances.ts';
 import type { Readiness } from '../dataplane/app-health.ts';
 import type { ProxyBootstrap } from '../dataplane/bootstrap.ts';
 import { TrellisError } from '../lib/errors.ts';
@@ -137,6 +138,7 @@ export function readinessOf(spec: WorkloadSpec, appPorts: Record<string, number>
 /** Every proxy connected, healthy and running its snapshot; else the laggards are named, with their logs. */
 async function waitReady(
   api: string,
+  auth: Record<string, string>,
   instances: InstanceInfo[],
   dirs: StateDirs,
   timeoutMs = 30_000,
@@ -145,7 +147,7 @@ async function waitReady(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
-      const res = await fetch(`${api}/api/v1/proxy-status`);
+      const res = await fetch(`${api}/api/v1/proxy-status`, { headers: auth });
       const status = (await res.json()) as { proxies: { id: string; status: string; healthy: boolean }[] };
       const ready = new Set(
         status.proxies.filter((p) => p.status === 'SYNCED' && p.healthy).map((p) => p.id),
@@ -161,6 +163,29 @@ async function waitReady(
     (id) => `${id} (${path.join(dirs.logs, `${id}.proxy.log`)}, ${path.join(dirs.logs, `${id}.app.log`)})`,
   );
   throw new TrellisError('TRL_MESH_NOT_READY', `not ready after ${timeoutMs / 1000}s: ${logs.join('; ')}`);
+}
+
+/**
+ * Records what the supervisor starts with the control plane, which answers the credential for that
+ * instance's proxy alone: the registry then takes the instance from this record, not from the proxy.
+ */
+async function registerInstance(
+  api: string,
+  auth: Record<string, string>,
+  node: InstanceRecord,
+): Promise<string> {
+  const res = await fetch(`${api}/api/v1/instances`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ node }),
+  });
+  const body = (await res.json()) as { token?: string; message?: string };
+  if (!res.ok || typeof body.token !== 'string')
+    throw new TrellisError(
+      'TRL_MESH_NOT_READY',
+      `registering ${node.id} failed: ${body.message ?? res.status}`,
+    );
+  return body.token;
 }
 
 /** The pid of a live control plane using this state directory, if any. */
@@ -235,8 +260,10 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
   };
   for (const d of [dirs.logs, dirs.pids, dirs.proxies]) await mkdir(d, { recursive: true, mode: 0o700 });
   await rm(path.join(state, 'control-plane.json'), { force: true });
-  // Every instance starts afresh, on new ports: endpoints remembered from an earlier run are stale.
+  // Every instance starts afresh, on new ports: endpoints remembered from an earlier run are stale,
+  // and so are the instances (and credentials) the platform registered then.
   await rm(path.join(state, 'registry.json'), { force: true });
+  await rm(path.join(state, 'instances.json'), { force: true });
 
   const processes = new Map<string, Supervised>();
   const portAllocator = new PortAllocator();
@@ -319,9 +346,14 @@ async function launch(
   cp.spec.args.splice(cp.spec.args.indexOf('--api-port') + 1, 1, String(cpPorts.api));
   cp.spec.args.splice(cp.spec.args.indexOf('--xds-port') + 1, 1, String(cpPorts.xds));
 
+  // The supervisor is an admin: it applies the mesh file and registers each instance it starts.
+  const auth = {
+    authorization: `Bearer ${(await readFile(cpInfo.adminTokenFile, 'utf8')).trim()}`,
+    'content-type': 'application/json',
+  };
   const res = await fetch(`${cpInfo.api}/api/v1/apply`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: auth,
     body: JSON.stringify({ sources: [{ file, text }] }),
   });
   if (!res.ok) throw new TrellisError('TRL_VALIDATION', `applying ${file} failed: ${await res.text()}`);
@@ -384,7 +416,7 @@ async function launch(
         trustDomain: 'cluster.local',
         controlPlane: cpInfo.xds,
         rootCertFile: cpInfo.rootCert,
-        tokenFile: cpInfo.tokenFile,
+        tokenFile: path.join(dirs.proxies, `${id}.token`),
         bindHost: '127.0.0.1',
         outboundPort: inst.outboundPort ?? 0,
         inboundPort: inst.inboundPort ?? 0,
@@ -393,6 +425,10 @@ async function launch(
         readiness: role === 'sidecar' ? readinessOf(spec, appPorts) : undefined,
         accessLog: o.accessLog,
       };
+      // The inbound port is the platform's choice, so it is part of the record the proxy must match.
+      const record = { ...bootstrap.node, inboundPort: inst.inboundPort };
+      const token = await registerInstance(cpInfo.api, auth, record);
+      await writeFile(bootstrap.tokenFile!, `${token}\n`, { mode: 0o600 });
       const bootstrapFile = path.join(dirs.proxies, `${id}.json`);
       await writeFile(bootstrapFile, JSON.stringify(bootstrap, null, 2), { mode: 0o600 });
       const proxy = new Supervised(
@@ -435,7 +471,7 @@ async function launch(
     }
   }
 
-  await waitReady(cpInfo.api, instances, dirs);
+  await waitReady(cpInfo.api, auth, instances, dirs);
   const info: MeshInfo = { controlPlane: cpInfo, gateways, instances };
   await writeFile(path.join(dirs.state, 'mesh.json'), `${JSON.stringify(info, null, 2)}\n`);
   return info;

@@ -5,6 +5,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { MeshInfo } from '../../src/platform/local-runtime.ts';
+import { adminHeaders } from './platform.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(ROOT, 'src/cli/main.ts');
@@ -123,8 +124,13 @@ export class Mesh {
     return i;
   }
 
+  /** What an operator's API request carries: the admin credential from the state directory. */
+  get auth(): Record<string, string> {
+    return adminHeaders(this.controlPlane());
+  }
+
   async status(): Promise<ProxyStatusReply> {
-    const res = await fetch(`${this.api}/api/v1/proxy-status`);
+    const res = await fetch(`${this.api}/api/v1/proxy-status`, { headers: this.auth });
     return (await res.json()) as ProxyStatusReply;
   }
 
@@ -150,6 +156,8 @@ export class Mesh {
   cli(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, [CLI, ...args, '--api', this.api], {
       cwd: ROOT,
+      // As an operator would: the CLI finds the admin credential in the mesh's state directory.
+      env: { ...process.env, TRELLIS_STATE_DIR: this.stateDir },
       input,
       encoding: 'utf8',
       timeout: 30_000,

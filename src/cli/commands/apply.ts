@@ -16,6 +16,8 @@ Flags:
       --dry-run           validate and report what would change, without changing anything
       --api <url>         control plane API (default $TRELLIS_API, else <state-dir>/control-plane.json)
       --state-dir <dir>   state directory of \`trellis up\` (default $TRELLIS_STATE_DIR, else .trellis)
+      --token-file <file> the API's admin credential (default $TRELLIS_ADMIN_TOKEN, else
+                          $TRELLIS_ADMIN_TOKEN_FILE, else <state-dir>/admin-token)
 
 Exit codes: 0 applied, 65 invalid input (nothing applied), 64 usage error, 1 other failure.
 

@@ -17,6 +17,8 @@ Flags:
   -o, --output <format>   json or yaml (the API's answer as is; default: a table)
       --api <url>         control plane API (default $TRELLIS_API, else <state-dir>/control-plane.json)
       --state-dir <dir>   state directory of \`trellis up\` (default $TRELLIS_STATE_DIR, else .trellis)
+      --token-file <file> the API's admin credential (default $TRELLIS_ADMIN_TOKEN, else
+                          $TRELLIS_ADMIN_TOKEN_FILE, else <state-dir>/admin-token)
 
 Examples:
   trellis proxy-status

@@ -10,6 +10,8 @@ Usage: trellis version [flags]
 Flags:
       --api <url>         control plane API (default $TRELLIS_API, else <state-dir>/control-plane.json)
       --state-dir <dir>   state directory of \`trellis up\` (default $TRELLIS_STATE_DIR, else .trellis)
+      --token-file <file> the API's admin credential (default $TRELLIS_ADMIN_TOKEN, else
+                          $TRELLIS_ADMIN_TOKEN_FILE, else <state-dir>/admin-token)
 
 Examples:
   trellis version

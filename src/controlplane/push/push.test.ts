@@ -71,7 +71,7 @@ class Peer {
 
   constructor(url: string, n: ProxyNode, running?: string) {
     this.session = http2.connect(url);
-    this.stream = this.session.request({ ':method': 'POST', ':path': PUSH_PATH });
+    this.stream = this.session.request({ ':method': 'POST', ':path': PUSH_PATH, 'x-proxy': n.id });
     const lines = new LineBuffer();
     this.stream.setEncoding('utf8');
     this.stream.on('data', (chunk: string) => {
@@ -122,7 +122,11 @@ describe('push server', () => {
     registryMaxDelayMs: 400,
   });
   const server = http2.createServer();
-  server.on('stream', (stream) => push.accept(stream, 'spiffe://cluster.local/ns/default/sa/a'));
+  // The door in front (tested with the control plane) finds the platform's record from the proxy's token.
+  server.on('stream', (stream, headers) => {
+    const { healthy: _, ...record } = node(headers['x-proxy'] as string);
+    push.accept(stream, 'spiffe://cluster.local/ns/default/sa/a', record);
+  });
   let url = '';
 
   before(async () => {

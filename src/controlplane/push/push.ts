@@ -13,6 +13,7 @@ import type { Logger } from '../../lib/log.ts';
 import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
 import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage } from '../../push/protocol.ts';
 import type { JwksResolver } from '../jwks.ts';
+import { type InstanceRecord, mismatches } from '../registry/instances.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { Store } from '../store/store.ts';
 
@@ -209,14 +210,17 @@ export class PushServer {
     return true;
   }
 
-  /** A proxy opened its stream (its mTLS identity already checked by the caller). */
-  accept(stream: ServerHttp2Stream, identity: string): void {
+  /**
+   * A proxy opened its stream. The caller has checked its mTLS identity and found the platform's
+   * record of the instance its bootstrap token was given to (bound to that identity).
+   */
+  accept(stream: ServerHttp2Stream, identity: string, record: InstanceRecord): void {
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     let conn: Connection | undefined;
     const lines = new LineBuffer();
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
-      for (const line of lines.push(chunk)) conn = this.onMessage(stream, identity, conn, line);
+      for (const line of lines.push(chunk)) conn = this.onMessage(stream, identity, record, conn, line);
     });
     const closed = () => {
       if (!conn) return;
@@ -232,6 +236,7 @@ export class PushServer {
   private onMessage(
     stream: ServerHttp2Stream,
     identity: string,
+    record: InstanceRecord,
     conn: Connection | undefined,
     line: string,
   ): Connection | undefined {
@@ -243,13 +248,20 @@ export class PushServer {
       return conn;
     }
     if (msg.type === 'hello') {
-      const node = msg.node;
-      const claimed = `spiffe://${this.mesh.trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
-      if (claimed !== identity) {
-        this.log.warn('proxy identity does not match its certificate', { proxy: node.id, claimed, identity });
+      // What the instance is comes from the platform; a proxy claiming anything else is refused.
+      const differ = mismatches(record, msg.node);
+      if (differ.length > 0) {
+        this.log.warn('proxy hello does not match the platform record; refused', {
+          code: 'TRL_WORKLOAD_MISMATCH',
+          proxy: record.id,
+          claimed: msg.node.id,
+          identity,
+          fields: differ,
+        });
         stream.close();
         return undefined;
       }
+      const node: ProxyNode = { ...record, healthy: msg.node.healthy === true };
       const c: Connection = {
         node,
         identity,

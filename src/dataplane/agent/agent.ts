@@ -19,7 +19,10 @@ export interface AgentOptions {
   /** `https://127.0.0.1:15012` */
   controlPlane: string;
   rootCertPem: string;
-  /** Bootstrap token for the first certificate. */
+  /**
+   * The bootstrap token the platform gave this proxy alone: it gets the first certificate, and on the
+   * push stream it names the instance whose platform record the control plane registers.
+   */
   token?: string;
   node: ProxyNode;
   identity: string;
@@ -132,6 +135,7 @@ export class Agent {
       ':method': 'POST',
       ':path': PUSH_PATH,
       'content-type': 'application/x-ndjson',
+      ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}),
     });
     this.stream = stream;
     stream.on('error', () => {});
