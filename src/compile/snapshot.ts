@@ -2,7 +2,7 @@
 // fully resolved: the proxy needs no Istio resource to run it. Encoding (JSON over the push stream)
 // is kept separate from this shape.
 
-export const SNAPSHOT_SCHEMA_VERSION = 2;
+export const SNAPSHOT_SCHEMA_VERSION = 3;
 
 export type ProxyRole = 'sidecar' | 'gateway';
 

@@ -7,7 +7,7 @@ import { UpstreamState } from './upstream/state.ts';
 
 function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
   return {
-    schema: 2,
+    schema: 3,
     version: 'v1',
     revision: 1,
     proxy: {

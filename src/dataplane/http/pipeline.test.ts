@@ -12,7 +12,7 @@ import { PHASES, Pipeline } from './pipeline.ts';
 
 function sidecar(inbound: Partial<InboundListener>): ProxySnapshot {
   return {
-    schema: 2,
+    schema: 3,
     version: 'v1',
     revision: 1,
     proxy: {
