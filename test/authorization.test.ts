@@ -1,7 +1,7 @@
 // AuthorizationPolicy end to end: a real control plane, real proxies over mTLS with SPIFFE identities,
 // a real app. Two callers with different identities call one service; a gateway fronts it.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,11 +9,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ProxyNode } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
-import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
+import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
-import { adminHeaders, platformInstance } from './support/platform.ts';
+import { adminHeaders, meshProxy } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -66,24 +66,7 @@ let gateway: RunningProxy;
 let gatewayPort: number;
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number, log = quiet) {
-  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
-  return startProxy({
-    node: { ...node, address: '127.0.0.1', healthy: false },
-    trustDomain: 'cluster.local',
-    controlPlane: cp.info.xds,
-    rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token,
-    bindHost: '127.0.0.1',
-    outboundPort: 0,
-    inboundPort,
-    adminPort: 0,
-    appPorts: new Map(appPort ? [[8080, appPort]] : []),
-    readiness: appPort
-      ? { port: appPort, periodMs: 200, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 }
-      : undefined,
-    accessLog: false,
-    log,
-  });
+  return meshProxy(cp.info, node, { appPort, log });
 }
 
 const caller = (id: string, sa: string) =>

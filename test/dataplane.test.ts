@@ -3,7 +3,7 @@
 // life without the control plane.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
@@ -16,12 +16,12 @@ import { type RunningControlPlane, startControlPlane } from '../src/controlplane
 import { CredentialStore } from '../src/dataplane/agent/credentials.ts';
 import { certValidity } from '../src/dataplane/identity/cert.ts';
 import { generateKeyAndCsr } from '../src/dataplane/identity/csr.ts';
-import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
+import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import { PeerPool } from '../src/dataplane/upstream/peer-pool.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
-import { adminHeaders, platformInstance } from './support/platform.ts';
+import { adminHeaders, meshProxy } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -97,24 +97,7 @@ async function controlPlane(ports?: { api: number; xds: number }): Promise<Runni
 }
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
-  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
-  return startProxy({
-    node: { ...node, address: '127.0.0.1', healthy: false },
-    trustDomain: 'cluster.local',
-    controlPlane: cp.info.xds,
-    rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token,
-    bindHost: '127.0.0.1',
-    outboundPort: 0,
-    inboundPort,
-    adminPort: 0,
-    appPorts: new Map(appPort ? [[8080, appPort]] : []),
-    readiness: appPort
-      ? { port: appPort, periodMs: 200, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 }
-      : undefined,
-    accessLog: false,
-    log: quiet,
-  });
+  return meshProxy(cp.info, node, { appPort, log: quiet });
 }
 
 interface Reply {

@@ -3,7 +3,7 @@
 // real gateway and a real sidecar verify tokens on real sockets. Rotating the provider's signing key
 // is picked up without restarting anything.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,12 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import type { ProxyNode } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
-import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
+import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { CLIENT_ID, OpenIdProvider, signingKey } from './support/oidc.ts';
-import { adminHeaders, platformInstance } from './support/platform.ts';
+import { adminHeaders, meshProxy } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -88,24 +88,7 @@ spec:
 `;
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
-  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
-  return startProxy({
-    node: { ...node, address: '127.0.0.1', healthy: false },
-    trustDomain: 'cluster.local',
-    controlPlane: cp.info.xds,
-    rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token,
-    bindHost: '127.0.0.1',
-    outboundPort: 0,
-    inboundPort,
-    adminPort: 0,
-    appPorts: new Map(appPort ? [[8080, appPort]] : []),
-    readiness: appPort
-      ? { port: appPort, periodMs: 200, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 }
-      : undefined,
-    accessLog: false,
-    log: quiet,
-  });
+  return meshProxy(cp.info, node, { appPort, log: quiet });
 }
 
 interface Reply {

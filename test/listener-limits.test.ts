@@ -3,7 +3,7 @@
 // limits with bounded streams, and invalid Host / :authority refused. Real proxies against a real
 // control plane, with small limits so that each case takes milliseconds.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
@@ -14,10 +14,10 @@ import tls from 'node:tls';
 import type { ProxyNode } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import type { ListenerLimits } from '../src/dataplane/listener-limits.ts';
-import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
+import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { until } from './support/mesh.ts';
-import { adminHeaders, platformInstance } from './support/platform.ts';
+import { adminHeaders, meshProxy } from './support/platform.ts';
 
 const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
 const log: Logger = {
@@ -58,25 +58,7 @@ const release = () => {
 };
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
-  const { token, inboundPort } = await platformInstance(cp.info, { ...node, address: '127.0.0.1' });
-  return startProxy({
-    node: { ...node, address: '127.0.0.1', healthy: false },
-    trustDomain: 'cluster.local',
-    controlPlane: cp.info.xds,
-    rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token,
-    bindHost: '127.0.0.1',
-    outboundPort: 0,
-    inboundPort,
-    adminPort: 0,
-    appPorts: new Map(appPort ? [[8080, appPort]] : []),
-    readiness: appPort
-      ? { port: appPort, periodMs: 200, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 }
-      : undefined,
-    accessLog: false,
-    listenerLimits: LIMITS,
-    log,
-  });
+  return meshProxy(cp.info, node, { appPort, log, listenerLimits: LIMITS });
 }
 
 /** One sample of a listener metric from the proxy's admin endpoint. */

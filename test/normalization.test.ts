@@ -4,7 +4,7 @@
 // app; each mesh config mode is applied as Istio takes it (the istio ConfigMap) and checked in turn.
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,11 +15,11 @@ import type { PathNormalization, ProxyNode } from '../src/compile/snapshot.ts';
 import { CertificateAuthority } from '../src/controlplane/ca/ca.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import { generateKeyAndCsr } from '../src/dataplane/identity/csr.ts';
-import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
+import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import type { Logger } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
-import { adminHeaders, platformInstance } from './support/platform.ts';
+import { adminHeaders, meshProxy } from './support/platform.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -89,29 +89,8 @@ async function proxy(
   node: Omit<ProxyNode, 'healthy' | 'address'>,
   extra: { appPort?: number; gatewayPort?: number } = {},
 ): Promise<RunningProxy> {
-  const registered = {
-    ...node,
-    address: '127.0.0.1',
-    ...(extra.gatewayPort ? { gatewayPorts: { '80': extra.gatewayPort } } : {}),
-  };
-  const { token, inboundPort } = await platformInstance(cp.info, registered);
-  return startProxy({
-    node: { ...registered, healthy: false },
-    trustDomain: 'cluster.local',
-    controlPlane: cp.info.xds,
-    rootCertPem: await readFile(cp.info.rootCert, 'utf8'),
-    token,
-    bindHost: '127.0.0.1',
-    outboundPort: 0,
-    inboundPort,
-    adminPort: 0,
-    appPorts: new Map(extra.appPort ? [[8080, extra.appPort]] : []),
-    readiness: extra.appPort
-      ? { port: extra.appPort, periodMs: 200, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 }
-      : undefined,
-    accessLog: false,
-    log: quiet,
-  });
+  const gateway = extra.gatewayPort ? { gatewayPorts: { '80': extra.gatewayPort } } : {};
+  return meshProxy(cp.info, { ...node, ...gateway }, { appPort: extra.appPort, log: quiet });
 }
 
 async function apply(text: string): Promise<void> {

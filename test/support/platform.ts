@@ -4,6 +4,9 @@
 import { readFileSync } from 'node:fs';
 import type { ProxyNode } from '../../src/compile/snapshot.ts';
 import type { ControlPlaneInfo } from '../../src/controlplane/control-plane.ts';
+import type { ListenerLimits } from '../../src/dataplane/listener-limits.ts';
+import { type RunningProxy, startProxy } from '../../src/dataplane/proxy.ts';
+import type { Logger } from '../../src/lib/log.ts';
 import { PortAllocator } from '../../src/platform/ports.ts';
 
 /** The headers an admin's API request carries. */
@@ -45,4 +48,36 @@ export async function platformInstance(
     inboundPort: node.role === 'sidecar' ? inboundPort : undefined,
   });
   return { token, inboundPort };
+}
+
+/**
+ * A proxy as `trellis up` starts one: registered with the platform first, bound to 127.0.0.1, its
+ * app (if any) on workload port 8080 with a fast readiness probe.
+ */
+export async function meshProxy(
+  info: Pick<ControlPlaneInfo, 'api' | 'adminTokenFile' | 'xds' | 'rootCert'>,
+  node: Omit<ProxyNode, 'healthy' | 'address' | 'inboundPort'>,
+  opts: { appPort?: number; log: Logger; listenerLimits?: Partial<ListenerLimits> },
+): Promise<RunningProxy> {
+  const registered = { ...node, address: '127.0.0.1' };
+  const { token, inboundPort } = await platformInstance(info, registered);
+  const { appPort } = opts;
+  return startProxy({
+    node: { ...registered, healthy: false },
+    trustDomain: 'cluster.local',
+    controlPlane: info.xds,
+    rootCertPem: readFileSync(info.rootCert, 'utf8'),
+    token,
+    bindHost: '127.0.0.1',
+    outboundPort: 0,
+    inboundPort,
+    adminPort: 0,
+    appPorts: new Map(appPort ? [[8080, appPort]] : []),
+    readiness: appPort
+      ? { port: appPort, periodMs: 200, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 }
+      : undefined,
+    accessLog: false,
+    ...(opts.listenerLimits && { listenerLimits: opts.listenerLimits }),
+    log: opts.log,
+  });
 }
