@@ -2,7 +2,7 @@
 // transport for its protocol, and the endpoint's in-flight count (state that outlives the snapshot)
 // follows the attempt.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ClusterRuntime, EndpointRuntime } from './cluster.ts';
+import type { ClusterRuntime } from './cluster.ts';
 import {
   type Dispatch,
   type DispatchHandler,
@@ -21,9 +21,9 @@ export interface Transports {
 export function balance(
   cluster: ClusterRuntime,
   origin: string,
-  transportsOf: (ep: EndpointRuntime) => Transports,
+  /** Per endpoint, in the order of `cluster.endpoints`. */
+  transports: readonly Transports[],
 ): Dispatch {
-  const transports = cluster.endpoints.map(transportsOf);
   const none = new UpstreamFailure(
     'no-healthy-upstream',
     `no healthy upstream in ${cluster.cluster.name} (${origin})`,

@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Route } from '../../../compile/snapshot.ts';
 import type { ProxyConfig } from '../../config.ts';
-import { balance } from '../../upstream/balance.ts';
+import { balance, type Transports } from '../../upstream/balance.ts';
 import type { ClusterRuntime } from '../../upstream/cluster.ts';
 import {
   type Dispatch,
@@ -78,17 +78,32 @@ function pick(t: RouteTarget): number {
   return n - 1;
 }
 
-function clusterDispatch(c: ClusterRuntime, deps: PhaseDeps, origin: string): Dispatch {
+/**
+ * The cluster layer for one route. The endpoints' transports are built once per cluster, however
+ * many routes lead to it.
+ */
+function clusterDispatch(
+  c: ClusterRuntime,
+  deps: PhaseDeps,
+  origin: string,
+  transports: Map<ClusterRuntime, Transports[]>,
+): Dispatch {
   const tls = c.cluster.tls;
   if (tls.mode !== 'ISTIO_MUTUAL') {
     const failure = new Failure('unsupported', `cluster ${c.cluster.name} is not a mesh cluster`);
     return (_req, h) => failed(h, failure);
   }
-  return balance(c, origin, (ep) => deps.peers.transports(ep.endpoint, tls.sni, tls.identities));
+  let ts = transports.get(c);
+  if (!ts) {
+    ts = c.endpoints.map((ep) => deps.peers.transports(ep.endpoint, tls.sni, tls.identities));
+    transports.set(c, ts);
+  }
+  return balance(c, origin, ts);
 }
 
 function routeTargets(cfg: ProxyConfig, tableName: string, deps: PhaseDeps): Map<Route, RouteTarget> {
   const targets = new Map<Route, RouteTarget>();
+  const transports = new Map<ClusterRuntime, Transports[]>();
   const table = cfg.snapshot.routeTables.find((t) => t.name === tableName);
   for (const vh of table?.virtualHosts ?? []) {
     for (const r of vh.routes) {
@@ -100,7 +115,7 @@ function routeTargets(cfg: ProxyConfig, tableName: string, deps: PhaseDeps): Map
         weights: r.action.clusters.map((w) => w.weight),
         total: r.action.clusters.reduce((s, w) => s + w.weight, 0),
         dispatch: clusters.map((c) => {
-          const d = clusterDispatch(c, deps, r.origin);
+          const d = clusterDispatch(c, deps, r.origin, transports);
           return timeout ? timeout(d) : d;
         }),
       });
