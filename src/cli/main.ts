@@ -42,6 +42,11 @@ export const COMMANDS: Command[] = [
     load: () => import('./commands/proxy-config.ts'),
   },
   {
+    name: 'why',
+    summary: 'explain what the mesh would do with a request, phase by phase',
+    load: () => import('./commands/why.ts'),
+  },
+  {
     name: 'version',
     summary: 'print the CLI and control plane versions',
     load: () => import('./commands/version.ts'),

@@ -33,8 +33,8 @@ const targets = (sim: Simulation) =>
 describe('simulate: Bookinfo request routing', () => {
   const testV2 = scenario('destination-rule-all.yaml', 'virtual-service-reviews-test-v2.yaml');
 
-  test('jason goes to reviews v2, by the VirtualService rule that matches his header', () => {
-    const sim = from(testV2, PRODUCTPAGE, {
+  test('jason goes to reviews v2, by the VirtualService rule that matches his header', async () => {
+    const sim = await from(testV2, PRODUCTPAGE, {
       authority: 'reviews:9080',
       path: '/reviews/0',
       headers: { 'End-User': 'jason' },
@@ -49,9 +49,9 @@ describe('simulate: Bookinfo request routing', () => {
     assert.equal(sim.refused, undefined);
   });
 
-  test('everyone else goes to reviews v1, by the catch-all rule', () => {
+  test('everyone else goes to reviews v1, by the catch-all rule', async () => {
     for (const headers of [{}, { 'end-user': 'alice' }] as Record<string, string>[]) {
-      const sim = from(testV2, PRODUCTPAGE, { authority: 'reviews:9080', path: '/reviews/0', headers });
+      const sim = await from(testV2, PRODUCTPAGE, { authority: 'reviews:9080', path: '/reviews/0', headers });
       assert.deepEqual(sim.route, {
         name: 'default/reviews#1',
         origin: 'VirtualService default/reviews http[1]',
@@ -60,8 +60,8 @@ describe('simulate: Bookinfo request routing', () => {
     }
   });
 
-  test('the 50/50 split lists both clusters with their weights and endpoints', () => {
-    const sim = from(
+  test('the 50/50 split lists both clusters with their weights and endpoints', async () => {
+    const sim = await from(
       scenario('destination-rule-all.yaml', 'virtual-service-reviews-50-v3.yaml'),
       PRODUCTPAGE,
       {
@@ -76,21 +76,24 @@ describe('simulate: Bookinfo request routing', () => {
     ]);
   });
 
-  test('without a VirtualService a service takes its default route to every instance', () => {
-    const sim = from(scenario('destination-rule-all.yaml'), REVIEWS_V2, { authority: 'reviews', path: '/' });
+  test('without a VirtualService a service takes its default route to every instance', async () => {
+    const sim = await from(scenario('destination-rule-all.yaml'), REVIEWS_V2, {
+      authority: 'reviews',
+      path: '/',
+    });
     assert.deepEqual(sim.route, { name: 'default', origin: 'Service default/reviews (no VirtualService)' });
     assert.deepEqual(targets(sim), [
       { cluster: cluster(''), weight: 100, workloads: ['reviews-v1', 'reviews-v2', 'reviews-v3'] },
     ]);
   });
 
-  test('an unhealthy endpoint is not among those the proxy would pick from', () => {
+  test('an unhealthy endpoint is not among those the proxy would pick from', async () => {
     const proxies = bookinfoMesh().proxies.map((p) => (p.id === REVIEWS_V2 ? { ...p, healthy: false } : p));
     const input = bookinfoInput(
       bookinfoRouting('destination-rule-all.yaml', 'virtual-service-reviews-test-v2.yaml'),
       proxies,
     );
-    const sim = from(input, PRODUCTPAGE, {
+    const sim = await from(input, PRODUCTPAGE, {
       authority: 'reviews',
       path: '/',
       headers: { 'end-user': 'jason' },
@@ -98,8 +101,8 @@ describe('simulate: Bookinfo request routing', () => {
     assert.deepEqual(targets(sim), [{ cluster: cluster('v2'), weight: 100, workloads: [] }]);
   });
 
-  test('an unknown host has no virtual host: the proxy answers 404 NR itself', () => {
-    const sim = from(testV2, PRODUCTPAGE, { authority: 'nowhere.example:80', path: '/' });
+  test('an unknown host has no virtual host: the proxy answers 404 NR itself', async () => {
+    const sim = await from(testV2, PRODUCTPAGE, { authority: 'nowhere.example:80', path: '/' });
     assert.equal(sim.virtualHost, undefined);
     assert.equal(sim.route, undefined);
     assert.deepEqual(sim.refused, {
@@ -109,9 +112,9 @@ describe('simulate: Bookinfo request routing', () => {
     });
   });
 
-  test('a path the proxy cannot normalize is refused before routing', () => {
+  test('a path the proxy cannot normalize is refused before routing', async () => {
     for (const path of ['reviews/0', '/reviews/%00']) {
-      const sim = from(testV2, PRODUCTPAGE, { authority: 'reviews:9080', path });
+      const sim = await from(testV2, PRODUCTPAGE, { authority: 'reviews:9080', path });
       assert.equal(sim.refused?.status, 400, path);
       assert.equal(sim.refused?.flag, 'DPE');
       assert.equal(sim.virtualHost, undefined);
@@ -122,8 +125,8 @@ describe('simulate: Bookinfo request routing', () => {
 describe('simulate: the ingress gateway', () => {
   const gateway = scenario('bookinfo-gateway.yaml');
 
-  test('the product page is routed to productpage on the gateway port', () => {
-    const sim = from(gateway, INGRESS, { authority: 'localhost:8080', path: '/productpage', port: 80 });
+  test('the product page is routed to productpage on the gateway port', async () => {
+    const sim = await from(gateway, INGRESS, { authority: 'localhost:8080', path: '/productpage', port: 80 });
     assert.equal(sim.listener, '0.0.0.0_80');
     assert.equal(sim.routeTable, 'http.80');
     assert.equal(sim.virtualHost, '*:80');
@@ -137,21 +140,21 @@ describe('simulate: the ingress gateway', () => {
     ]);
   });
 
-  test('the path is matched as the proxy normalizes it', () => {
-    const sim = from(gateway, INGRESS, { authority: 'localhost', path: '/x/../%70roductpage?x=1' });
+  test('the path is matched as the proxy normalizes it', async () => {
+    const sim = await from(gateway, INGRESS, { authority: 'localhost', path: '/x/../%70roductpage?x=1' });
     assert.equal(sim.path, '/productpage?x=1');
     assert.equal(sim.route?.origin, 'VirtualService default/bookinfo http[0]');
   });
 
-  test('a path no rule matches gets no route', () => {
-    const sim = from(gateway, INGRESS, { authority: 'localhost', path: '/admin' });
+  test('a path no rule matches gets no route', async () => {
+    const sim = await from(gateway, INGRESS, { authority: 'localhost', path: '/admin' });
     assert.equal(sim.virtualHost, '*:80');
     assert.deepEqual(sim.refused, { status: 404, flag: 'NR', reason: 'no route matched in *:80' });
   });
 
-  test('a port the gateway does not listen on is named as such', () => {
-    assert.throws(
-      () => from(gateway, INGRESS, { authority: 'localhost', path: '/', port: 443 }),
+  test('a port the gateway does not listen on is named as such', async () => {
+    await assert.rejects(
+      from(gateway, INGRESS, { authority: 'localhost', path: '/', port: 443 }),
       /no listener on port 443; it has 0\.0\.0\.0_80 \(port 80\)/,
     );
   });

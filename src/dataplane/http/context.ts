@@ -74,6 +74,8 @@ export class Exchange {
   readonly tunnelAuthority: string | undefined;
   /** Set by authenticate when the request carried a valid JWT. */
   auth: RequestAuth | undefined;
+  /** Set by authorize: the decision and the policy rule that made it (`''`: no ALLOW policy applies). */
+  authorization: { allow: boolean; rule: string } | undefined;
   /** Set by route (outbound, gateway): the virtual host and the route that matched. */
   virtualHost: string | undefined;
   route: Route | undefined;

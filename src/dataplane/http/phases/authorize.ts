@@ -107,6 +107,7 @@ function authorizer(authorization: Authorization, port: (ex: Exchange) => number
         });
     }
     const verdict = authz.decide(attrs);
+    ex.authorization = verdict;
     if (verdict.allow) return true;
     ex.reply(403, 'RBAC', verdict.rule, RBAC_DENIED_BODY);
     return false;
