@@ -3,7 +3,7 @@
 // then the inbound listener of each sidecar it may land on (authentication, authorization); one from
 // outside the mesh passes the gateway and then the sidecar the gateway forwards to. Every hop is
 // simulate.ts, the proxy's own phases, so this cannot disagree with what the proxies do.
-import { outboundSni, resolveHost } from '../compile/hosts.ts';
+import { outboundSni, serviceDomains } from '../compile/hosts.ts';
 import type { Endpoint, ProxyNode, ProxySnapshot } from '../compile/snapshot.ts';
 import { TrellisError } from '../lib/errors.ts';
 import { type SimulatedRequest, type Simulation, simulateSnapshot } from './simulate.ts';
@@ -276,14 +276,21 @@ async function fromIdentity(
   port: number,
 ): Promise<Hop[]> {
   const namespace = SPIFFE.exec(identity)![2];
-  const host = resolveHost(request.authority.replace(/:\d+$/, ''), namespace);
+  const authority = request.authority.toLowerCase();
   const hops: Hop[] = [];
   for (const node of mesh.nodes) {
     if (node.role !== 'sidecar') continue;
     const snap = await mesh.snapshot(node.id);
     const inbound = snap.listeners.find((l) => l.type === 'inbound');
-    const service = inbound?.type === 'inbound' ? inbound.services.find((s) => s.host === host) : undefined;
-    if (!service || service.port !== port) continue;
+    // The service as the client's DNS would find it: `details`, `details.default`, the FQDN, ...
+    const service =
+      inbound?.type === 'inbound'
+        ? inbound.services.find(
+            (s) => s.port === port && serviceDomains(s.host, s.port, namespace).includes(authority),
+          )
+        : undefined;
+    if (!service) continue;
+    const host = service.host;
     const sni = outboundSni(port, undefined, host);
     const sim = await simulateSnapshot(snap, { ...request, peer: { identity, sni } }, 'inbound');
     hops.push({ proxy: node.id, kind: 'inbound', peer: identity, simulation: sim });
@@ -291,7 +298,8 @@ async function fromIdentity(
   if (hops.length === 0)
     throw new TrellisError(
       'TRL_NOT_FOUND',
-      `no sidecar serves ${host}:${port}; name the service as its clients do (host and port)`,
+      `no sidecar serves ${authority}${authority.includes(':') ? '' : `:${port}`} for a client in ` +
+        `namespace ${namespace}; name the service as its clients do (host and port)`,
     );
   return hops;
 }
