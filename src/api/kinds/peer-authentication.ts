@@ -39,11 +39,8 @@ const fields: Validator = object(
   {
     check: (v, path, ctx) => {
       const labels = isObject(v.selector) && isObject(v.selector.matchLabels) ? v.selector.matchLabels : {};
-      if (
-        isObject(v.portLevelMtls) &&
-        Object.keys(v.portLevelMtls).length > 0 &&
-        Object.keys(labels).length === 0
-      ) {
+      // Istio's CEL rule is `has(self.portLevelMtls)`: an empty map counts as set.
+      if (v.portLevelMtls !== undefined && Object.keys(labels).length === 0) {
         fail(
           ctx,
           join(path, 'portLevelMtls'),

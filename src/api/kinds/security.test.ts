@@ -31,6 +31,14 @@ table('PeerAuthentication', [
     errors: [{ path: 'spec.portLevelMtls', message: 'portLevelMtls requires selector', line: 7 }],
   },
   {
+    name: 'an empty portLevelMtls still requires a selector, as Istio refuses it',
+    spec: `
+      mtls: {mode: STRICT}
+      portLevelMtls: {}
+    `,
+    errors: [{ path: 'spec.portLevelMtls', message: 'portLevelMtls requires selector', line: 7 }],
+  },
+  {
     name: 'port keys and modes',
     spec: `
       selector: {matchLabels: {app: reviews}}
