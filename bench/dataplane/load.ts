@@ -12,7 +12,13 @@ export interface Target {
   url: string;
   /** Sent as Host / :authority, e.g. the mesh service the client sidecar routes by. */
   authority?: string;
+  /** More request headers, e.g. a JWT. */
+  headers?: Record<string, string>;
   h2: boolean;
+}
+
+function headerFlags(t: Target): string[] {
+  return Object.entries(t.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
 }
 
 export interface RateResult {
@@ -36,6 +42,7 @@ function quantile(sorted: Float64Array, q: number): number {
 async function h2load(t: Target, cpu: number, seconds: number, args: string[]): Promise<string> {
   const protocol = t.h2 ? [] : ['--h1'];
   const authority = t.authority ? ['-H', `:authority: ${t.authority}`] : [];
+  authority.push(...headerFlags(t));
   const { stdout } = await run(
     'taskset',
     ['-c', String(cpu), 'h2load', ...protocol, ...authority, ...args, '-D', String(seconds), t.url],
@@ -111,7 +118,7 @@ export async function maxThroughput(
   o: { connections: number; seconds: number; cpu: number; streams?: number },
 ): Promise<MaxResult> {
   if (!t.h2) {
-    const headers = t.authority ? ['-H', `Host: ${t.authority}`] : [];
+    const headers = [...(t.authority ? ['-H', `Host: ${t.authority}`] : []), ...headerFlags(t)];
     const { stdout } = await run(
       'taskset',
       [

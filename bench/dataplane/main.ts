@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sampleToken } from '../../samples/bookinfo/security/jwt/gen-jwt.ts';
 import type { MeshInfo } from '../../src/platform/local-runtime.ts';
 import { PortAllocator } from '../../src/platform/ports.ts';
 import { fixedRate, type MaxResult, maxThroughput, type RateResult, type Target } from './load.ts';
@@ -109,7 +110,12 @@ function check(t: Target): Promise<void> {
   return new Promise((resolve, reject) => {
     const u = new URL(t.url);
     const req = http.request(
-      { host: u.hostname, port: u.port, path: u.pathname, headers: t.authority ? { host: t.authority } : {} },
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        headers: { ...t.headers, ...(t.authority ? { host: t.authority } : {}) },
+      },
       (res) => {
         let n = 0;
         res.on('data', (c: Buffer) => {
@@ -137,6 +143,11 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
   );
   try {
     const up = mesh.info.instances.find((i) => i.workload === 'upstream-v1')!;
+    const guarded = mesh.info.instances.find((i) => i.workload === 'guarded-v1')!;
+    // Valid for the whole run: verified once, then taken from the proxy's token cache.
+    const jwt = {
+      authorization: `Bearer ${await sampleToken({ expire: 86_400, claims: { scope: 'bench' } })}`,
+    };
     const client = mesh.info.instances.find((i) => i.workload === 'client')!;
     const gw = mesh.info.instances.find((i) => i.role === 'gateway')!;
     const proxy = (id: string): ProxyProcess => ({
@@ -168,6 +179,17 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
         what: 'client sidecar → mTLS HTTP/2 → server sidecar → upstream',
         target: (h2) => ({ url: `http://127.0.0.1:${client.outboundPort}/`, authority: SERVICE, h2 }),
         proxies: [proxy(client.id), proxy(up.id)],
+      },
+      {
+        name: 'mesh-policy',
+        what: 'as mesh, to a server sidecar with a JWT rule and 10 ALLOW rules (the last one matches)',
+        target: (h2) => ({
+          url: `http://127.0.0.1:${client.outboundPort}/`,
+          authority: 'guarded.default.svc.cluster.local',
+          headers: jwt,
+          h2,
+        }),
+        proxies: [proxy(client.id), proxy(guarded.id)],
       },
       {
         name: 'gateway',

@@ -82,5 +82,38 @@ export function dataPlaneTables(results: RunResult[]): string {
       );
     }
   }
-  return `${latency.join('\n')}\n\n${throughput.join('\n')}`;
+  return [latency, throughput, policyCost(results, protocols, rounds)]
+    .filter((t) => t.length > 0)
+    .map((t) => t.join('\n'))
+    .join('\n\n');
+}
+
+/**
+ * What the guarded server sidecar (a JWT rule, 10 ALLOW rules) spends over the plain one, both on the
+ * mesh path in the same round: vCPU per 1000 requests/s as a ratio. Empty when either did not run.
+ */
+function policyCost(results: RunResult[], protocols: string[], rounds: number[]): string[] {
+  const server = (s: string, p: string, round: number) =>
+    results.find((r) => r.scenario === s && r.protocol === p && r.round === round)?.cost[1]?.vcpu;
+  const rows: string[] = [];
+  for (const p of protocols) {
+    const ratios = rounds
+      .map((round) => {
+        const plain = server('mesh', p, round);
+        const guarded = server('mesh-policy', p, round);
+        return plain && guarded ? guarded / plain : undefined;
+      })
+      .filter((x) => x !== undefined);
+    if (ratios.length) rows.push(`| ${p} | ${spread(ratios, 3)} |`);
+  }
+  if (!rows.length) return [];
+  return [
+    '### Authorization cost: server sidecar with a JWT rule and 10 ALLOW rules',
+    '',
+    'Server sidecar vCPU per 1000 requests/s in mesh-policy over mesh, in the same round (1 = free).',
+    '',
+    '| protocol | vCPU ratio |',
+    '|---|---|',
+    ...rows,
+  ];
 }
