@@ -7,7 +7,12 @@ import type {
   AuthorizationRule,
   AuthorizationSource,
 } from '../../compile/snapshot.ts';
-import { type AuthorizationAttributes, CompiledAuthorization, pathTemplate } from './authorization.ts';
+import {
+  type AuthorizationAttributes,
+  CompiledAuthorization,
+  cidrMatcher,
+  pathTemplate,
+} from './authorization.ts';
 
 interface Req {
   identity?: string;
@@ -422,4 +427,29 @@ test('authorization: path templates escape everything but {*} and {**}', () => {
   assert.equal(pathTemplate('/a.b/{*}').test('/aXb/c'), false);
   assert.equal(pathTemplate('/a.b/{*}').test('/a.b/c'), true);
   assert.equal(pathTemplate('/(x)+/{**}').test('/(x)+/'), true);
+});
+
+test('authorization: CIDR blocks, IPv4 on the fast path and IPv6 through BlockList', () => {
+  const cases: [string[], string | undefined, boolean][] = [
+    [['0.0.0.0/0'], '203.0.113.9', true],
+    [['0.0.0.0/0'], '::1', false],
+    [['10.0.0.0/8'], '10.255.255.255', true],
+    [['10.0.0.0/8'], '11.0.0.0', false],
+    [['128.0.0.0/1'], '255.1.2.3', true],
+    [['128.0.0.0/1'], '127.255.255.255', false],
+    [['192.168.1.4/31'], '192.168.1.5', true],
+    [['192.168.1.4/31'], '192.168.1.6', false],
+    [['127.0.0.1'], '127.0.0.1', true],
+    [['127.0.0.1'], '::ffff:127.0.0.1', true],
+    [['::ffff:127.0.0.1'], '127.0.0.1', true],
+    [['127.0.0.1'], '127.0.0.10', false],
+    [['2001:db8::/32'], '2001:db8:1::5', true],
+    [['2001:db8::/32'], '2001:db9::5', false],
+    [['2001:db8::/32'], '10.0.0.1', false],
+    [['10.0.0.0/8'], '10.0.0', false],
+    [['10.0.0.0/8'], '10.0.0.256', false],
+    [['10.0.0.0/8'], 'not-an-ip', false],
+    [['10.0.0.0/8'], undefined, false],
+  ];
+  for (const [blocks, ip, want] of cases) assert.equal(cidrMatcher(blocks)(ip), want, `${blocks} ∋ ${ip}`);
 });

@@ -95,19 +95,51 @@ function plainAddress(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
 
+/** A dotted quad as an unsigned 32-bit number, or -1: addresses are parsed per request, without a regex. */
+function ipv4(ip: string): number {
+  let n = 0;
+  let part = -1;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (part < 0 || ++dots > 3) return -1;
+      n = n * 256 + part;
+      part = -1;
+    } else if (c >= 48 && c <= 57) {
+      part = part < 0 ? c - 48 : part * 10 + c - 48;
+      if (part > 255) return -1;
+    } else return -1;
+  }
+  return dots === 3 && part >= 0 ? n * 256 + part : -1;
+}
+
 export function cidrMatcher(blocks: readonly string[]): (ip: string | undefined) => boolean {
-  const list = new BlockList();
+  const v4: { net: number; shift: number }[] = [];
+  const v6 = new BlockList();
+  let anyV6 = false;
   for (const b of blocks) {
     const slash = b.indexOf('/');
     const addr = plainAddress(slash < 0 ? b : b.slice(0, slash));
-    const family = isIPv6(addr) ? 'ipv6' : 'ipv4';
-    const bits = slash < 0 ? (family === 'ipv6' ? 128 : 32) : Number(b.slice(slash + 1));
-    list.addSubnet(addr, bits, family);
+    const n = ipv4(addr);
+    if (n >= 0) {
+      const bits = slash < 0 ? 32 : Number(b.slice(slash + 1));
+      // `>>> 32` is `>>> 0`: a /0 block is written as a shift that keeps nothing.
+      v4.push(bits === 0 ? { net: 0, shift: -1 } : { net: n >>> (32 - bits), shift: 32 - bits });
+    } else {
+      v6.addSubnet(addr, slash < 0 ? 128 : Number(b.slice(slash + 1)), 'ipv6');
+      anyV6 = true;
+    }
   }
   return (ip) => {
     if (!ip) return false;
     const a = plainAddress(ip);
-    return list.check(a, isIPv6(a) ? 'ipv6' : 'ipv4');
+    const n = ipv4(a);
+    if (n >= 0) {
+      for (const b of v4) if (b.shift < 0 || n >>> b.shift === b.net) return true;
+      return false;
+    }
+    return anyV6 && isIPv6(a) && v6.check(a, 'ipv6');
   };
 }
 

@@ -65,7 +65,8 @@ export function upstreamHeaders(
     if (name.charCodeAt(0) === 58 /* : */ || hopByHop.has(name) || name === PEER_HEADER) continue;
     if (name === XFCC_HEADER) continue;
     if (listed?.has(name)) continue;
-    out[name] = src[name];
+    const v = src[name];
+    if (v !== undefined) out[name] = v; // a phase unset it (a JWT that is not forwarded)
   }
   if (src.te === 'trailers') out.te = 'trailers';
   if (fwd) {

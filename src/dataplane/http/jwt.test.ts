@@ -188,7 +188,7 @@ describe('JWT verification', () => {
 describe('token cache', () => {
   const entry = (validUntilMs: number) => ({ validUntilMs }) as Verified;
 
-  test('holds a token until it expires, and at most its bound, least recently used out first', () => {
+  test('holds a token until it expires, and at most its bound; a token used since it was added gets a second chance', () => {
     const cache = new TokenCache(2);
     cache.set('a', entry(1000));
     cache.set('b', entry(5000));
@@ -199,7 +199,7 @@ describe('token cache', () => {
     cache.get('b', 0); // b is now the most recently used
     cache.set('c', entry(5000));
     assert.equal(cache.size, 2);
-    assert.equal(cache.get('a', 0), undefined, 'the least recently used went');
+    assert.equal(cache.get('a', 0), undefined, 'the one not used went');
     assert.ok(cache.get('b', 0));
     assert.ok(cache.get('c', 0));
   });

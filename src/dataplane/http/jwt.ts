@@ -202,10 +202,14 @@ export async function verifyToken(
   return { rule: v.rule, auth: principalOf(claims), payload, validUntilMs };
 }
 
-/** Verified tokens, least recently used first; a Map keeps insertion order, re-inserting a hit moves it last. */
+/**
+ * Verified tokens, bounded, with second-chance (CLOCK) eviction: a hit only marks its entry used, so
+ * the hot path does no map writes; when full, the oldest entry not used since it was last passed
+ * over goes.
+ */
 export class TokenCache {
   private readonly max: number;
-  private readonly entries = new Map<string, Verified>();
+  private readonly entries = new Map<string, { v: Verified; used: boolean }>();
 
   constructor(max: number) {
     this.max = max;
@@ -217,17 +221,26 @@ export class TokenCache {
 
   /** A verified token still within its validity, or undefined (an expired one is dropped). */
   get(token: string, nowMs: number): Verified | undefined {
-    const hit = this.entries.get(token);
-    if (!hit) return undefined;
-    this.entries.delete(token);
-    if (nowMs >= hit.validUntilMs) return undefined;
-    this.entries.set(token, hit);
-    return hit;
+    const e = this.entries.get(token);
+    if (!e) return undefined;
+    if (nowMs >= e.v.validUntilMs) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    e.used = true;
+    return e.v;
   }
 
   set(token: string, v: Verified): void {
     this.entries.delete(token);
-    this.entries.set(token, v);
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(token, { v, used: false });
+    // Each pass over a used entry clears its mark and moves it last: at most `size` steps.
+    while (this.entries.size > this.max) {
+      const [oldest, e] = this.entries.entries().next().value!;
+      this.entries.delete(oldest);
+      if (!e.used || oldest === token) continue;
+      e.used = false;
+      this.entries.set(oldest, e);
+    }
   }
 }
