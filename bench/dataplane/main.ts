@@ -181,6 +181,17 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
         proxies: [proxy(client.id), proxy(up.id)],
       },
       {
+        name: 'mesh-token',
+        what: 'as mesh, with the JWT header mesh-policy sends: its baseline',
+        target: (h2) => ({
+          url: `http://127.0.0.1:${client.outboundPort}/`,
+          authority: SERVICE,
+          headers: jwt,
+          h2,
+        }),
+        proxies: [proxy(client.id), proxy(up.id)],
+      },
+      {
         name: 'mesh-policy',
         what: 'as mesh, to a server sidecar with a JWT rule and 10 ALLOW rules (the last one matches)',
         target: (h2) => ({
