@@ -12,6 +12,7 @@ import type {
 import type { Resource } from '../api/resource.ts';
 import { kindKey } from '../api/resource.ts';
 import { resolveHost, serviceFqdn } from './hosts.ts';
+import { convertLegacyRbac } from './legacy-rbac.ts';
 import { isMeshConfigMap, type ResolvedMeshConfig, resolveMeshConfig } from './mesh-config.ts';
 
 export type { DestinationRuleSpec, GatewaySpec, VirtualServiceSpec };
@@ -185,6 +186,8 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     }
   }
 
+  authorizationPolicies.push(...legacyPolicies(input.resources, services));
+
   // The oldest DestinationRule for a host wins; Istio merges, but only for non-overlapping parts.
   for (const dr of drs.sort(byAge)) {
     const host = resolveHost(dr.spec.host, dr.metadata.namespace);
@@ -204,6 +207,23 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     jwks: input.jwks ?? new Map(),
     authorizationPolicies: authorizationPolicies.sort(byName),
   };
+}
+
+/** The legacy RBAC kinds, enforced as the AuthorizationPolicies they convert to. */
+export function legacyPolicies(
+  resources: readonly Resource[],
+  services: ReadonlyMap<string, MeshService>,
+): Resource<AuthorizationPolicySpec>[] {
+  return convertLegacyRbac(
+    resources,
+    [...services.values()].map((s) => ({
+      fqdn: s.fqdn,
+      name: s.name,
+      namespace: s.namespace,
+      selector: s.selector,
+      serviceAccounts: [...new Set(s.instances.map((i) => i.node.serviceAccount))],
+    })),
+  );
 }
 
 export function endpointIdentity(trustDomain: string, node: ProxyNode): string {

@@ -6,6 +6,7 @@ import { configMap } from './config-map.ts';
 import { destinationRule } from './destination-rule.ts';
 import { gateway } from './gateway.ts';
 import { peerAuthentication } from './peer-authentication.ts';
+import { clusterRbacConfig, rbacConfig, serviceRole, serviceRoleBinding } from './rbac.ts';
 import { requestAuthentication } from './request-authentication.ts';
 import { service } from './service.ts';
 import { serviceEntry } from './service-entry.ts';
@@ -19,6 +20,7 @@ export type * from './config-map.ts';
 export type * from './destination-rule.ts';
 export type * from './gateway.ts';
 export type * from './peer-authentication.ts';
+export type * from './rbac.ts';
 export type * from './request-authentication.ts';
 export type * from './service.ts';
 export type * from './service-entry.ts';
@@ -34,6 +36,10 @@ export const kinds: KindInfo[] = [
   peerAuthentication,
   requestAuthentication,
   authorizationPolicy,
+  serviceRole,
+  serviceRoleBinding,
+  rbacConfig,
+  clusterRbacConfig,
   service,
   configMap,
   workload,
