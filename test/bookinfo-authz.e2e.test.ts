@@ -84,4 +84,30 @@ describe('Bookinfo authorization walkthrough', { timeout: 300_000 }, () => {
       'the page still shows reviews: that call is inside the mesh',
     );
   });
+
+  test("the legacy roles (Istio 1.0's rbac.istio.io), enforced as the policies they convert to: the same page, piece by piece", async () => {
+    const del = mesh.cli(['delete', '-f', SECURITY]);
+    assert.equal(del.code, 0, del.stderr + del.stdout);
+    await mesh.converged(mesh.info.instances.length, Number(/revision (\d+)/.exec(del.stdout)![1]));
+    assert.deepEqual(await productPage(), { status: 200, details: true, reviews: true, ratings: true });
+    const steps: [string, Awaited<ReturnType<typeof productPage>>][] = [
+      ['rbac-config-on.yaml', { status: 403, details: false, reviews: false, ratings: false }],
+      ['productpage-viewer.yaml', { status: 200, details: false, reviews: false, ratings: false }],
+      ['details-reviews-viewer.yaml', { status: 200, details: true, reviews: true, ratings: false }],
+      ['ratings-viewer.yaml', { status: 200, details: true, reviews: true, ratings: true }],
+    ];
+    for (const [file, want] of steps) {
+      const r = mesh.cli(['apply', '-f', path.join(SECURITY, 'legacy-rbac', file)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout + r.stderr, /is deprecated \(removed in Istio 1\.6\)/);
+      await mesh.converged(mesh.info.instances.length, Number(/revision (\d+)/.exec(r.stdout)![1]));
+      assert.deepEqual(await productPage(), want, `after ${file}`);
+    }
+    const get = mesh.cli(['get', 'authorizationpolicies']);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(
+      get.stdout,
+      /legacy-rbac-details +ALLOW +1 +converted: ClusterRbacConfig default, ServiceRole default\/details-reviews-viewer, ServiceRoleBinding default\/bind-details-reviews/,
+    );
+  });
 });

@@ -204,6 +204,7 @@ export function convertLegacyRbac(
           name: `legacy-rbac-${svc.name}${n++ ? `-${n - 1}` : ''}`,
           namespace: svc.namespace,
           annotations,
+          ...(cfg.metadata.creationTimestamp ? { creationTimestamp: cfg.metadata.creationTimestamp } : {}),
         },
         spec: {
           selector: { matchLabels: { ...svc.selector, ...p.labels } },

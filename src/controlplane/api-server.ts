@@ -4,6 +4,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { lookupKind } from '../api/kinds/index.ts';
 import { kindKey, type Resource, resourceRef } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
+import { CONVERTED_FROM_ANNOTATION } from '../compile/legacy-rbac.ts';
+import { buildMeshIndex } from '../compile/mesh-index.ts';
 import { type Issue, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { checkAccess, readJsonBody } from './api-access.ts';
@@ -173,6 +175,19 @@ function kindOrThrow(name: string) {
   return info;
 }
 
+const AUTHORIZATION_POLICY = 'security.istio.io/AuthorizationPolicy';
+
+/** What compile makes of the stored legacy RBAC resources (the trust domain plays no part in it). */
+function convertedPolicies(deps: ApiDeps): Resource[] {
+  const index = buildMeshIndex({
+    revision: deps.store.revision,
+    resources: deps.store.list(),
+    proxies: deps.registry.list(),
+    mesh: { trustDomain: '' },
+  });
+  return index.authorizationPolicies.filter((p) => p.metadata.annotations?.[CONVERTED_FROM_ANNOTATION]);
+}
+
 async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://api');
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -201,7 +216,11 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     const key = `${info.group}/${info.kind}`;
     if (method === 'GET' && !name) {
       const ns = namespace && namespace !== '*' ? namespace : undefined;
-      return send(res, 200, { items: deps.store.list({ kind: key, namespace: ns }) });
+      const items = deps.store.list({ kind: key, namespace: ns });
+      // The legacy RBAC kinds are enforced as AuthorizationPolicies: those are listed with the rest.
+      if (key === AUTHORIZATION_POLICY)
+        items.push(...convertedPolicies(deps).filter((p) => ns === undefined || p.metadata.namespace === ns));
+      return send(res, 200, { items });
     }
     if (!namespace || !name)
       throw new TrellisError('TRL_INVALID_ARGUMENT', 'expected /resources/<kind>/<namespace>/<name>');

@@ -1,4 +1,5 @@
 import {
+  type AuthorizationPolicySpec,
   type DestinationRuleSpec,
   type GatewaySpec,
   manifestOf,
@@ -7,6 +8,7 @@ import {
   type WorkloadSpec,
 } from '../../api/kinds/index.ts';
 import type { Resource } from '../../api/resource.ts';
+import { CONVERTED_FROM_ANNOTATION } from '../../compile/legacy-rbac.ts';
 import { CONNECTION_FLAGS, maxPositionals, oneOf, parseArgs, UsageError } from '../args.ts';
 import { connect, connectionFrom } from '../client.ts';
 import { age, json, labelsOf, list, table, write, writeErr, yamlDocs } from '../output.ts';
@@ -91,6 +93,16 @@ export function columnsFor(kind: string): Columns {
         cells: (r) => {
           const s = spec<ServiceSpec>(r);
           return [list(s.ports?.map((p) => `${p.port}/${p.protocol ?? 'TCP'}`)), labelsOf(s.selector)];
+        },
+      };
+    case 'AuthorizationPolicy':
+      return {
+        headers: ['ACTION', 'RULES', 'FROM'],
+        cells: (r) => {
+          const s = spec<AuthorizationPolicySpec>(r);
+          // Policies the legacy RBAC kinds stand for are listed with the rest, and say so.
+          const from = r.metadata.annotations?.[CONVERTED_FROM_ANNOTATION];
+          return [s.action ?? 'ALLOW', String(s.rules?.length ?? 0), from ? `converted: ${from}` : '-'];
         },
       };
     case 'Workload':
