@@ -10,6 +10,9 @@ import { Chain, type PhaseDeps } from '../src/dataplane/http/phase.ts';
 import { authenticate } from '../src/dataplane/http/phases/authenticate.ts';
 import { authorize } from '../src/dataplane/http/phases/authorize.ts';
 import { normalize } from '../src/dataplane/http/phases/normalize.ts';
+import { RequestTelemetry, UNKNOWN_PEER } from '../src/dataplane/telemetry.ts';
+import { createIstioMetrics } from '../src/telemetry/istio.ts';
+import { Registry } from '../src/telemetry/metrics.ts';
 import { decodeResources, proxyNodes } from '../test/support/bookinfo-mesh.ts';
 
 const file = path.join(import.meta.dirname, 'dataplane/mesh.yaml');
@@ -37,6 +40,10 @@ const site = {
   },
 } as never;
 
+const DEPS = {
+  telemetry: new RequestTelemetry(createIstioMetrics(new Registry()), UNKNOWN_PEER),
+} as PhaseDeps;
+
 function chainFor(workload: string) {
   const node = proxies.find((p) => p.workload === workload)!;
   const cfg = ProxyConfig.build(compile(input as never, node));
@@ -55,7 +62,7 @@ function chainFor(workload: string) {
         },
       },
     ],
-    { kind: 'inbound', cfg, table: undefined, tableName: 'inbound', deps: {} as PhaseDeps },
+    { kind: 'inbound', cfg, table: undefined, tableName: 'inbound', deps: DEPS },
     () => {},
   );
   return { chain, done: () => done, host: `${workload.replace('-v1', '')}.default.svc.cluster.local` };

@@ -224,6 +224,7 @@ spec:
         metrics,
         /istio_requests_total\{reporter="destination",source_workload="ratings",[^}]*response_code="403"[^}]*response_flags="RBAC"[^}]*\} 1/,
       );
+      assert.match(metrics, /trellis_authorization_denied_total\{action="ALLOW",policy="",rule=""\} 1/);
 
       // DENY by path beats the ALLOW, whatever path tricks the caller tries.
       await apply(
@@ -283,6 +284,11 @@ spec: {}
       assert.equal((await from(productpage, '/dry')).status, 200);
       const shadow = logged.slice(before).find((l) => l.msg === 'authorization dry-run');
       assert.deepEqual(shadow?.fields, { result: 'denied', rule, authority: 'echo:8080', path: '/dry' });
+      const metrics = await (await fetch(`http://127.0.0.1:${echo.ports.admin}/stats/prometheus`)).text();
+      assert.match(
+        metrics,
+        /trellis_authorization_dry_run_total\{engine="allow",result="shadow_denied",policy="",rule=""\} 1/,
+      );
     } finally {
       await remove('allow-nothing', echo);
     }

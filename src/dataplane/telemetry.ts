@@ -124,7 +124,7 @@ function requestSeries(metrics: IstioMetrics, r: SeriesKey): IstioRequestSeries 
  * fields that vary from one request to the next.
  */
 export class RequestTelemetry {
-  private readonly metrics: IstioMetrics;
+  readonly metrics: IstioMetrics;
   private readonly self: PeerInfo;
   private readonly series = new WeakMap<PeerInfo, Map<string, IstioRequestSeries>>();
   private readonly peers = new Map<string, PeerInfo>();

@@ -76,6 +76,16 @@ export interface IstioMetrics {
   tcpSentBytes: Counter;
   tcpReceivedBytes: Counter;
   /**
+   * Requests authorization denied, by the action whose evaluation denied (ALLOW: no ALLOW rule
+   * matched), the policy and the rule index; Envoy counts `rbac.denied` without naming them.
+   */
+  authorizationDenied: Counter;
+  /**
+   * Dry-run (`istio.io/dry-run`) decisions, as Envoy's shadow engines count them with Istio's prefixes
+   * `istio_dry_run_allow_` and `istio_dry_run_deny_`: by engine, result, and the policy and rule.
+   */
+  authorizationDryRun: Counter;
+  /**
    * The four request series for a label tuple. After the first request with a tuple this costs building
    * one key string and one Map lookup; callers on the hot path should go further and keep the bundle per
    * (route, cluster/endpoint, response code) so a request costs only the inc/observe calls.
@@ -191,7 +201,19 @@ export function createIstioMetrics(registry: Registry): IstioMetrics {
   const requestBundles = new Map<string, IstioRequestSeries>();
   const tcpBundles = new Map<string, IstioTcpSeries>();
 
+  const authorizationDenied = registry.counter(
+    'trellis_authorization_denied_total',
+    'Requests denied by authorization, by the action, policy and rule that decided.',
+    ['action', 'policy', 'rule'],
+  );
+  const authorizationDryRun = registry.counter(
+    'trellis_authorization_dry_run_total',
+    'Dry-run authorization decisions (istio_dry_run_allow_/istio_dry_run_deny_ shadow results), by policy and rule.',
+    ['engine', 'result', 'policy', 'rule'],
+  );
   return {
+    authorizationDenied,
+    authorizationDryRun,
     requests,
     duration,
     requestBytes,

@@ -12,6 +12,7 @@ import {
   CompiledAuthorization,
   cidrMatcher,
   pathTemplate,
+  type Verdict,
 } from './authorization.ts';
 
 interface Req {
@@ -54,6 +55,9 @@ function attrs(r: Req): AuthorizationAttributes {
     port: r.port ?? 9080,
   };
 }
+
+/** What the log and the rule header say of a verdict. */
+const decision = (v: Verdict | undefined) => v && { allow: v.allow, rule: v.rule };
 
 const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/productpage';
 const RATINGS = 'spiffe://cluster.local/ns/default/sa/ratings';
@@ -383,7 +387,7 @@ const order: { name: string; authz: Authorization; req: Req; allow: boolean; rul
 
 for (const c of order) {
   test(`authorization order: ${c.name}`, () => {
-    assert.deepEqual(new CompiledAuthorization(c.authz).decide(attrs(c.req)), {
+    assert.deepEqual(decision(new CompiledAuthorization(c.authz).decide(attrs(c.req))), {
       allow: c.allow,
       rule: c.rule,
     });
@@ -403,24 +407,36 @@ test('authorization: dry-run and AUDIT are recorded apart from the decision', ()
     ],
   });
   assert.equal(authz.records, true);
-  assert.deepEqual(authz.dryRun(attrs({ path: '/admin' })), {
+  assert.deepEqual(decision(authz.dryRun(attrs({ path: '/admin' }))), {
     allow: false,
     rule: 'AuthorizationPolicy default/deny-admin rules[0] (DENY)',
   });
-  assert.deepEqual(authz.dryRun(attrs({ method: 'POST', path: '/x' })), {
+  assert.deepEqual(decision(authz.dryRun(attrs({ method: 'POST', path: '/x' }))), {
     allow: false,
     rule: 'no ALLOW policy matched (AuthorizationPolicy default/allow-get)',
   });
-  assert.deepEqual(authz.dryRun(attrs({ path: '/x' })), {
+  assert.deepEqual(decision(authz.dryRun(attrs({ path: '/x' }))), {
     allow: true,
     rule: 'AuthorizationPolicy default/allow-get rules[0] (ALLOW)',
   });
   assert.deepEqual(authz.audited(attrs({ path: '/admin' })), [
     'AuthorizationPolicy default/audit-admin rules[1] (AUDIT)',
   ]);
-  assert.deepEqual(authz.decide(attrs({ path: '/admin' })), { allow: true, rule: '' });
+  assert.deepEqual(decision(authz.decide(attrs({ path: '/admin' }))), { allow: true, rule: '' });
   assert.equal(new CompiledAuthorization({ deny: [denyAdmin] }).records, false);
   assert.equal(new CompiledAuthorization({ deny: [denyAdmin] }).dryRun(attrs({})), undefined);
+  // Envoy's two shadow engines, each over its own dry-run policies.
+  assert.equal(authz.shadowDeny(attrs({ path: '/admin' }))?.policy, 'default/deny-admin');
+  assert.deepEqual(authz.shadowDeny(attrs({ path: '/x' })), { allow: true, rule: '' });
+  assert.deepEqual(authz.shadowAllow(attrs({ path: '/admin' })), {
+    allow: true,
+    rule: 'AuthorizationPolicy default/allow-get rules[0] (ALLOW)',
+    action: 'ALLOW',
+    policy: 'default/allow-get',
+    index: 0,
+  });
+  assert.equal(authz.shadowAllow(attrs({ method: 'POST', path: '/x' }))?.allow, false);
+  assert.equal(new CompiledAuthorization({ deny: [denyAdmin] }).shadowAllow(attrs({})), undefined);
 });
 
 test('authorization: path templates escape everything but {*} and {**}', () => {

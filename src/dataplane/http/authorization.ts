@@ -43,6 +43,11 @@ export interface Verdict {
   readonly allow: boolean;
   /** The policy and rule that decided, for the log and the rule header; empty when no policy applies. */
   readonly rule: string;
+  /** For the metrics: the action of the rule that decided (ALLOW when no ALLOW rule matched)... */
+  readonly action?: Action;
+  /** ...its policy (`ns/name`) and the rule's index; absent when no rule matched. */
+  readonly policy?: string;
+  readonly index?: number;
 }
 
 type Pred = (a: AuthorizationAttributes) => boolean;
@@ -317,7 +322,7 @@ function compilePolicy(p: AuthorizationPolicyRules, action: Action): CompiledPol
           : `${at} (${action})`;
       return {
         match: compileRule(r, action),
-        verdict: { allow: action !== 'DENY' && action !== 'CUSTOM', rule },
+        verdict: { allow: action !== 'DENY' && action !== 'CUSTOM', rule, action, policy: p.name, index: i },
       };
     }),
   };
@@ -355,6 +360,7 @@ export class CompiledAuthorization {
     const none = (ps: CompiledPolicy[]): Verdict => ({
       allow: false,
       rule: `no ALLOW policy matched (AuthorizationPolicy ${ps.map((p) => p.name).join(', ')})`,
+      action: 'ALLOW',
     });
     this.noAllowMatched = none(this.allow);
     this.shadowNoAllowMatched = none(this.shadow.allow);
@@ -372,6 +378,23 @@ export class CompiledAuthorization {
     const s = this.shadow;
     if (s.custom.length + s.deny.length + s.allow.length === 0) return undefined;
     return evaluate(s.custom, s.deny, s.allow, this.shadowNoAllowMatched, a);
+  }
+
+  /**
+   * The dry-run policies as Envoy's two shadow engines see them (Istio's `istio_dry_run_allow_` and
+   * `istio_dry_run_deny_` stats): the ALLOW ones alone, and the CUSTOM and DENY ones alone;
+   * undefined for an engine without policies.
+   */
+  shadowAllow(a: AuthorizationAttributes): Verdict | undefined {
+    const s = this.shadow;
+    if (s.allow.length === 0) return undefined;
+    return firstMatch(s.allow, a) ?? this.shadowNoAllowMatched;
+  }
+
+  shadowDeny(a: AuthorizationAttributes): Verdict | undefined {
+    const s = this.shadow;
+    if (s.custom.length + s.deny.length === 0) return undefined;
+    return firstMatch(s.custom, a) ?? firstMatch(s.deny, a) ?? NO_POLICY;
   }
 
   /** The AUDIT rules the request matches, one per policy. */

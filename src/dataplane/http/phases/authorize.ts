@@ -3,9 +3,10 @@
 // `403 RBAC: access denied` with the flag RBAC, and names the policy and rule in the log (and, for
 // mesh clients, the rule header). AUDIT matches and dry-run decisions are logged, never enforced.
 import type { Authorization } from '../../../compile/snapshot.ts';
-import { type AuthorizationAttributes, CompiledAuthorization } from '../authorization.ts';
+import type { Counter, CounterSeries } from '../../../telemetry/metrics.ts';
+import { type AuthorizationAttributes, CompiledAuthorization, type Verdict } from '../authorization.ts';
 import type { Exchange } from '../context.ts';
-import type { Phase, Step } from '../phase.ts';
+import type { Phase, PhaseDeps, Step } from '../phase.ts';
 
 export const RBAC_DENIED_BODY = 'RBAC: access denied';
 
@@ -89,19 +90,48 @@ class ExchangeAttributes implements AuthorizationAttributes {
   }
 }
 
-function authorizer(authorization: Authorization, port: (ex: Exchange) => number): Step {
+/** A counter series per verdict (a compiled rule), resolved on its first use and kept with it. */
+function counted(family: Counter, labels: (v: Verdict) => string[]): (v: Verdict) => void {
+  const series = new WeakMap<Verdict, CounterSeries>();
+  return (v) => {
+    let s = series.get(v);
+    if (!s) {
+      s = family.series(labels(v));
+      series.set(v, s);
+    }
+    s.inc();
+  };
+}
+
+const policyLabels = (v: Verdict) => [v.policy ?? '', v.index === undefined ? '' : String(v.index)];
+
+function authorizer(authorization: Authorization, port: (ex: Exchange) => number, deps: PhaseDeps): Step {
   const authz = new CompiledAuthorization(authorization);
+  const metrics = deps.telemetry.metrics;
+  const denied = counted(metrics.authorizationDenied, (v) => [v.action ?? '', ...policyLabels(v)]);
+  const shadow = (engine: string) =>
+    counted(metrics.authorizationDryRun, (v) => [
+      engine,
+      v.allow ? 'shadow_allowed' : 'shadow_denied',
+      ...policyLabels(v),
+    ]);
+  const shadowAllow = shadow('allow');
+  const shadowDeny = shadow('deny');
   return (ex) => {
     const attrs = new ExchangeAttributes(ex, port(ex));
     if (authz.records) {
       const log = ex.site.log;
       for (const rule of authz.audited(attrs))
         log.info('authorization audit', { rule, authority: ex.authority, path: ex.path });
-      const shadow = authz.dryRun(attrs);
-      if (shadow)
+      const allow = authz.shadowAllow(attrs);
+      if (allow) shadowAllow(allow);
+      const deny = authz.shadowDeny(attrs);
+      if (deny) shadowDeny(deny);
+      const effective = authz.dryRun(attrs);
+      if (effective)
         log.info('authorization dry-run', {
-          result: shadow.allow ? 'allowed' : 'denied',
-          rule: shadow.rule,
+          result: effective.allow ? 'allowed' : 'denied',
+          rule: effective.rule,
           authority: ex.authority,
           path: ex.path,
         });
@@ -109,6 +139,7 @@ function authorizer(authorization: Authorization, port: (ex: Exchange) => number
     const verdict = authz.decide(attrs);
     ex.authorization = verdict;
     if (verdict.allow) return true;
+    denied(verdict);
     ex.reply(403, 'RBAC', verdict.rule, RBAC_DENIED_BODY);
     return false;
   };
@@ -116,15 +147,15 @@ function authorizer(authorization: Authorization, port: (ex: Exchange) => number
 
 export const authorize: Phase = {
   name: 'authorize',
-  setup({ kind, cfg, tableName }) {
+  setup({ kind, cfg, tableName, deps }) {
     if (kind === 'inbound') {
       const a = cfg?.inbound?.authorization;
-      return a ? authorizer(a, (ex) => ex.targetPort!) : undefined;
+      return a ? authorizer(a, (ex) => ex.targetPort!, deps) : undefined;
     }
     if (kind !== 'gateway') return undefined;
     const listener = cfg?.snapshot.listeners.find((l) => l.type === 'gateway' && l.routeTable === tableName);
     if (listener?.type !== 'gateway' || !listener.authorization) return undefined;
     const port = listener.port;
-    return authorizer(listener.authorization, () => port);
+    return authorizer(listener.authorization, () => port, deps);
   },
 };
