@@ -133,7 +133,7 @@ export async function simulateSnapshot(
   if (ex.path) sim.path = ex.path + ex.query;
   if (ex.targetPort !== undefined) sim.targetPort = ex.targetPort;
   if (ex.auth) sim.auth = ex.auth;
-  if (ex.authorization) sim.authorization = ex.authorization;
+  if (ex.authorization) sim.authorization = { allow: ex.authorization.allow, rule: ex.authorization.rule };
   if (ex.virtualHost) sim.virtualHost = ex.virtualHost;
   if (ex.route) {
     sim.route = { name: ex.route.name, origin: ex.route.origin };

@@ -80,6 +80,8 @@ describe('Istio standard metrics', () => {
       istio_tcp_connections_opened_total: 'counter',
       istio_tcp_received_bytes_total: 'counter',
       istio_tcp_sent_bytes_total: 'counter',
+      trellis_authorization_denied_total: 'counter',
+      trellis_authorization_dry_run_total: 'counter',
     });
     assert.deepEqual(
       m.duration.buckets,

@@ -1,6 +1,7 @@
 /**
  * Istio's standard service-level metrics, with Istio's names, label names, label values and default
- * buckets, so existing Istio dashboards, Kiali and alert rules work against Trellis proxies unchanged.
+ * buckets, so existing Istio dashboards, Kiali and alert rules work against Trellis proxies unchanged;
+ * and beside them the authorization counters that name the policy Envoy's RBAC stats leave out.
  * Reference: https://istio.io/latest/docs/reference/config/metrics/ and istio/proxy's istio_stats filter.
  */
 import type { Counter, CounterSeries, Histogram, HistogramSeries, Registry } from './metrics.ts';
