@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Resource } from '../api/resource.ts';
 import { compile } from './compile.ts';
-import { customPolicyWarnings } from './ext-authz.ts';
+import { customPolicyWarnings } from './ext-authz-warnings.ts';
 import { buildMeshIndex } from './mesh-index.ts';
 import type { GatewayListener, InboundListener, ProxyNode, ProxySnapshot } from './snapshot.ts';
 
@@ -168,7 +168,7 @@ test('a gateway asks the provider of its CUSTOM policies; the cluster is among i
   };
   const s = snapshotOf(gateway, gw, custom('edge', 'grpc-local', { istio: 'gw' }));
   const l = s.listeners.find((x): x is GatewayListener => x.type === 'gateway')!;
-  assert.equal((l.authorization?.extAuthz as { cluster: string }).cluster, 'outbound|9191||authz.local');
+  assert.equal((l.authorization!.extAuthz as { cluster: string }).cluster, 'outbound|9191||authz.local');
   assert.ok(s.clusters.some((c) => c.name === 'outbound|9191||authz.local'));
 });
 

@@ -4,7 +4,6 @@
 // a second one, an unknown name or a service that cannot be reached makes the CUSTOM policies
 // unusable, and the proxy then denies what they match (fail closed) and says why.
 
-import { DRY_RUN_ANNOTATION } from '../api/kinds/authorization-policy.ts';
 import {
   DEFAULT_EXT_AUTHZ_TIMEOUT_MS,
   type ExtAuthzHttpSpec,
@@ -13,13 +12,13 @@ import {
 import type { ServiceEntrySpec } from '../api/kinds/service-entry.ts';
 import type { Resource } from '../api/resource.ts';
 import { parseDuration } from '../api/schema.ts';
-import { authorizationFor } from './authorization.ts';
 import { ClusterSet } from './clusters.ts';
 import { outboundClusterName } from './hosts.ts';
 import type { MeshIndex } from './mesh-index.ts';
-import type { AuthorizationPolicyRules, Cluster, ExtAuthz, ExtAuthzProvider, ProxyNode } from './snapshot.ts';
+import type { AuthorizationPolicyRules, Cluster, ExtAuthz, ExtAuthzProvider } from './snapshot.ts';
 
-const WHERE = 'mesh config (ConfigMap istio-system/istio, key mesh) extensionProviders';
+/** Where providers are defined, for messages. */
+export const EXT_AUTHZ_CONFIG = 'mesh config (ConfigMap istio-system/istio, key mesh) extensionProviders';
 
 /** Authorizer clusters by name, per index: the proxy's cluster list takes them from here. */
 const authorizerClusters = new WeakMap<MeshIndex, Map<string, Cluster>>();
@@ -65,7 +64,9 @@ function resolve(
   const name = names[0];
   const provider = index.meshConfig.extensionProviders.find((p) => p.name === name);
   if (!provider)
-    return { extAuthz: { error: `extension provider ${JSON.stringify(name)} is not defined in ${WHERE}` } };
+    return {
+      extAuthz: { error: `extension provider ${JSON.stringify(name)} is not defined in ${EXT_AUTHZ_CONFIG}` },
+    };
   const spec = provider.envoyExtAuthzHttp ?? provider.envoyExtAuthzGrpc;
   if (!spec) {
     const kind = Object.keys(provider).find((k) => k !== 'name') ?? 'unknown';
@@ -199,46 +200,4 @@ function serviceEntryCluster(
       endpoints,
     },
   };
-}
-
-/** What apply warns about CUSTOM policies: Istio accepts them, and the proxies deny what they match. */
-export interface CustomPolicyWarning {
-  resource: string;
-  path: string;
-  message: string;
-}
-
-export function customPolicyWarnings(index: MeshIndex, proxies: readonly ProxyNode[]): CustomPolicyWarning[] {
-  const out: CustomPolicyWarning[] = [];
-  const known = new Set(index.meshConfig.extensionProviders.map((p) => p.name));
-  for (const p of index.authorizationPolicies) {
-    if (p.spec.action !== 'CUSTOM') continue;
-    const resource = `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}`;
-    if (p.metadata.annotations?.[DRY_RUN_ANNOTATION] === 'true')
-      out.push({
-        resource,
-        path: `metadata.annotations.${DRY_RUN_ANNOTATION}`,
-        message: 'Istio supports dry run for ALLOW and DENY policies only: this CUSTOM policy is enforced',
-      });
-    const name = p.spec.provider?.name;
-    if (name !== undefined && !known.has(name))
-      out.push({
-        resource,
-        path: 'spec.provider.name',
-        message: `extension provider ${JSON.stringify(name)} is not defined in ${WHERE} (yet): requests this policy matches are denied until it is`,
-      });
-  }
-  const seen = new Set<string>();
-  for (const node of proxies) {
-    const ext = authorizationFor(index, node)?.extAuthz;
-    if (ext && 'error' in ext && !seen.has(ext.error) && ext.error.includes('providers')) {
-      seen.add(ext.error);
-      out.push({
-        resource: `proxy ${node.id}`,
-        path: '',
-        message: `${ext.error}: requests they match are denied`,
-      });
-    }
-  }
-  return out;
 }

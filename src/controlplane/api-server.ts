@@ -4,7 +4,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { lookupKind } from '../api/kinds/index.ts';
 import { kindKey, type Resource, resourceRef } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
-import { customPolicyWarnings } from '../compile/ext-authz.ts';
+import { customPolicyWarnings } from '../compile/ext-authz-warnings.ts';
 import { CONVERTED_FROM_ANNOTATION } from '../compile/legacy-rbac.ts';
 import { isMeshConfigMap } from '../compile/mesh-config.ts';
 import { buildMeshIndex } from '../compile/mesh-index.ts';

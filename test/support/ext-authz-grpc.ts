@@ -1,14 +1,10 @@
 // A real gRPC external authorizer (envoy.service.auth.v3.Authorization/Check) for the ext-authz
 // tests, on @grpc/grpc-js, run as its own process: it decides by the request's `x-ext-authz` header.
 // Prints `{"port": N}` once it listens.
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { authorizationDefinition } from '../../src/dataplane/http/ext-authz/external-auth-proto.ts';
 
-const PROTO = path.resolve(import.meta.dirname, '../../src/dataplane/http/ext-authz/external_auth.proto');
-const def = grpc.loadPackageDefinition(
-  protoLoader.loadSync(PROTO, { longs: Number, oneofs: true }),
-) as unknown as {
+const def = grpc.loadPackageDefinition(authorizationDefinition()) as unknown as {
   envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } };
 };
 

@@ -2,20 +2,14 @@
 // one HTTP/2 channel per authorizer endpoint. Status OK allows, with ok_response's headers set
 // upstream and its response_headers_to_add sent to the client; any other status denies with
 // denied_response's status (403 when unset), headers and body. A failed call is an error.
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { Endpoint, ExtAuthzProvider } from '../../../compile/snapshot.ts';
 import type { EndpointRuntime } from '../../upstream/cluster.ts';
 import type { LoadBalancer } from '../../upstream/load-balancer.ts';
 import { type Check, type CheckInput, type CheckResult, joined } from './check.ts';
+import { authorizationDefinition } from './external-auth-proto.ts';
 
-const definition = protoLoader.loadSync(path.join(import.meta.dirname, 'external_auth.proto'), {
-  longs: Number,
-  defaults: false,
-  oneofs: true,
-});
-const proto = grpc.loadPackageDefinition(definition) as unknown as {
+const proto = grpc.loadPackageDefinition(authorizationDefinition()) as unknown as {
   envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } };
 };
 export const AuthorizationClient = proto.envoy.service.auth.v3.Authorization;

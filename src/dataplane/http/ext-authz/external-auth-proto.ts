@@ -4,7 +4,12 @@
 // envoy/type/v3/http_status.proto, and google/rpc/status.proto. Fields Trellis does not use are left
 // out (protobuf skips unknown fields), and nested packages are flattened into messages with the same
 // wire format: an enum is an int32, a message keeps its field numbers.
-syntax = "proto3";
+// It is kept as text here rather than a .proto file so that it travels with the stripped sources
+// proxies run from (src/platform/stripped.ts copies .ts files only).
+import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
+
+const PROTO = `syntax = "proto3";
 
 package envoy.service.auth.v3;
 
@@ -100,4 +105,14 @@ message CheckResponse {
     DeniedHttpResponse denied_response = 2;
     OkHttpResponse ok_response = 3;
   }
+}
+`;
+
+/** The package definition grpc-js loads services from; field names in lowerCamelCase. */
+export function authorizationDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.fromJSON(protobuf.parse(PROTO).root.toJSON(), {
+    longs: Number,
+    defaults: false,
+    oneofs: true,
+  });
 }
