@@ -81,10 +81,9 @@ function resolve(policies: Resource[], node: ProxyNode, mesh = MESH, gateways: s
 
 const names = (a: Authorization | undefined) =>
   Object.fromEntries(
-    (Object.entries(a ?? {}) as [string, AuthorizationPolicyRules[]][]).map(([k, ps]) => [
-      k,
-      ps.map((p) => p.name),
-    ]),
+    (Object.entries(a ?? {}).filter(([k]) => k !== 'extAuthz') as [string, AuthorizationPolicyRules[]][]).map(
+      ([k, ps]) => [k, ps.map((p) => p.name)],
+    ),
   );
 
 const scoping: {

@@ -14,6 +14,7 @@ import {
   targetKind,
 } from '../api/kinds/authorization-policy.ts';
 import type { Resource } from '../api/resource.ts';
+import { resolveExtAuthz } from './ext-authz.ts';
 import { serviceFqdn } from './hosts.ts';
 import { labelsMatch, type MeshIndex } from './mesh-index.ts';
 import type {
@@ -26,7 +27,7 @@ import type {
   ProxyNode,
 } from './snapshot.ts';
 
-const SECTION: Record<AuthorizationAction, keyof Authorization> = {
+const SECTION: Record<AuthorizationAction, Exclude<keyof Authorization, 'extAuthz'>> = {
   CUSTOM: 'custom',
   DENY: 'deny',
   ALLOW: 'allow',
@@ -77,7 +78,7 @@ export function authorizationFor(
   gateways: readonly string[] = [],
 ): Authorization | undefined {
   const trustDomains = [index.mesh.trustDomain, ...index.meshConfig.trustDomainAliases];
-  const by: Required<Authorization> = { custom: [], deny: [], allow: [], audit: [] };
+  const by: Required<Omit<Authorization, 'extAuthz'>> = { custom: [], deny: [], allow: [], audit: [] };
   for (const p of index.authorizationPolicies) {
     if (!applies(index, p, node, gateways)) continue;
     const scope: Scope = { namespace: p.metadata.namespace, trustDomains };
@@ -85,13 +86,18 @@ export function authorizationFor(
       name: `${p.metadata.namespace}/${p.metadata.name}`,
       rules: (p.spec.rules ?? []).map((r) => rule(r, scope)),
     };
-    if (p.metadata.annotations?.[DRY_RUN_ANNOTATION] === 'true') entry.dryRun = true;
+    // Istio's dry run covers ALLOW and DENY only: a CUSTOM policy is enforced whatever it says.
+    if (p.metadata.annotations?.[DRY_RUN_ANNOTATION] === 'true' && p.spec.action !== 'CUSTOM')
+      entry.dryRun = true;
     if (p.spec.provider) entry.provider = p.spec.provider.name;
     by[SECTION[p.spec.action ?? 'ALLOW']].push(entry);
   }
   // In evaluation order, so the snapshot reads the way the proxy decides.
   const out: Authorization = {};
-  for (const key of ['custom', 'deny', 'allow', 'audit'] as const) if (by[key].length) out[key] = by[key];
+  for (const key of ['custom', 'deny', 'allow', 'audit'] as const) {
+    if (by[key].length) out[key] = by[key];
+    if (key === 'custom' && by.custom.length) out.extAuthz = resolveExtAuthz(index, by.custom);
+  }
   return Object.keys(out).length ? out : undefined;
 }
 

@@ -1,6 +1,7 @@
 // (mesh index, proxy) → ProxySnapshot. Pure: no I/O, no clock, no randomness; the same input always
 // gives the same snapshot and the same version. Each concern has its own module: clusters, routes,
 // the sidecar's outbound and inbound sides, gateways, and the views proxies share; this assembles.
+import { extAuthzCluster } from './ext-authz.ts';
 import { contentHash } from './hash.ts';
 import { inboundClusters, sidecarInbound } from './inbound.ts';
 import { buildMeshIndex, type CompileInput, endpointIdentity, type MeshIndex } from './mesh-index.ts';
@@ -45,11 +46,21 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
     listeners,
     // Left out at Istio's default, so a mesh without mesh config compiles as it always did.
     ...(pathNormalization !== 'BASE' ? { http: { pathNormalization } } : {}),
-    clusters: node.role === 'gateway' ? [] : inboundClusters(node),
+    clusters:
+      node.role === 'gateway'
+        ? []
+        : [...inboundClusters(node), ...authorizerOf(index, listeners, view.shared)],
   };
   // Equal versions are equal snapshots: the hash covers this proxy's part and the shared part's hash.
   const version = contentHash(`${JSON.stringify(own)}\n${view.shared.hash}`);
   return { ...own, version, revision: index.revision, shared: view.shared };
+}
+
+/** A sidecar's external authorizer's cluster, when its outbound clusters do not have it already. */
+function authorizerOf(index: MeshIndex, listeners: Listener[], shared: SharedConfig): Cluster[] {
+  const inbound = listeners.find((l) => l.type === 'inbound');
+  const cluster = extAuthzCluster(index, inbound?.authorization?.extAuthz);
+  return cluster && !shared.clusters.some((c) => c.name === cluster.name) ? [cluster] : [];
 }
 
 /** The ProxySnapshot the parts make up (shared arrays are referenced, not copied). */

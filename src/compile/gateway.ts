@@ -3,6 +3,7 @@
 import type { Resource } from '../api/resource.ts';
 import { authorizationFor } from './authorization.ts';
 import type { ClusterSet } from './clusters.ts';
+import { addExtAuthzCluster, extAuthzCluster } from './ext-authz.ts';
 import { hostMatches, resolveHost } from './hosts.ts';
 import { type GatewaySpec, labelsMatch, type MeshIndex, type VirtualServiceSpec } from './mesh-index.ts';
 import { jwtRules } from './request-authentication.ts';
@@ -74,6 +75,7 @@ export function gatewayConfig(
     tables.push({ name: tableName, virtualHosts });
     const jwt = jwtRules(index, { node, targets: entry.gateways });
     const authorization = authorizationFor(index, node, entry.gateways);
+    addExtAuthzCluster(clusters, extAuthzCluster(index, authorization?.extAuthz));
     listeners.push({
       name: `0.0.0.0_${port}`,
       type: 'gateway',

@@ -36,6 +36,7 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
     rootNamespace: 'istio-system',
     pathNormalization: 'BASE',
     trustDomainAliases: [],
+    extensionProviders: [],
   });
   assert.deepEqual(
     resolveMeshConfig(
@@ -43,7 +44,12 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
         'rootNamespace: mesh-root\npathNormalization:\n  normalization: NONE\ntrustDomainAliases: [old.td]\n',
       ),
     ),
-    { rootNamespace: 'mesh-root', pathNormalization: 'NONE', trustDomainAliases: ['old.td'] },
+    {
+      rootNamespace: 'mesh-root',
+      pathNormalization: 'NONE',
+      trustDomainAliases: ['old.td'],
+      extensionProviders: [],
+    },
   );
 });
 

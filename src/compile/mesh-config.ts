@@ -1,7 +1,7 @@
 // Mesh config with Istio's defaults resolved: the `mesh` key of the istio ConfigMap in istio-system,
 // which the API has validated already. No ConfigMap, no key, or an empty document: every default.
 import type { ConfigMapSpec } from '../api/kinds/config-map.ts';
-import { MESH_CONFIG_MAP, parseMeshConfig } from '../api/kinds/mesh-config.ts';
+import { type ExtensionProvider, MESH_CONFIG_MAP, parseMeshConfig } from '../api/kinds/mesh-config.ts';
 import type { Resource } from '../api/resource.ts';
 import { kindKey } from '../api/resource.ts';
 import type { PathNormalization } from './snapshot.ts';
@@ -12,12 +12,15 @@ export interface ResolvedMeshConfig {
   pathNormalization: PathNormalization;
   /** Other trust domains whose identities count as this mesh's, in AuthorizationPolicy principals. */
   trustDomainAliases: string[];
+  /** As written: compile resolves the one a workload's CUSTOM policies name. */
+  extensionProviders: ExtensionProvider[];
 }
 
 export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
   rootNamespace: 'istio-system',
   pathNormalization: 'BASE',
   trustDomainAliases: [],
+  extensionProviders: [],
 };
 
 const CONFIG_MAP = kindKey('v1', 'ConfigMap');
@@ -40,5 +43,6 @@ export function resolveMeshConfig(configMap: Resource | undefined): ResolvedMesh
     rootNamespace: mesh?.rootNamespace ?? DEFAULT_MESH_CONFIG.rootNamespace,
     pathNormalization: normalization === undefined || normalization === 'DEFAULT' ? 'BASE' : normalization,
     trustDomainAliases: mesh?.trustDomainAliases ?? [],
+    extensionProviders: mesh?.extensionProviders ?? [],
   };
 }

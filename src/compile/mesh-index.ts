@@ -6,6 +6,7 @@ import type {
   GatewaySpec,
   PeerAuthenticationSpec,
   RequestAuthenticationSpec,
+  ServiceEntrySpec,
   ServiceSpec,
   VirtualServiceSpec,
 } from '../api/kinds/index.ts';
@@ -82,6 +83,8 @@ export interface MeshIndex {
   jwks: ReadonlyMap<string, JwksState>;
   /** Sorted by namespace and name. */
   authorizationPolicies: Resource<AuthorizationPolicySpec>[];
+  /** Oldest first. Only ext-authz providers read them so far (their static endpoints). */
+  serviceEntries: Resource<ServiceEntrySpec>[];
 }
 
 const K = {
@@ -92,6 +95,7 @@ const K = {
   peerAuthentication: kindKey('security.istio.io/v1', 'PeerAuthentication'),
   requestAuthentication: kindKey('security.istio.io/v1', 'RequestAuthentication'),
   authorizationPolicy: kindKey('security.istio.io/v1', 'AuthorizationPolicy'),
+  serviceEntry: kindKey('networking.istio.io/v1', 'ServiceEntry'),
 };
 
 export function labelsMatch(
@@ -125,6 +129,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   const requestAuthentications: Resource<RequestAuthenticationSpec>[] = [];
   const authorizationPolicies: Resource<AuthorizationPolicySpec>[] = [];
   const drs: Resource<DestinationRuleSpec>[] = [];
+  const serviceEntries: Resource<ServiceEntrySpec>[] = [];
   let meshConfigMap: Resource | undefined;
 
   for (const r of input.resources) {
@@ -153,6 +158,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
       requestAuthentications.push(r as Resource<RequestAuthenticationSpec>);
     else if (key === K.authorizationPolicy)
       authorizationPolicies.push(r as Resource<AuthorizationPolicySpec>);
+    else if (key === K.serviceEntry) serviceEntries.push(r as Resource<ServiceEntrySpec>);
   }
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
@@ -206,6 +212,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     requestAuthentications: requestAuthentications.sort(byAge),
     jwks: input.jwks ?? new Map(),
     authorizationPolicies: authorizationPolicies.sort(byName),
+    serviceEntries: serviceEntries.sort(byAge),
   };
 }
 

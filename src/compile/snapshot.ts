@@ -139,15 +139,55 @@ export interface JwtRule {
  */
 export interface Authorization {
   custom?: AuthorizationPolicyRules[];
+  /**
+   * With `custom`: the external authorizer the CUSTOM policies ask (Istio allows one per workload),
+   * or why there is none they can ask; then every request they match is denied (fail closed).
+   */
+  extAuthz?: ExtAuthz;
   deny?: AuthorizationPolicyRules[];
   allow?: AuthorizationPolicyRules[];
   audit?: AuthorizationPolicyRules[];
 }
 
+export type ExtAuthz = ExtAuthzProvider | ExtAuthzUnavailable;
+
+export interface ExtAuthzUnavailable {
+  /** The provider (or providers) named, and what is wrong: unknown, more than one, no such service. */
+  error: string;
+}
+
+/** A mesh config `extensionProviders` entry of kind envoyExtAuthzHttp or envoyExtAuthzGrpc, resolved. */
+export interface ExtAuthzProvider {
+  name: string;
+  protocol: 'HTTP' | 'GRPC';
+  /** The cluster (in `clusters`) that reaches the authorizer: the mesh service, or a ServiceEntry's endpoints. */
+  cluster: string;
+  /** Default 600 s, as Istio's. */
+  timeoutMs: number;
+  /** On an error (timeout, unreachable, bad answer): allow (and go on to DENY and ALLOW) instead of deny. */
+  failOpen: boolean;
+  /** The status of a denial for an error; default 403. */
+  statusOnError: number;
+  /** HTTP: prepended to the request's path in the check request. */
+  pathPrefix?: string;
+  /** HTTP: header names (lower case; `x-*` prefix, `*-x` suffix) sent besides Host, Method, Path, Content-Length. */
+  includeRequestHeaders?: string[];
+  /** HTTP: set on the check request. */
+  includeAdditionalHeaders?: { name: string; value: string }[];
+  /** The request body goes with the check, up to `maxRequestBytes`. */
+  includeRequestBody?: { maxRequestBytes: number; allowPartialMessage: boolean; packAsBytes: boolean };
+  /** HTTP: authorizer response headers set on the upstream request on allow; absent: none. */
+  headersToUpstreamOnAllow?: string[];
+  /** HTTP: authorizer response headers sent to the client on deny; absent: all but Host. */
+  headersToDownstreamOnDeny?: string[];
+  /** HTTP: authorizer response headers added to the client's response on allow; absent: none. */
+  headersToDownstreamOnAllow?: string[];
+}
+
 export interface AuthorizationPolicyRules {
   /** `<namespace>/<name>`. */
   name: string;
-  /** `istio.io/dry-run: "true"`: evaluated and logged, never enforced. */
+  /** `istio.io/dry-run: "true"`: evaluated and logged, never enforced (not for CUSTOM, as in Istio). */
   dryRun?: boolean;
   /** CUSTOM: the extension provider the policy names. */
   provider?: string;

@@ -4,7 +4,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { lookupKind } from '../api/kinds/index.ts';
 import { kindKey, type Resource, resourceRef } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
+import { customPolicyWarnings } from '../compile/ext-authz-warnings.ts';
 import { CONVERTED_FROM_ANNOTATION } from '../compile/legacy-rbac.ts';
+import { isMeshConfigMap } from '../compile/mesh-config.ts';
 import { buildMeshIndex } from '../compile/mesh-index.ts';
 import { type Issue, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -105,6 +107,7 @@ function parseSources(body: unknown): { sources: Source[]; dryRun: boolean } {
 
 export async function apply(deps: ApiDeps, sources: Source[], dryRun: boolean): Promise<ApplyResult> {
   const { resources, warnings } = validateSources(sources);
+  warnings.push(...customWarnings(deps, resources));
   const results: ApplyResult['results'] = resources.map((r) => {
     const cur = deps.store.get(keyOf(r));
     const same = cur && sameContent(cur, r);
@@ -120,6 +123,40 @@ export async function apply(deps: ApiDeps, sources: Source[], dryRun: boolean): 
   const { revision } = await deps.store.commit(ops);
   return { revision, dryRun, results, warnings };
 }
+
+/**
+ * CUSTOM policies the mesh cannot evaluate as they stand (an unknown provider, two providers on one
+ * workload, dry run): accepted as Istio accepts them, with a warning, since the proxies deny what they match.
+ */
+function customWarnings(deps: ApiDeps, applied: Resource[]): Issue[] {
+  const touches = applied.some(
+    (r) =>
+      (r.kind === 'AuthorizationPolicy' && (r.spec as { action?: string }).action === 'CUSTOM') ||
+      isMeshConfigMap(r),
+  );
+  if (!touches) return [];
+  const byKey = new Map(deps.store.list().map((r) => [resourceKey(r), r]));
+  for (const r of applied) byKey.set(resourceKey(r), r);
+  const proxies = deps.registry.list();
+  const index = buildMeshIndex({
+    revision: 0,
+    resources: [...byKey.values()],
+    proxies,
+    mesh: { trustDomain: 'cluster.local' },
+  });
+  const ours = new Set(applied.map(resourceRef));
+  return customPolicyWarnings(index, proxies)
+    .filter(
+      (w) =>
+        !w.resource.startsWith('AuthorizationPolicy') ||
+        ours.has(w.resource) ||
+        applied.some(isMeshConfigMap),
+    )
+    .map((w) => ({ path: w.path, message: w.message, resource: w.resource }));
+}
+
+const resourceKey = (r: Resource) =>
+  `${kindKey(r.apiVersion, r.kind)}|${r.metadata.namespace}|${r.metadata.name}`;
 
 /** Deletes all the named resources in one commit, or none of them if any is missing. */
 async function remove(

@@ -401,11 +401,6 @@ function checkPolicy(v: Record<string, unknown>, path: string, ctx: Ctx): void {
     if (!isObject(v.provider))
       fail(ctx, join(path, 'provider'), 'the CUSTOM action requires a provider naming an extension provider');
     checkCustomRules(rules ?? [], path, ctx);
-    warn(
-      ctx,
-      join(path, 'action'),
-      'CUSTOM (external authorization) is not supported by Trellis yet: requests its rules match are denied (fail closed)',
-    );
   } else if (v.provider != null) {
     fail(
       ctx,

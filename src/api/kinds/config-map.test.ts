@@ -110,8 +110,8 @@ test('the istio ConfigMap: every other MeshConfig field is accepted with a warni
 accessLogFile: /dev/stdout
 trustDomain: example.org
 extensionProviders:
-- name: ext-authz
-  envoyExtAuthzHttp: {service: authz.default.svc.cluster.local, port: 8000}
+- name: zipkin
+  zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}
 `),
   );
   assert.deepEqual(r.errors, []);
@@ -120,7 +120,7 @@ extensionProviders:
     [
       [8, 'mesh config field accessLogFile: accepted but not yet enforced by Trellis'],
       [9, 'mesh config field trustDomain: accepted but not yet enforced by Trellis'],
-      [10, 'mesh config field extensionProviders: accepted but not yet enforced by Trellis'],
+      [12, 'mesh config field extensionProviders[0].zipkin: accepted but not yet enforced by Trellis'],
     ],
   );
 });

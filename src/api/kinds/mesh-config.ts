@@ -4,7 +4,15 @@
 // other MeshConfig field is accepted with a warning that it is not enforced.
 import { decodeDocuments, positionOf } from '../decode.ts';
 import { any, array, type Ctx, fail, object, type Problem, string, type Validator } from '../schema.ts';
+import {
+  EXTENSION_PROVIDER_KINDS,
+  type ExtensionProvider,
+  extensionProviders,
+} from './extension-provider.ts';
 import { isDns1123Label } from './syntax.ts';
+
+export type { ExtensionProvider };
+export { EXTENSION_PROVIDER_KINDS };
 
 /** Where Istio reads mesh config from. */
 export const MESH_CONFIG_MAP = { namespace: 'istio-system', name: 'istio', key: 'mesh' } as const;
@@ -25,6 +33,7 @@ export interface MeshConfigSpec {
   rootNamespace?: string;
   pathNormalization?: { normalization?: PathNormalizationType };
   trustDomainAliases?: string[];
+  extensionProviders?: ExtensionProvider[];
   [field: string]: unknown;
 }
 
@@ -66,7 +75,6 @@ const NOT_ENFORCED_FIELDS = [
   'enablePrometheusMerge',
   'verifyCertificateAtClient',
   'ca',
-  'extensionProviders',
   'defaultProviders',
   'discoverySelectors',
   'defaultHttpRetryPolicy',
@@ -84,6 +92,7 @@ const fields: Record<string, Validator> = {
   }),
   pathNormalization: object({ normalization: string({ enum: PATH_NORMALIZATIONS }) }),
   trustDomainAliases: array(string()),
+  extensionProviders,
 };
 for (const f of NOT_ENFORCED_FIELDS) fields[f] = any();
 

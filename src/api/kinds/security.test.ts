@@ -236,15 +236,12 @@ table('AuthorizationPolicy', [
     warnings: 'none',
   },
   {
-    name: 'CUSTOM is accepted with a warning: what its rules match is denied',
+    name: 'CUSTOM with a provider is accepted as it is: the external authorizer decides',
     spec: `
       action: CUSTOM
       provider: {name: ext-authz}
       rules: [{to: [{operation: {paths: [/admin]}}]}]
     `,
-    warnings: [
-      { path: 'spec.action', message: 'requests its rules match are denied (fail closed)', line: 6 },
-    ],
   },
   {
     name: 'Envoy filter metadata cannot be evaluated and is refused',

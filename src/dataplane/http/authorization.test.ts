@@ -334,23 +334,6 @@ const order: { name: string; authz: Authorization; req: Req; allow: boolean; rul
     rule: 'no ALLOW policy matched (AuthorizationPolicy default/allow-nothing)',
   },
   {
-    name: 'CUSTOM comes first and, unsupported, denies what it matches (fail closed)',
-    authz: {
-      custom: [{ name: 'default/ext', provider: 'opa', rules: [{ to: [{ paths: ['/ext'] }] }] }],
-      deny: [denyAdmin],
-    },
-    req: { path: '/ext' },
-    allow: false,
-    rule: 'AuthorizationPolicy default/ext rules[0] (CUSTOM, provider opa): external authorization is not supported yet, denied (fail closed)',
-  },
-  {
-    name: 'CUSTOM whose rules do not match: not consulted',
-    authz: { custom: [{ name: 'default/ext', provider: 'opa', rules: [{ to: [{ paths: ['/ext'] }] }] }] },
-    req: { path: '/other' },
-    allow: true,
-    rule: '',
-  },
-  {
     name: 'AUDIT never decides',
     authz: { audit: [{ name: 'default/audit', rules: [{}] }] },
     req: {},
@@ -393,6 +376,33 @@ for (const c of order) {
     });
   });
 }
+
+test('authorization: CUSTOM rules are matched apart, first; DENY and ALLOW decide after them', () => {
+  const authz = new CompiledAuthorization({
+    custom: [
+      {
+        name: 'default/ext',
+        provider: 'opa',
+        rules: [{ to: [{ paths: ['/other'] }] }, { to: [{ paths: ['/ext'] }] }],
+      },
+      // Istio's dry run is for ALLOW and DENY only: a CUSTOM policy that says it is enforced all the same.
+      { name: 'default/ext-dry', provider: 'opa', dryRun: true, rules: [{ to: [{ paths: ['/dry'] }] }] },
+    ],
+    deny: [denyAdmin],
+  });
+  assert.deepEqual(decision(authz.custom(attrs({ path: '/ext' }))), {
+    allow: false,
+    rule: 'AuthorizationPolicy default/ext rules[1] (CUSTOM, provider opa)',
+  });
+  assert.equal(
+    authz.custom(attrs({ path: '/dry' }))?.rule,
+    'AuthorizationPolicy default/ext-dry rules[0] (CUSTOM, provider opa)',
+  );
+  assert.equal(authz.custom(attrs({ path: '/none' })), undefined);
+  assert.deepEqual(authz.decide(attrs({ path: '/ext' })), { allow: true, rule: '' });
+  assert.equal(authz.decide(attrs({ path: '/admin' })).allow, false);
+  assert.equal(authz.records, false);
+});
 
 test('authorization: dry-run and AUDIT are recorded apart from the decision', () => {
   const authz = new CompiledAuthorization({

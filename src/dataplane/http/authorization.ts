@@ -317,9 +317,7 @@ function compilePolicy(p: AuthorizationPolicyRules, action: Action): CompiledPol
     rules: p.rules.map((r, i) => {
       const at = `AuthorizationPolicy ${p.name} rules[${i}]`;
       const rule =
-        action === 'CUSTOM'
-          ? `${at} (CUSTOM, provider ${p.provider ?? '<none>'}): external authorization is not supported yet, denied (fail closed)`
-          : `${at} (${action})`;
+        action === 'CUSTOM' ? `${at} (CUSTOM, provider ${p.provider ?? '<none>'})` : `${at} (${action})`;
       return {
         match: compileRule(r, action),
         verdict: { allow: action !== 'DENY' && action !== 'CUSTOM', rule, action, policy: p.name, index: i },
@@ -335,12 +333,12 @@ function firstMatch(policies: readonly CompiledPolicy[], a: AuthorizationAttribu
 
 /** Every ALLOW and DENY of the snapshot, in evaluation order, with the dry-run and AUDIT ones apart. */
 export class CompiledAuthorization {
-  private readonly custom: CompiledPolicy[];
+  private readonly customs: CompiledPolicy[];
   private readonly deny: CompiledPolicy[];
   private readonly allow: CompiledPolicy[];
   private readonly noAllowMatched: Verdict;
   private readonly audit: CompiledPolicy[];
-  private readonly shadow: { custom: CompiledPolicy[]; deny: CompiledPolicy[]; allow: CompiledPolicy[] };
+  private readonly shadow: { deny: CompiledPolicy[]; allow: CompiledPolicy[] };
   private readonly shadowNoAllowMatched: Verdict;
   /** Whether any AUDIT or dry-run policy applies: only then is there anything to record. */
   readonly records: boolean;
@@ -348,12 +346,12 @@ export class CompiledAuthorization {
   constructor(a: Authorization) {
     const split = (list: AuthorizationPolicyRules[] | undefined, action: Action, dryRun: boolean) =>
       (list ?? []).filter((p) => (p.dryRun === true) === dryRun).map((p) => compilePolicy(p, action));
-    this.custom = split(a.custom, 'CUSTOM', false);
+    // Dry run is for ALLOW and DENY only (Istio): a CUSTOM policy is enforced whatever it says.
+    this.customs = (a.custom ?? []).map((p) => compilePolicy(p, 'CUSTOM'));
     this.deny = split(a.deny, 'DENY', false);
     this.allow = split(a.allow, 'ALLOW', false);
     this.audit = (a.audit ?? []).map((p) => compilePolicy(p, 'AUDIT'));
     this.shadow = {
-      custom: split(a.custom, 'CUSTOM', true),
       deny: split(a.deny, 'DENY', true),
       allow: split(a.allow, 'ALLOW', true),
     };
@@ -364,26 +362,30 @@ export class CompiledAuthorization {
     });
     this.noAllowMatched = none(this.allow);
     this.shadowNoAllowMatched = none(this.shadow.allow);
-    this.records =
-      this.audit.length + this.shadow.custom.length + this.shadow.deny.length + this.shadow.allow.length > 0;
+    this.records = this.audit.length + this.shadow.deny.length + this.shadow.allow.length > 0;
   }
 
-  /** The enforced decision. */
+  /** The first CUSTOM rule the request matches: the external authorizer decides, then `decide`. */
+  custom(a: AuthorizationAttributes): Verdict | undefined {
+    return this.customs.length ? firstMatch(this.customs, a) : undefined;
+  }
+
+  /** The enforced DENY and ALLOW decision, once CUSTOM has allowed (or matched nothing). */
   decide(a: AuthorizationAttributes): Verdict {
-    return evaluate(this.custom, this.deny, this.allow, this.noAllowMatched, a);
+    return evaluate(this.deny, this.allow, this.noAllowMatched, a);
   }
 
   /** What the dry-run policies alone would decide; undefined when there are none. */
   dryRun(a: AuthorizationAttributes): Verdict | undefined {
     const s = this.shadow;
-    if (s.custom.length + s.deny.length + s.allow.length === 0) return undefined;
-    return evaluate(s.custom, s.deny, s.allow, this.shadowNoAllowMatched, a);
+    if (s.deny.length + s.allow.length === 0) return undefined;
+    return evaluate(s.deny, s.allow, this.shadowNoAllowMatched, a);
   }
 
   /**
    * The dry-run policies as Envoy's two shadow engines see them (Istio's `istio_dry_run_allow_` and
-   * `istio_dry_run_deny_` stats): the ALLOW ones alone, and the CUSTOM and DENY ones alone;
-   * undefined for an engine without policies.
+   * `istio_dry_run_deny_` stats): the ALLOW ones alone, and the DENY ones alone (CUSTOM has no dry
+   * run, as in Istio); undefined for an engine without policies.
    */
   shadowAllow(a: AuthorizationAttributes): Verdict | undefined {
     const s = this.shadow;
@@ -393,8 +395,8 @@ export class CompiledAuthorization {
 
   shadowDeny(a: AuthorizationAttributes): Verdict | undefined {
     const s = this.shadow;
-    if (s.custom.length + s.deny.length === 0) return undefined;
-    return firstMatch(s.custom, a) ?? firstMatch(s.deny, a) ?? NO_POLICY;
+    if (s.deny.length === 0) return undefined;
+    return firstMatch(s.deny, a) ?? NO_POLICY;
   }
 
   /** The AUDIT rules the request matches, one per policy. */
@@ -411,13 +413,12 @@ export class CompiledAuthorization {
 const NO_POLICY: Verdict = { allow: true, rule: '' };
 
 function evaluate(
-  custom: CompiledPolicy[],
   deny: CompiledPolicy[],
   allow: CompiledPolicy[],
   noAllowMatched: Verdict,
   a: AuthorizationAttributes,
 ): Verdict {
-  const denied = firstMatch(custom, a) ?? firstMatch(deny, a);
+  const denied = firstMatch(deny, a);
   if (denied) return denied;
   if (allow.length === 0) return NO_POLICY;
   return firstMatch(allow, a) ?? noAllowMatched;

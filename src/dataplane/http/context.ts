@@ -1,6 +1,7 @@
 // The request context: one object per exchange, handed from phase to phase. Phases write what they
 // decide into it (the route, the inbound port, the outcome); none reaches into another phase.
 import type { OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Route } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import { type PeerInfo, UNKNOWN_PEER } from '../telemetry.ts';
@@ -83,6 +84,10 @@ export class Exchange {
   targetPort: number | undefined;
   upstream: UpstreamRequest | undefined;
   call: UpstreamCall | undefined;
+  /** Set by authorize when an external authorizer read the body first: what goes upstream instead. */
+  requestBody: Readable | undefined;
+  /** Set by authorize (an external authorizer's allow): headers added to the client's response. */
+  responseHeaders: { name: string; value: string }[] | undefined;
 
   constructor(down: Downstream, site: Site, peerTls: PeerTls, tunnelAuthority?: string) {
     this.down = down;
@@ -107,8 +112,8 @@ export class Exchange {
     }
     const text = body ?? `${FLAG_TEXT[flags] ?? 'error'}\n`;
     const headers: OutgoingHttpHeaders = {
-      ...extra,
       'content-type': 'text/plain',
+      ...extra,
       [FLAGS_HEADER]: flags,
       'content-length': Buffer.byteLength(text),
     };

@@ -8,6 +8,7 @@ import type { RequestTelemetry } from '../telemetry.ts';
 import type { Dispatch } from '../upstream/dispatch.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import type { Exchange, ListenerKind, Site } from './context.ts';
+import type { ExtAuthzClients } from './ext-authz/clients.ts';
 import type { CompiledRouteTable } from './route-table.ts';
 
 /**
@@ -28,6 +29,8 @@ export interface PhaseDeps {
   accessLog: boolean;
   /** The app beside the proxy, on a workload port: keep-alive connections that outlive snapshots. */
   app(workloadPort: number): Dispatch;
+  /** Connections to external authorizers outside the mesh; absent where nothing is sent (a simulation). */
+  extAuthz?: ExtAuthzClients;
 }
 
 export interface ChainSetup {

@@ -12,6 +12,7 @@ import type { PeerPool } from '../upstream/peer-pool.ts';
 import { replayStale } from '../upstream/replay.ts';
 import { Exchange, type ListenerKind, type PeerTls, PLAINTEXT, type Site } from './context.ts';
 import type { Downstream } from './downstream.ts';
+import { ExtAuthzClients } from './ext-authz/clients.ts';
 import { Chain, type Phase, type PhaseDeps } from './phase.ts';
 import { authenticate } from './phases/authenticate.ts';
 import { authorize } from './phases/authorize.ts';
@@ -48,6 +49,7 @@ export class Pipeline {
   /** Keep-alive connections to the app, per workload port; they outlive snapshots. */
   private readonly apps = new Map<number, { pool: H1Pool; dispatch: Dispatch }>();
   private readonly appPort: (p: number) => number;
+  private readonly extAuthz = new ExtAuthzClients();
   private readonly sites: Record<ListenerKind, Site>;
   private current: Chains;
 
@@ -62,6 +64,7 @@ export class Pipeline {
       log: deps.log,
       accessLog: deps.accessLog,
       app: (port) => this.app(port),
+      extAuthz: this.extAuthz,
     };
     const site = (kind: ListenerKind): Site => ({
       kind,
@@ -80,6 +83,7 @@ export class Pipeline {
   /** Swaps in chains from `build`: requests in flight finish on the ones they started with. */
   use(chains: Chains): void {
     this.current = chains;
+    this.extAuthz.retain(chains.cfg?.snapshot);
   }
 
   /** Every chain `cfg` runs; a phase whose setup throws rejects the snapshot before anything changes. */
@@ -158,5 +162,6 @@ export class Pipeline {
 
   close(): void {
     for (const app of this.apps.values()) app.pool.close();
+    this.extAuthz.close();
   }
 }

@@ -1,12 +1,15 @@
 // authorize: the AuthorizationPolicies of the workload (inbound) or of the gateway listener, compiled
-// when the snapshot is applied (../authorization.ts). A denial answers as Envoy's RBAC filter does,
-// `403 RBAC: access denied` with the flag RBAC, and names the policy and rule in the log (and, for
+// when the snapshot is applied (../authorization.ts). A request a CUSTOM rule matches is first put to
+// the external authorizer (../ext-authz/), holding the exchange until it answers; if it allows, DENY
+// and ALLOW still apply. A denial answers as Envoy's RBAC filter does, `403 RBAC: access denied` with
+// the flag RBAC (UAEX for the external authorizer), and names the policy and rule in the log (and, for
 // mesh clients, the rule header). AUDIT matches and dry-run decisions are logged, never enforced.
-import type { Authorization } from '../../../compile/snapshot.ts';
+import type { Authorization, ExtAuthzProvider } from '../../../compile/snapshot.ts';
 import type { Counter, CounterSeries } from '../../../telemetry/metrics.ts';
 import { type AuthorizationAttributes, CompiledAuthorization, type Verdict } from '../authorization.ts';
 import type { Exchange } from '../context.ts';
-import type { Phase, PhaseDeps, Step } from '../phase.ts';
+import { EXT_AUTHZ_FLAG, externalAuthorizer } from '../ext-authz/authorizer.ts';
+import type { ChainSetup, Phase, PhaseDeps, Step } from '../phase.ts';
 
 export const RBAC_DENIED_BODY = 'RBAC: access denied';
 
@@ -105,9 +108,23 @@ function counted(family: Counter, labels: (v: Verdict) => string[]): (v: Verdict
 
 const policyLabels = (v: Verdict) => [v.policy ?? '', v.index === undefined ? '' : String(v.index)];
 
-function authorizer(authorization: Authorization, port: (ex: Exchange) => number, deps: PhaseDeps): Step {
+/** Why CUSTOM policies cannot be evaluated here, if they cannot: what they match is denied. */
+function customUnavailable(a: Authorization, deps: PhaseDeps): string | undefined {
+  const ext = a.extAuthz;
+  if (!ext) return 'no extension provider in the snapshot';
+  if ('error' in ext) return ext.error;
+  if (!deps.extAuthz)
+    return `the decision is the external authorizer's (provider ${ext.name}); a simulation does not ask it`;
+  return undefined;
+}
+
+function authorizer(
+  authorization: Authorization,
+  port: (ex: Exchange) => number,
+  s: Pick<ChainSetup, 'cfg' | 'deps' | 'resume'>,
+): Step {
   const authz = new CompiledAuthorization(authorization);
-  const metrics = deps.telemetry.metrics;
+  const metrics = s.deps.telemetry.metrics;
   const denied = counted(metrics.authorizationDenied, (v) => [v.action ?? '', ...policyLabels(v)]);
   const shadow = (engine: string) =>
     counted(metrics.authorizationDryRun, (v) => [
@@ -117,6 +134,20 @@ function authorizer(authorization: Authorization, port: (ex: Exchange) => number
     ]);
   const shadowAllow = shadow('allow');
   const shadowDeny = shadow('deny');
+  const unavailable = authorization.custom?.length ? customUnavailable(authorization, s.deps) : undefined;
+  const ext =
+    authorization.custom?.length && !unavailable
+      ? externalAuthorizer(authorization.extAuthz as ExtAuthzProvider, s.cfg!, s.deps)
+      : undefined;
+  const resume = s.resume;
+  const rest = (ex: Exchange, attrs: ExchangeAttributes): boolean => {
+    const verdict = authz.decide(attrs);
+    ex.authorization = verdict;
+    if (verdict.allow) return true;
+    denied(verdict);
+    ex.reply(403, 'RBAC', verdict.rule, RBAC_DENIED_BODY);
+    return false;
+  };
   return (ex) => {
     const attrs = new ExchangeAttributes(ex, port(ex));
     if (authz.records) {
@@ -136,26 +167,44 @@ function authorizer(authorization: Authorization, port: (ex: Exchange) => number
           path: ex.path,
         });
     }
-    const verdict = authz.decide(attrs);
-    ex.authorization = verdict;
-    if (verdict.allow) return true;
-    denied(verdict);
-    ex.reply(403, 'RBAC', verdict.rule, RBAC_DENIED_BODY);
+    const custom = authz.custom(attrs);
+    if (!custom) return rest(ex, attrs);
+    if (!ext) {
+      // Istio denies what a CUSTOM policy it cannot evaluate matches, as its RBAC filter would.
+      ex.authorization = { allow: false, rule: `${custom.rule}: ${unavailable}` };
+      ex.reply(403, EXT_AUTHZ_FLAG, ex.authorization.rule, RBAC_DENIED_BODY);
+      return false;
+    }
+    ext.ask(ex, custom.rule, attrs.port).then(
+      (outcome) => {
+        if (outcome === 'continue' && rest(ex, attrs)) resume(ex);
+      },
+      (err: unknown) => {
+        if (ex.flags !== 'DC')
+          ex.reply(
+            500,
+            EXT_AUTHZ_FLAG,
+            `${custom.rule}: ${(err as Error).message}`,
+            'external authorization failed\n',
+          );
+      },
+    );
     return false;
   };
 }
 
 export const authorize: Phase = {
   name: 'authorize',
-  setup({ kind, cfg, tableName, deps }) {
+  setup(setup) {
+    const { kind, cfg, tableName } = setup;
     if (kind === 'inbound') {
       const a = cfg?.inbound?.authorization;
-      return a ? authorizer(a, (ex) => ex.targetPort!, deps) : undefined;
+      return a ? authorizer(a, (ex) => ex.targetPort!, setup) : undefined;
     }
     if (kind !== 'gateway') return undefined;
     const listener = cfg?.snapshot.listeners.find((l) => l.type === 'gateway' && l.routeTable === tableName);
     if (listener?.type !== 'gateway' || !listener.authorization) return undefined;
     const port = listener.port;
-    return authorizer(listener.authorization, () => port, deps);
+    return authorizer(listener.authorization, () => port, setup);
   },
 };

@@ -33,6 +33,7 @@ class Relay implements DispatchHandler {
     const ex = this.ex;
     ex.code = status;
     const out = downstreamHeaders(h);
+    if (ex.responseHeaders) for (const x of ex.responseHeaders) out[x.name] = x.value;
     // A rule named by a proxy further in is as internal as our own.
     if (ex.site.edge) delete out[RULE_HEADER];
     ex.down.respond(status, out);
@@ -168,7 +169,7 @@ function send(ex: Exchange, dispatch: Dispatch, headers: ReturnType<typeof upstr
     ex.path + ex.query,
     ex.hostHeader,
     headers,
-    down.hasBody ? down.body : undefined,
+    ex.requestBody ?? (down.hasBody ? down.body : undefined),
   );
   ex.upstream = req;
   ex.call = dispatch(req, new Relay(ex));
