@@ -75,6 +75,14 @@ export const ERROR_CODES = {
     cause: 'a certificate signing request is malformed, weakly keyed, badly signed or names another identity',
   },
   TRL_CA: { status: 500, cause: 'the CA certificate or key is missing, unreadable, inconsistent or expired' },
+  TRL_CA_ROTATION_IN_PROGRESS: {
+    status: 409,
+    cause: 'a root rotation was asked for while one is under way: watch it with trellis ca status',
+  },
+  TRL_CA_ROTATION_PLUGGED: {
+    status: 409,
+    cause: 'a root rotation was asked of a control plane with a plugged-in CA (--ca-dir): rotate in your PKI',
+  },
 
   // Proxy
   TRL_SNAPSHOT_REJECTED: {
