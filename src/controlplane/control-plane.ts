@@ -27,6 +27,8 @@ export interface ControlPlaneOptions {
   workloadCertTtlMs?: number;
   /** Istio `cacerts` layout: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem. */
   pluggedCaDir?: string;
+  /** The least time a root rotation spends in each phase (default 0: as soon as every proxy is ready). */
+  caRotationSoakMs?: number;
   /** How long restored registry entries wait for their proxies. */
   registryGraceMs?: number;
   /** How often remote JWKS are refreshed (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20 min). */
@@ -124,7 +126,13 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     workloadCertTtlMs: o.workloadCertTtlMs,
     log,
   });
-  const rotation = new RootRotation({ ca, mesh: push, expected: registry, log });
+  const rotation = new RootRotation({
+    ca,
+    mesh: push,
+    expected: registry,
+    log,
+    soakMs: o.caRotationSoakMs,
+  });
   const api = createApiServer({
     store,
     push,
@@ -137,6 +145,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   });
   let tlsUpdate = Promise.resolve();
   const close = async () => {
+    rotation.close();
     await tlsUpdate;
     push.close();
     await Promise.all([closeQuietly(api), closeQuietly(xds)]);

@@ -44,6 +44,8 @@ export interface RootInfo {
 export interface CaStatus {
   trustDomain: string;
   mode: 'generated' | 'plugged';
+  /** The least time a rotation spends in each phase. */
+  soakMs: number;
   signingRoot: RootInfo;
   trustBundle: { version: string; roots: RootInfo[] };
   /** The rotation under way, or the last one (phase complete), or null. */
@@ -75,8 +77,21 @@ export class RootRotation {
   /** Phase changes run one at a time; a check while one runs looks again when it is done. */
   private running?: Promise<void>;
   private starting = false;
+  private readonly soakMs: number;
+  private soak?: NodeJS.Timeout;
 
-  constructor(o: { ca: CertificateAuthority; mesh: MeshTrust; expected: ExpectedProxies; log: Logger }) {
+  /**
+   * `soakMs`: each phase lasts at least this long, even when every proxy is ready sooner, for clients
+   * outside the mesh that read trust-bundle.pem on their own schedule.
+   */
+  constructor(o: {
+    ca: CertificateAuthority;
+    mesh: MeshTrust;
+    expected: ExpectedProxies;
+    log: Logger;
+    soakMs?: number;
+  }) {
+    this.soakMs = o.soakMs ?? 0;
     this.ca = o.ca;
     this.mesh = o.mesh;
     this.expected = o.expected;
@@ -148,12 +163,23 @@ export class RootRotation {
     this.log.info('root rotation phase', { ...record });
   }
 
+  close(): void {
+    clearTimeout(this.soak);
+  }
+
   /** Enters the next phase when every proxy is ready for it. */
   check(): void {
     if (!this.inProgress()) return;
     if (this.running) return;
     if (this.waitingFor().length > 0) return;
     const r = this.record!;
+    const soakLeft = Date.parse(r.phaseSince) + this.soakMs - Date.now();
+    if (soakLeft > 0) {
+      clearTimeout(this.soak);
+      this.soak = setTimeout(() => this.check(), soakLeft + 1);
+      this.soak.unref();
+      return;
+    }
     const order: RotationPhase[] = ['distributing', 'reissuing', 'retiring', 'complete'];
     const phase = order[order.indexOf(r.phase) + 1];
     this.running = this.enter({ ...r, phase, phaseSince: new Date().toISOString() })
@@ -209,6 +235,7 @@ export class RootRotation {
       .map((p) => ({ id: p.id, connected: false, trustBundle: 'stale' as const }));
     return {
       trustDomain: this.ca.trustDomain,
+      soakMs: this.soakMs,
       mode: this.ca.dir ? 'generated' : 'plugged',
       signingRoot: info(this.ca.signingRoot()),
       trustBundle: { version: trust.version, roots: this.ca.trustedRoots().map(info) },
