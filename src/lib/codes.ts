@@ -52,6 +52,10 @@ export const ERROR_CODES = {
   },
   TRL_STORE_CLOSED: { status: 503, cause: 'the store is closed: the control plane is shutting down' },
   TRL_LISTEN: { status: 500, cause: 'the control plane cannot listen on a port: pick a free one' },
+  TRL_PLATFORM_USER: {
+    status: 500,
+    cause: 'trellis up, run as root, cannot create the system user an app or proxy runs as',
+  },
   TRL_MESH_NOT_READY: {
     status: 503,
     cause: 'trellis up gave up waiting for the control plane or a workload: read the logs it names',
