@@ -47,6 +47,11 @@ export const COMMANDS: Command[] = [
     load: () => import('./commands/why.ts'),
   },
   {
+    name: 'ca',
+    summary: "show the mesh CA's roots, or rotate its root without an outage",
+    load: () => import('./commands/ca.ts'),
+  },
+  {
     name: 'version',
     summary: 'print the CLI and control plane versions',
     load: () => import('./commands/version.ts'),

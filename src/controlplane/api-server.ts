@@ -11,6 +11,7 @@ import { buildMeshIndex } from '../compile/mesh-index.ts';
 import { type Issue, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { checkAccess, readJsonBody } from './api-access.ts';
+import type { RootRotation } from './ca/rotation.ts';
 import type { PushServer } from './push/push.ts';
 import { type PlatformInstances, parseInstanceRecord } from './registry/instances.ts';
 import type { Registry } from './registry/registry.ts';
@@ -38,6 +39,8 @@ export interface ApiDeps {
   instances: PlatformInstances;
   /** The bearer credential every API request must carry. */
   adminToken: string;
+  /** The CA's status and root rotation (/ca); absent when this API fronts no CA. */
+  ca?: RootRotation;
   version: string;
   log: Logger;
 }
@@ -293,6 +296,15 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     return send(res, 200, snap);
   }
   if (what === 'registry' && method === 'GET') return send(res, 200, { instances: deps.registry.list() });
+  if (what === 'ca' && deps.ca) {
+    if (method === 'GET' && rest.length === 0) return send(res, 200, deps.ca.status());
+    // No body: a rotation has no options. Starting one twice is refused, never a second rotation.
+    if (method === 'POST' && rest[0] === 'rotate' && rest.length === 1) {
+      const status = await deps.ca.start();
+      deps.log.info('root rotation started', { from: status.rotation?.from, to: status.rotation?.to });
+      return send(res, 202, status);
+    }
+  }
   if (what === 'instances') return instances(deps, req, res, method, rest[0]);
   throw new TrellisError('TRL_NOT_FOUND', `no such endpoint ${method} ${url.pathname}`);
 }

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { createApiServer } from './api-server.ts';
-import { CertificateAuthority } from './ca/ca.ts';
+import { CertificateAuthority, type ServingCert } from './ca/ca.ts';
+import { RootRotation } from './ca/rotation.ts';
 import { JwksResolver } from './jwks.ts';
 import { createProxyServer } from './proxy-server.ts';
 import { PushServer } from './push/push.ts';
@@ -26,6 +27,8 @@ export interface ControlPlaneOptions {
   workloadCertTtlMs?: number;
   /** Istio `cacerts` layout: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem. */
   pluggedCaDir?: string;
+  /** The least time a root rotation spends in each phase (default 0: as soon as every proxy is ready). */
+  caRotationSoakMs?: number;
   /** How long restored registry entries wait for their proxies. */
   registryGraceMs?: number;
   /** How often remote JWKS are refreshed (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20 min). */
@@ -95,16 +98,26 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   const registry = new Registry({ stateDir: o.stateDir, log });
   await registry.restore(o.registryGraceMs ?? 10_000);
   const jwks = new JwksResolver({ log, refreshMs: o.jwksRefreshMs, retryMs: o.jwksRetryMs });
-  const push = new PushServer({ store, registry, mesh: { trustDomain: ca.trustDomain }, log, jwks });
+  const push = new PushServer({
+    store,
+    registry,
+    mesh: { trustDomain: ca.trustDomain },
+    log,
+    jwks,
+    trust: ca,
+  });
   const instances = await PlatformInstances.open(o.stateDir);
   const adminTokenFile = path.join(o.stateDir, 'admin-token');
   const token = await adminToken(adminTokenFile, log);
-  const serving = await ca.issueServingCert({
-    dnsNames: ['localhost', 'trellis-control-plane'],
-    ipAddresses: ['127.0.0.1', '::1'],
-    identity: { namespace: 'trellis-system', serviceAccount: 'trellis-control-plane' },
-    ttlMs: 365 * 24 * 3600 * 1000,
-  });
+  const issueServing = () =>
+    ca.issueServingCert({
+      dnsNames: ['localhost', 'trellis-control-plane'],
+      ipAddresses: ['127.0.0.1', '::1'],
+      identity: { namespace: 'trellis-system', serviceAccount: 'trellis-control-plane' },
+      ttlMs: 365 * 24 * 3600 * 1000,
+    });
+  let serving: ServingCert = await issueServing();
+  let servingRoot = ca.signingRoot().fingerprint256;
   const xds = createProxyServer({
     ca,
     push,
@@ -113,16 +126,27 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     workloadCertTtlMs: o.workloadCertTtlMs,
     log,
   });
+  const rotation = new RootRotation({
+    ca,
+    mesh: push,
+    expected: registry,
+    log,
+    soakMs: o.caRotationSoakMs,
+  });
   const api = createApiServer({
     store,
     push,
     registry,
     instances,
+    ca: rotation,
     adminToken: token,
     version: o.version,
     log,
   });
+  let tlsUpdate = Promise.resolve();
   const close = async () => {
+    rotation.close();
+    await tlsUpdate;
     push.close();
     await Promise.all([closeQuietly(api), closeQuietly(xds)]);
     api.closeAllConnections();
@@ -141,6 +165,23 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   // Published for proxies and users, apart from the CA's own files, which it alone reads and writes.
   const rootCert = path.join(o.stateDir, 'trust-bundle.pem');
   await writeAtomic(rootCert, ca.trustBundlePem(), 0o644);
+  // A rotation's phase change: proxies get the new bundle on their streams, proxies started from now
+  // on read it from the file, and once a new root signs, the proxies' door presents a certificate
+  // from it (proxies hold the bundle with both roots by then). Serialized: the last change wins.
+  ca.onChange(() => {
+    push.pushTrust();
+    tlsUpdate = tlsUpdate
+      .then(async () => {
+        if (servingRoot !== ca.signingRoot().fingerprint256) {
+          serving = await issueServing();
+          servingRoot = ca.signingRoot().fingerprint256;
+          log.info('control plane serving certificate re-issued', { root: servingRoot });
+        }
+        xds.setSecureContext({ key: serving.keyPem, cert: serving.certChainPem, ca: ca.trustBundlePem() });
+        await writeAtomic(rootCert, ca.trustBundlePem(), 0o644);
+      })
+      .catch((err: unknown) => log.error('cannot switch to the new trust bundle', { error: String(err) }));
+  });
   const info: ControlPlaneInfo = {
     pid: process.pid,
     api: `http://${host}:${(api.address() as AddressInfo).port}`,

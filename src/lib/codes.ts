@@ -52,6 +52,10 @@ export const ERROR_CODES = {
   },
   TRL_STORE_CLOSED: { status: 503, cause: 'the store is closed: the control plane is shutting down' },
   TRL_LISTEN: { status: 500, cause: 'the control plane cannot listen on a port: pick a free one' },
+  TRL_PLATFORM_USER: {
+    status: 500,
+    cause: 'trellis up, run as root, cannot create the system user an app or proxy runs as',
+  },
   TRL_MESH_NOT_READY: {
     status: 503,
     cause: 'trellis up gave up waiting for the control plane or a workload: read the logs it names',
@@ -75,6 +79,14 @@ export const ERROR_CODES = {
     cause: 'a certificate signing request is malformed, weakly keyed, badly signed or names another identity',
   },
   TRL_CA: { status: 500, cause: 'the CA certificate or key is missing, unreadable, inconsistent or expired' },
+  TRL_CA_ROTATION_IN_PROGRESS: {
+    status: 409,
+    cause: 'a root rotation was asked for while one is under way: watch it with trellis ca status',
+  },
+  TRL_CA_ROTATION_PLUGGED: {
+    status: 409,
+    cause: 'a root rotation was asked of a control plane with a plugged-in CA (--ca-dir): rotate in your PKI',
+  },
 
   // Proxy
   TRL_SNAPSHOT_REJECTED: {

@@ -2,7 +2,7 @@
 // resources), starts the control plane, applies the file, then every workload's app beside its sidecar
 // and the gateways; supervises them all and stops them all.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WORKLOAD_DEFAULTS, type WorkloadSpec } from '../api/kinds/workload.ts';
 import { kindKey, type Resource } from '../api/resource.ts';
@@ -16,6 +16,7 @@ import type { Logger } from '../lib/log.ts';
 import { PortAllocator } from './ports.ts';
 import { Supervised } from './process.ts';
 import { strippedEntry } from './stripped.ts';
+import { ensureSystemUser, type ProcessUser, runsAsRoot, userName } from './users.ts';
 
 export interface MeshOptions {
   /** A mesh file, or a directory holding `mesh.yaml`. */
@@ -94,7 +95,7 @@ export function appEnvironment(
   hostname: string,
   outboundPort: number,
 ): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env, HOSTNAME: hostname };
+  const env: NodeJS.ProcessEnv = { ...withoutAdminCredential(process.env), ...spec.env, HOSTNAME: hostname };
   const ports = spec.ports ?? [];
   if (ports[0]) env.PORT = String(appPorts[String(ports[0].port)]);
   for (const p of ports) {
@@ -115,6 +116,38 @@ export function appEnvironment(
     NODE_USE_ENV_PROXY: '1',
   });
   return env;
+}
+
+/** The API's admin credential is the supervisor's: no app or proxy inherits it from its environment. */
+export function withoutAdminCredential(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { TRELLIS_ADMIN_TOKEN: _t, TRELLIS_ADMIN_TOKEN_FILE: _f, ...rest } = env;
+  return rest;
+}
+
+/**
+ * Run as root, every app and proxy gets a user of its own: an app one per namespace and service
+ * account (its identity), a proxy one per instance (its token is its alone). The state dir is then
+ * traversable (0711) but not listable; what sits in it stays 0600 to root, except each proxy's
+ * token and bootstrap file, handed to that proxy's user, and the public trust bundle.
+ */
+interface Users {
+  app(namespace: string, serviceAccount: string): Promise<ProcessUser | undefined>;
+  proxy(id: string): Promise<ProcessUser | undefined>;
+}
+
+function platformUsers(asRoot: boolean): Users {
+  if (!asRoot) return { app: async () => undefined, proxy: async () => undefined };
+  return {
+    app: (ns, sa) => ensureSystemUser(userName(ns, sa)),
+    proxy: (id) => ensureSystemUser(userName('proxy', id)),
+  };
+}
+
+/** Writes a file only `user` (or, without one, the supervisor's user) can read. */
+async function writePrivate(file: string, text: string, user: ProcessUser | undefined): Promise<void> {
+  await rm(file, { force: true });
+  await writeFile(file, text, { mode: 0o600 });
+  if (user) await chown(file, user.uid, user.gid);
 }
 
 /** The Workload's readiness probe, with Kubernetes' defaults (but a 1 s period: this is a laptop). */
@@ -259,6 +292,12 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     proxies: path.join(state, 'proxies'),
   };
   for (const d of [dirs.logs, dirs.pids, dirs.proxies]) await mkdir(d, { recursive: true, mode: 0o700 });
+  if (runsAsRoot()) {
+    // Proxies run as other users and must reach their own files and the trust bundle: the dirs on the
+    // way are traversable, never listable.
+    await chmod(state, 0o711);
+    await chmod(dirs.proxies, 0o711);
+  }
   await rm(path.join(state, 'control-plane.json'), { force: true });
   // Every instance starts afresh, on new ports: endpoints remembered from an earlier run are stale,
   // and so are the instances (and credentials) the platform registered then.
@@ -297,6 +336,8 @@ async function launch(
   const node = process.execPath;
   const proxyCli = strippedEntry('src/cli/main.ts');
   const env = { ...process.env, TRELLIS_LOG_FORMAT: 'json' };
+  const proxyEnv = withoutAdminCredential(env);
+  const users = platformUsers(runsAsRoot());
 
   // The control plane first: proxies need its root certificate and token.
   const cpFile = path.join(dirs.state, 'control-plane.json');
@@ -428,9 +469,10 @@ async function launch(
       // The inbound port is the platform's choice, so it is part of the record the proxy must match.
       const record = { ...bootstrap.node, inboundPort: inst.inboundPort };
       const token = await registerInstance(cpInfo.api, auth, record);
-      await writeFile(bootstrap.tokenFile!, `${token}\n`, { mode: 0o600 });
+      const proxyUser = await users.proxy(id);
+      await writePrivate(bootstrap.tokenFile!, `${token}\n`, proxyUser);
       const bootstrapFile = path.join(dirs.proxies, `${id}.json`);
-      await writeFile(bootstrapFile, JSON.stringify(bootstrap, null, 2), { mode: 0o600 });
+      await writePrivate(bootstrapFile, JSON.stringify(bootstrap, null, 2), proxyUser);
       const proxy = new Supervised(
         {
           name: `proxy ${id}`,
@@ -441,7 +483,8 @@ async function launch(
           // concurrent HTTP/2 load it left ~190 MB of native memory resident instead of ~70: not used.)
           args: ['--max-semi-space-size=2', proxyCli, 'proxy', '--bootstrap', bootstrapFile],
           cwd: process.cwd(),
-          env,
+          env: proxyEnv,
+          user: proxyUser,
           logFile: path.join(dirs.logs, `${id}.proxy.log`),
           pidFile: path.join(dirs.pids, `${id}.proxy.pid`),
         },
@@ -459,6 +502,10 @@ async function launch(
             args: spec.args ?? [],
             cwd: path.resolve(baseDir, spec.workingDir ?? '.'),
             env: appEnv,
+            user: await users.app(
+              w.metadata.namespace,
+              spec.serviceAccount ?? WORKLOAD_DEFAULTS.serviceAccount,
+            ),
             logFile: path.join(dirs.logs, `${id}.app.log`),
             pidFile: path.join(dirs.pids, `${id}.app.pid`),
           },

@@ -12,6 +12,8 @@ export interface ProcessSpec {
   cwd: string;
   env: NodeJS.ProcessEnv;
   logFile: string;
+  /** The unprivileged user it runs as (when the supervisor is root); else the supervisor's own. */
+  user?: { uid: number; gid: number };
   /** Holds the pid of the running process, rewritten at every restart. */
   pidFile?: string;
   /** Called before every (re)start, e.g. to announce or to prepare files. */
@@ -49,6 +51,7 @@ export class Supervised {
       cwd: this.spec.cwd,
       env: this.spec.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(this.spec.user && { uid: this.spec.user.uid, gid: this.spec.user.gid }),
     });
     this.child = child;
     if (this.spec.pidFile && child.pid) await writeFile(this.spec.pidFile, `${child.pid}\n`);

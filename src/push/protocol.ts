@@ -3,6 +3,14 @@
 // snapshots, the proxy answers each with an ACK or a NACK carrying the reason. Once the proxy has ACKed
 // a snapshot, the next one may come as a delta against it (what did not change is referenced, not
 // resent); the proxy rebuilds the snapshot and answers it as if it had come whole.
+//
+// Trust travels beside the snapshots, not in them: a `trust` message carries the mesh's trust bundle and
+// the root the CA signs with, sent at hello and whenever either changes (a root rotation). The proxy
+// installs the bundle before it answers `trust-ack`, renews its certificate at once when it is not from
+// the signing root, and reports every certificate it holds (`certificate`), so the control plane knows
+// when every proxy trusts a new root and when every workload runs a certificate from it. Secrets are
+// not config: they do not belong in what `trellis proxy-config` prints, and the compile step that makes
+// snapshots stays free of key material.
 import type { Cluster, ProxyNode, ProxySnapshot, VirtualHost } from '../compile/snapshot.ts';
 
 export const PUSH_PATH = '/v1/stream';
@@ -12,11 +20,24 @@ export type ProxyMessage =
   | { type: 'hello'; node: ProxyNode /** version the proxy runs from before a reconnect */; running?: string }
   | { type: 'ack'; version: string }
   | { type: 'nack'; version: string; reason: string }
-  | { type: 'health'; healthy: boolean };
+  | { type: 'health'; healthy: boolean }
+  | { type: 'trust-ack'; version: string }
+  /** The certificate chain the proxy now presents (leaf first), after hello and after every renewal. */
+  | { type: 'certificate'; certChain: string };
 
 export type ControlPlaneMessage =
   | { type: 'snapshot'; snapshot: ProxySnapshot }
-  | { type: 'delta'; delta: SnapshotDelta };
+  | { type: 'delta'; delta: SnapshotDelta }
+  | { type: 'trust'; trust: TrustBundle };
+
+export interface TrustBundle {
+  /** Changes whenever the bundle or the signing root does. */
+  version: string;
+  /** Every root the proxy must trust, PEM-concatenated: its peers' and the control plane's. */
+  bundle: string;
+  /** SHA-256 fingerprint (as node:crypto prints it) of the root the CA signs with now. */
+  signingRoot: string;
+}
 
 /**
  * A list of the new snapshot in order: runs of the base's list (`[from, count]`: its items

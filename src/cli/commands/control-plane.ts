@@ -16,6 +16,8 @@ Flags:
   --workload-cert-ttl <dur>  lifetime of workload certificates (default 24h)
   --ca-dir <dir>             plugged-in CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem,
                              root-cert.pem, cert-chain.pem); default: a generated root in the state dir
+  --ca-rotation-soak <dur>   the least time \`trellis ca rotate\` spends in each phase, for clients outside
+                             the mesh that read trust-bundle.pem themselves (default 0s)
   --jwks-refresh-interval <dur>
                              how often RequestAuthentication key sets (jwksUri) are fetched again
                              (default $PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, else 20m, as in Istio)
@@ -29,6 +31,7 @@ const FLAGS = {
   'trust-domain': { type: 'string' },
   'workload-cert-ttl': { type: 'string' },
   'ca-dir': { type: 'string' },
+  'ca-rotation-soak': { type: 'string' },
   'jwks-refresh-interval': { type: 'string' },
 } as const;
 
@@ -43,6 +46,7 @@ export async function run(args: string[]): Promise<number> {
     trustDomain: flags['trust-domain'] ?? 'cluster.local',
     workloadCertTtlMs: durationFlag(flags['workload-cert-ttl'], '24h', 'workload-cert-ttl', 'control-plane'),
     pluggedCaDir: flags['ca-dir'],
+    caRotationSoakMs: durationFlag(flags['ca-rotation-soak'], '0s', 'ca-rotation-soak', 'control-plane'),
     jwksRefreshMs: durationFlag(
       flags['jwks-refresh-interval'] ?? process.env.PILOT_JWT_PUB_KEY_REFRESH_INTERVAL,
       '20m',

@@ -1,15 +1,19 @@
 // The mesh CA: signs workload CSRs with identities the caller has authenticated, and issues the control
-// plane's own serving certificate. Key material is loaded once; signing is pure computation.
+// plane's own serving certificate. Key material is loaded at start and replaced only by a root
+// rotation (use()); signing is pure computation.
 
-import { KeyObject, type X509Certificate } from 'node:crypto';
+import { createHash, KeyObject, type X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { JsonGeneralNames } from '@peculiar/x509';
 import { TrellisError } from '../../lib/errors.ts';
 import { isValidTrustDomain, spiffeId } from '../../lib/spiffe.ts';
+import { chainRoot, chainRootPem } from '../../lib/trust-chain.ts';
+import type { TrustBundle } from '../../push/protocol.ts';
 import { verifiedCsrPublicKey } from './csr.ts';
 import { chainPem, checkTtl, issueLeaf, type Signer, validityWindow } from './issue.ts';
 import { loadPluggedCa } from './plugged.ts';
-import { loadOrCreateRoot } from './root.ts';
+import type { CaMaterial } from './root.ts';
+import { loadGeneratedCa, type RotationRecord } from './rotation-files.ts';
 
 export interface CaOptions {
   /** Where the generated root lives (root-cert.pem, root-key.pem, optional additional-roots.pem). */
@@ -54,27 +58,33 @@ const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-
 
 export class CertificateAuthority {
   readonly trustDomain: string;
-  readonly #signer: Signer;
-  readonly #bundlePem: string;
+  /** The CA dir of the generated root; undefined with a plugged-in CA. */
+  readonly dir: string | undefined;
+  /** The rotation state found at start (generated root only). */
+  readonly rotation: RotationRecord | undefined;
+  #signer!: Signer;
+  #roots!: X509Certificate[];
+  #bundlePem!: string;
+  #signingRoot!: X509Certificate;
+  #trust!: TrustBundle;
   readonly #defaultTtlMs: number;
   readonly #now: () => Date;
+  readonly #listeners: (() => void)[] = [];
 
   private constructor(
     trustDomain: string,
-    signer: Signer,
-    roots: X509Certificate[],
+    material: CaMaterial,
     ttlMs: number,
     now: () => Date,
+    dir: string | undefined,
+    rotation: RotationRecord | undefined,
   ) {
     this.trustDomain = trustDomain;
-    this.#signer = signer;
-    const seen = new Set<string>();
-    this.#bundlePem = roots
-      .filter((r) => !seen.has(r.fingerprint256) && seen.add(r.fingerprint256))
-      .map((r) => r.toString())
-      .join('');
     this.#defaultTtlMs = ttlMs;
     this.#now = now;
+    this.dir = dir;
+    this.rotation = rotation;
+    this.#set(material);
   }
 
   static async loadOrCreate(opts: CaOptions): Promise<CertificateAuthority> {
@@ -87,15 +97,66 @@ export class CertificateAuthority {
     }
     const ttlMs = checkTtl(opts.workloadCertTtlMs ?? DEFAULT_WORKLOAD_CERT_TTL_MS, 'workloadCertTtlMs');
     const now = opts.now ?? (() => new Date());
-    const { signer, roots } = opts.pluggedDir
-      ? await loadPluggedCa(opts.pluggedDir, now())
-      : await loadOrCreateRoot(opts.dir, trustDomain, now());
-    return new CertificateAuthority(trustDomain, signer, roots, ttlMs, now);
+    if (opts.pluggedDir) {
+      const material = await loadPluggedCa(opts.pluggedDir, now());
+      return new CertificateAuthority(trustDomain, material, ttlMs, now, undefined, undefined);
+    }
+    const { material, rotation } = await loadGeneratedCa(opts.dir, trustDomain, now());
+    return new CertificateAuthority(trustDomain, material, ttlMs, now, opts.dir, rotation);
+  }
+
+  #set(material: CaMaterial): void {
+    const seen = new Set<string>();
+    this.#roots = material.roots.filter((r) => !seen.has(r.fingerprint256) && seen.add(r.fingerprint256));
+    this.#bundlePem = this.#roots.map((r) => r.toString()).join('');
+    this.#signer = material.signer;
+    const root = chainRoot(material.signer.cert, material.signer.chain, this.#roots);
+    if (!root)
+      throw new TrellisError(
+        'TRL_CA',
+        `the CA signing certificate (${material.signer.cert.subject}) does not chain to a root in the trust bundle`,
+      );
+    this.#signingRoot = root;
+    const version = createHash('sha256').update(`${this.#bundlePem}|${root.fingerprint256}`).digest('hex');
+    this.#trust = {
+      version: version.slice(0, 16),
+      bundle: this.#bundlePem,
+      signingRoot: root.fingerprint256,
+    };
+  }
+
+  /** What every proxy must trust, and which root new certificates come from. */
+  trust(): TrustBundle {
+    return this.#trust;
+  }
+
+  /** Switches signer and trust bundle at once (a rotation's phase change); listeners then push them. */
+  use(material: CaMaterial): void {
+    this.#set(material);
+    for (const l of this.#listeners) l();
+  }
+
+  onChange(listener: () => void): void {
+    this.#listeners.push(listener);
   }
 
   /** Every trusted root, PEM-concatenated; more than one while a root is being rotated. */
   trustBundlePem(): string {
     return this.#bundlePem;
+  }
+
+  trustedRoots(): readonly X509Certificate[] {
+    return this.#roots;
+  }
+
+  /** The root that certificates signed now chain to. */
+  signingRoot(): X509Certificate {
+    return this.#signingRoot;
+  }
+
+  /** Which trusted root a leaf-first PEM chain leads to (every signature checked), if any. */
+  rootOf(chainPem: string): X509Certificate | undefined {
+    return chainRootPem(chainPem, this.#bundlePem);
   }
 
   /**

@@ -3,6 +3,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
+import { chainRoot } from '../../lib/trust-chain.ts';
 import { x509 } from '../../lib/x509.ts';
 import { caFileError, readCaFile } from './files.ts';
 import type { Signer } from './issue.ts';
@@ -18,7 +19,6 @@ export const PLUGGED_FILES = {
 
 const LAYOUT_HINT =
   'a plugged-in CA dir needs ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem (Istio cacerts layout)';
-const MAX_CHAIN_DEPTH = 8;
 
 export async function loadPluggedCa(dir: string, now: Date): Promise<CaMaterial> {
   const path = (f: string) => join(dir, f);
@@ -64,7 +64,7 @@ export async function loadPluggedCa(dir: string, now: Date): Promise<CaMaterial>
   for (const r of roots) {
     if (!r.ca) throw caFileError(path(PLUGGED_FILES.rootCert), `holds a non-CA certificate (${r.subject})`);
   }
-  if (!chainsToRoot(caCert, chain, roots)) {
+  if (!chainRoot(caCert, chain, roots)) {
     throw caFileError(
       caCertPath,
       `does not chain to any certificate in ${path(PLUGGED_FILES.rootCert)}`,
@@ -81,26 +81,4 @@ export async function loadPluggedCa(dir: string, now: Date): Promise<CaMaterial>
 function canSignCertificates(cert: X509Certificate): boolean {
   const ku = new x509.X509Certificate(cert.raw).getExtension(x509.KeyUsagesExtension);
   return !ku || (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0;
-}
-
-function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
-  return child.checkIssued(parent) && child.verify(parent.publicKey);
-}
-
-/** Path building from `cert` up through `intermediates` to one of `roots`, checking every signature. */
-function chainsToRoot(
-  cert: X509Certificate,
-  intermediates: X509Certificate[],
-  roots: X509Certificate[],
-): boolean {
-  let current = cert;
-  for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
-    if (roots.some((r) => r.fingerprint256 === current.fingerprint256 || issuedBy(current, r))) return true;
-    const next = intermediates.find(
-      (c) => c.fingerprint256 !== current.fingerprint256 && c.ca && issuedBy(current, c),
-    );
-    if (!next) return false;
-    current = next;
-  }
-  return false;
 }

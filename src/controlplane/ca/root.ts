@@ -23,8 +23,26 @@ export interface CaMaterial {
 }
 
 export async function loadOrCreateRoot(dir: string, trustDomain: string, now: Date): Promise<CaMaterial> {
-  const certPath = join(dir, ROOT_CERT_FILE);
-  const keyPath = join(dir, ROOT_KEY_FILE);
+  const signer = await loadOrCreateRootPair(dir, ROOT_FILES, trustDomain, now);
+  return { signer, roots: [signer.cert, ...(await additionalRoots(dir))] };
+}
+
+/** Where a root's certificate and key live in the CA dir. */
+export interface RootFiles {
+  cert: string;
+  key: string;
+}
+
+export const ROOT_FILES: RootFiles = { cert: ROOT_CERT_FILE, key: ROOT_KEY_FILE };
+
+export async function loadOrCreateRootPair(
+  dir: string,
+  files: RootFiles,
+  trustDomain: string,
+  now: Date,
+): Promise<Signer> {
+  const certPath = join(dir, files.cert);
+  const keyPath = join(dir, files.key);
   const [hasCert, hasKey] = await Promise.all([fileExists(certPath), fileExists(keyPath)]);
   if (hasCert !== hasKey) {
     const [missing, present] = hasCert ? [keyPath, certPath] : [certPath, keyPath];
@@ -35,9 +53,7 @@ export async function loadOrCreateRoot(dir: string, trustDomain: string, now: Da
       `restore it from backup, or delete ${present} to generate a new root (workloads must then get new certificates)`,
     );
   }
-  const signer = hasCert ? await loadRoot(certPath, keyPath, now) : await createRoot(dir, trustDomain, now);
-  const roots = [signer.cert, ...(await additionalRoots(join(dir, ADDITIONAL_ROOTS_FILE)))];
-  return { signer, roots };
+  return hasCert ? loadRoot(certPath, keyPath, now) : createRoot(dir, files, trustDomain, now);
 }
 
 async function loadRoot(certPath: string, keyPath: string, now: Date): Promise<Signer> {
@@ -72,14 +88,15 @@ async function loadRoot(certPath: string, keyPath: string, now: Date): Promise<S
   return { cert, key, chain: [] };
 }
 
-async function createRoot(dir: string, trustDomain: string, now: Date): Promise<Signer> {
+async function createRoot(dir: string, files: RootFiles, trustDomain: string, now: Date): Promise<Signer> {
   await ensurePrivateDir(dir);
   const keys = await crypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
   const notAfter = new Date(now);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + ROOT_VALIDITY_YEARS);
   const root = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerialHex(),
-    name: [{ O: ['Trellis'] }, { CN: [`Trellis root CA ${trustDomain}`] }],
+    // The date tells two roots of one trust domain apart (in `trellis ca status`, openssl, browsers).
+    name: [{ O: ['Trellis'] }, { CN: [`Trellis root CA ${trustDomain} ${now.toISOString().slice(0, 10)}`] }],
     notBefore: new Date(now.getTime() - 60_000),
     notAfter,
     keys,
@@ -94,19 +111,20 @@ async function createRoot(dir: string, trustDomain: string, now: Date): Promise<
   const keyObject = KeyObject.from(keys.privateKey);
   // Key first: a crash between the two writes then leaves a key without a cert, which loadOrCreate reports.
   await writeFileAtomic(
-    join(dir, ROOT_KEY_FILE),
+    join(dir, files.key),
     keyObject.export({ format: 'pem', type: 'pkcs8' }) as string,
     0o600,
   );
-  await writeFileAtomic(join(dir, ROOT_CERT_FILE), cert.toString(), 0o644);
+  await writeFileAtomic(join(dir, files.cert), cert.toString(), 0o644);
   return {
     cert,
-    key: toSigningKey(keyObject, join(dir, ROOT_KEY_FILE)),
+    key: toSigningKey(keyObject, join(dir, files.key)),
     chain: [],
   };
 }
 
-async function additionalRoots(path: string): Promise<X509Certificate[]> {
+export async function additionalRoots(dir: string): Promise<X509Certificate[]> {
+  const path = join(dir, ADDITIONAL_ROOTS_FILE);
   if (!(await fileExists(path))) return [];
   const certs = parseCertificates(await readCaFile(path), path);
   for (const c of certs) {

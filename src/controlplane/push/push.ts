@@ -5,13 +5,15 @@
 // queues stale configs. Once a proxy has ACKed a snapshot on this stream, the next goes out as a delta
 // against it. ACK/NACK and the time from a commit to the moment every proxy runs it are recorded for
 // proxy-status.
+import { X509Certificate } from 'node:crypto';
 import type { ServerHttp2Stream } from 'node:http2';
 import { assembleSnapshot, compileParts, type SnapshotParts } from '../../compile/compile.ts';
 import { buildMeshIndex, type MeshConfig } from '../../compile/mesh-index.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
+import { peerIdentity } from '../../lib/spiffe.ts';
 import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
-import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage } from '../../push/protocol.ts';
+import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage, type TrustBundle } from '../../push/protocol.ts';
 import type { JwksResolver } from '../jwks.ts';
 import { type InstanceRecord, mismatches } from '../registry/instances.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -31,6 +33,29 @@ export interface ProxyStatus {
   acked?: { version: string; revision: number; at: string; pushMs: number };
   nack?: { version: string; reason: string; at: string };
   status: 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT';
+}
+
+/** The certificate a proxy reported it presents, as the control plane checked it. */
+export interface ReportedCertificate {
+  serial: string;
+  notAfter: string;
+  /** Fingerprint of the trusted root it chains to; undefined when it chains to none. */
+  root?: string;
+}
+
+/** Where trust comes from: the CA. */
+export interface TrustSource {
+  trust(): TrustBundle;
+  /** The trusted root a leaf-first PEM chain leads to. */
+  rootOf(chainPem: string): X509Certificate | undefined;
+}
+
+export interface ProxyTrust {
+  id: string;
+  identity: string;
+  /** The trust bundle version the proxy ACKed last. */
+  trustAcked?: string;
+  certificate?: ReportedCertificate;
 }
 
 /** A snapshot in flight this long without an answer no longer holds newer ones back. */
@@ -57,6 +82,8 @@ interface Connection {
   currentRevision: number;
   acked?: { version: string; revision: number; at: Date; pushMs: number };
   nack?: { version: string; reason: string; at: Date };
+  trustAcked?: string;
+  certificate?: ReportedCertificate;
 }
 
 export interface Convergence {
@@ -70,6 +97,8 @@ export class PushServer {
   private readonly store: Store;
   private readonly registry: Registry;
   private readonly jwks: JwksResolver | undefined;
+  private readonly trust: TrustSource | undefined;
+  private readonly trustListeners: (() => void)[] = [];
   private readonly mesh: MeshConfig;
   private readonly log: Logger;
   private readonly debounceMs: number;
@@ -105,8 +134,11 @@ export class PushServer {
     registryMaxDelayMs?: number;
     /** Fetches the remote key sets RequestAuthentications name; a change of keys is pushed like a config change. */
     jwks?: JwksResolver;
+    /** The trust bundle sent to every proxy (and its ACKs and certificate reports). */
+    trust?: TrustSource;
   }) {
     this.store = o.store;
+    this.trust = o.trust;
     this.registry = o.registry;
     this.jwks = o.jwks;
     this.mesh = o.mesh;
@@ -228,6 +260,7 @@ export class PushServer {
       this.registry.remove(conn.node.id, conn);
       this.log.info('proxy disconnected', { proxy: conn.node.id });
       conn = undefined;
+      this.trustChanged();
     };
     stream.on('close', closed);
     stream.on('error', closed);
@@ -276,6 +309,8 @@ export class PushServer {
       this.conns.set(node.id, c);
       this.registry.upsert(node, c);
       this.log.info('proxy connected', { proxy: node.id, identity });
+      this.sendTrust(c);
+      this.trustChanged();
       return c;
     }
     if (!conn) return conn;
@@ -318,8 +353,69 @@ export class PushServer {
     } else if (msg.type === 'health') {
       conn.node = { ...conn.node, healthy: msg.healthy };
       this.registry.setHealth(conn.node.id, msg.healthy);
+    } else if (msg.type === 'trust-ack') {
+      conn.trustAcked = msg.version;
+      this.trustChanged();
+    } else if (msg.type === 'certificate') {
+      conn.certificate = this.checkCertificate(conn, msg.certChain);
+      this.trustChanged();
     }
     return conn;
+  }
+
+  /**
+   * What a proxy says it presents is taken only as far as it checks out: a certificate of its own
+   * identity, chaining to a trusted root. A report that does not is recorded as chaining to none.
+   */
+  private checkCertificate(conn: Connection, certChain: unknown): ReportedCertificate | undefined {
+    if (typeof certChain !== 'string' || !this.trust) return undefined;
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(certChain);
+    } catch {
+      return undefined;
+    }
+    const out: ReportedCertificate = { serial: leaf.serialNumber, notAfter: leaf.validToDate.toISOString() };
+    const sanOk = peerIdentity(leaf) === conn.identity;
+    if (!sanOk) {
+      this.log.warn('proxy reported a certificate of another identity', {
+        proxy: conn.node.id,
+        identity: conn.identity,
+        san: leaf.subjectAltName,
+      });
+      return out;
+    }
+    out.root = this.trust.rootOf(certChain)?.fingerprint256;
+    return out;
+  }
+
+  private sendTrust(conn: Connection): void {
+    if (!this.trust || conn.stream.closed) return;
+    conn.stream.write(`${JSON.stringify({ type: 'trust', trust: this.trust.trust() })}\n`);
+  }
+
+  /** The trust bundle or signing root changed: every connected proxy gets the new one now. */
+  pushTrust(): void {
+    for (const c of this.conns.values()) this.sendTrust(c);
+  }
+
+  /** Called when a proxy connects, leaves, ACKs a trust bundle or reports a certificate. */
+  onTrustProgress(listener: () => void): void {
+    this.trustListeners.push(listener);
+  }
+
+  private trustChanged(): void {
+    for (const l of this.trustListeners) l();
+  }
+
+  /** Per connected proxy: the trust bundle it ACKed and the certificate it presents. */
+  trustStatus(): ProxyTrust[] {
+    return [...this.conns.values()].map((c) => ({
+      id: c.node.id,
+      identity: c.identity,
+      trustAcked: c.trustAcked,
+      certificate: c.certificate,
+    }));
   }
 
   /** Checks convergence once per turn of the event loop, not once per ACK (each check visits every proxy). */

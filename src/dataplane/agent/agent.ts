@@ -1,12 +1,21 @@
 // The proxy's link to the control plane: certificate (CSR, rotation at half-life) and the push stream
 // (hello, snapshots and deltas, ACK/NACK, health). When the control plane is away the proxy keeps
 // serving its last good snapshot and reconnects with backoff and jitter.
+// Trust: the root given at start only bootstraps. From the first certificate on, the proxy trusts the
+// bundle the control plane sends (with the certificate, then on the push stream), for its peers and
+// for the control plane itself, so a root rotation moves it to the new root and off the old one.
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import { backoffDelay } from '../../lib/backoff.ts';
 import { errorMessage } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import type { CertificateResponse, ControlPlaneMessage, ProxyMessage } from '../../push/protocol.ts';
+import { chainRootPem, pemCertificates } from '../../lib/trust-chain.ts';
+import type {
+  CertificateResponse,
+  ControlPlaneMessage,
+  ProxyMessage,
+  TrustBundle,
+} from '../../push/protocol.ts';
 import { applyDelta, CERTIFICATE_PATH, LineBuffer, PUSH_PATH } from '../../push/protocol.ts';
 import { certValidity, rotationDelayMs } from '../identity/cert.ts';
 import { generateKeyAndCsr } from '../identity/csr.ts';
@@ -40,6 +49,9 @@ export class Agent {
   private attempt = 0;
   private rotation?: NodeJS.Timeout;
   private reconnect?: NodeJS.Timeout;
+  /** Once the push stream has sent a trust bundle, it alone decides; certificate responses' may be older. */
+  private trustFromStream = false;
+  private renewing?: Promise<void>;
   /** The snapshot applied last: what the proxy runs, and the base of the deltas it gets. */
   running?: ProxySnapshot;
   connected = false;
@@ -61,36 +73,85 @@ export class Agent {
     }
   }
 
-  private async renewCertificate(): Promise<void> {
+  /** The roots the control plane's serving certificate is checked against. */
+  private controlPlaneTrust(): string {
+    return this.o.creds.has() ? this.o.creds.get().trustBundlePem : this.o.rootCertPem;
+  }
+
+  /** One renewal at a time: a rotation's "renew now" during a scheduled renewal waits for it. */
+  private renewCertificate(): Promise<void> {
+    this.renewing ??= this.requestCertificate().finally(() => {
+      this.renewing = undefined;
+    });
+    return this.renewing;
+  }
+
+  private async requestCertificate(): Promise<void> {
     const { keyPem, csrPem } = await generateKeyAndCsr(this.o.identity);
     const body = JSON.stringify({
       csr: csrPem,
       namespace: this.o.node.namespace,
       serviceAccount: this.o.node.serviceAccount,
     });
-    // Authenticate with the current certificate while it is valid, else with the bootstrap token.
+    // Authenticate with the current certificate while it is valid, else with the bootstrap token. A
+    // certificate the control plane no longer trusts (a root retired while this proxy was away) is
+    // refused; the token, bound to the same identity, then gets a new one.
     const c = this.o.creds.has() ? this.o.creds.get() : undefined;
-    const res = await postToControlPlane(
-      this.o.controlPlane,
-      this.o.rootCertPem,
-      CERTIFICATE_PATH,
-      body,
-      c && c.notAfter.getTime() > Date.now()
-        ? { key: c.keyPem, cert: c.certChainPem }
-        : { token: this.o.token },
-    );
+    const post = (auth: { key: string; cert: string } | { token?: string }) =>
+      postToControlPlane(this.o.controlPlane, this.controlPlaneTrust(), CERTIFICATE_PATH, body, auth);
+    let res: string;
+    if (c && c.notAfter.getTime() > Date.now()) {
+      try {
+        res = await post({ key: c.keyPem, cert: c.certChainPem });
+      } catch (err) {
+        if (!this.o.token) throw err;
+        this.o.log.warn('renewal with the current certificate failed; using the bootstrap token', {
+          error: errorMessage(err),
+        });
+        res = await post({ token: this.o.token });
+      }
+    } else res = await post({ token: this.o.token });
     const { certChain, trustBundle } = JSON.parse(res) as CertificateResponse;
     const { notBefore, notAfter } = certValidity(certChain);
     this.o.creds.set({
       keyPem,
       certChainPem: certChain,
-      trustBundlePem: trustBundle,
+      trustBundlePem: this.trustFromStream && c ? c.trustBundlePem : trustBundle,
       identity: this.o.identity,
       notBefore,
       notAfter,
     });
     this.o.log.info('certificate issued', { identity: this.o.identity, notAfter: notAfter.toISOString() });
+    this.send({ type: 'certificate', certChain });
     this.scheduleRotation();
+  }
+
+  /**
+   * A trust bundle from the push stream: installed before it is ACKed (the control plane waits for
+   * every ACK before anything is signed by a new root); a certificate from another root than the one
+   * the CA signs with now is renewed at once, not at half-life.
+   */
+  private onTrust(trust: TrustBundle): void {
+    const roots = pemCertificates(trust.bundle ?? '');
+    if (roots.length === 0 || !roots.some((r) => r.fingerprint256 === trust.signingRoot)) {
+      // An empty or inconsistent bundle would make every peer untrusted: keep the one in use.
+      this.o.log.warn('ignoring a trust bundle without its signing root', { version: trust.version });
+      return;
+    }
+    this.trustFromStream = true;
+    if (this.o.creds.get().trustBundlePem !== trust.bundle) {
+      this.o.creds.setTrustBundle(trust.bundle);
+      this.o.log.info('trust bundle installed', { version: trust.version, roots: roots.length });
+    }
+    this.send({ type: 'trust-ack', version: trust.version });
+    const mine = chainRootPem(this.o.creds.get().certChainPem, trust.bundle);
+    if (mine?.fingerprint256 !== trust.signingRoot) {
+      this.o.log.info('certificate is not from the signing root; renewing now', {
+        signingRoot: trust.signingRoot,
+      });
+      clearTimeout(this.rotation);
+      this.rotate(0);
+    }
   }
 
   private scheduleRotation(): void {
@@ -114,7 +175,7 @@ export class Agent {
     if (this.stopped) return;
     const { keyPem, certChainPem } = this.o.creds.get();
     const session = http2.connect(this.o.controlPlane, {
-      ca: this.o.rootCertPem,
+      ca: this.controlPlaneTrust(),
       key: keyPem,
       cert: certChainPem,
     });
@@ -149,6 +210,7 @@ export class Agent {
       this.o.log.info('connected to control plane', { controlPlane: this.o.controlPlane });
     });
     this.send({ type: 'hello', node: this.o.node, running: this.running?.version });
+    this.send({ type: 'certificate', certChain: certChainPem });
     const lines = new LineBuffer();
     let chain = Promise.resolve();
     stream.setEncoding('utf8');
@@ -167,6 +229,7 @@ export class Agent {
       this.o.log.warn('ignoring malformed message from control plane');
       return;
     }
+    if (msg.type === 'trust') return this.onTrust(msg.trust);
     if (msg.type !== 'snapshot' && msg.type !== 'delta') return;
     const version = msg.type === 'snapshot' ? msg.snapshot.version : msg.delta.version;
     if (version === this.running?.version) {

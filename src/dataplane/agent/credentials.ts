@@ -41,6 +41,14 @@ export class CredentialStore {
     for (const l of this.listeners) l(c);
   }
 
+  /**
+   * A new trust bundle (a root rotation) with the same certificate: listeners verify peers against it
+   * from their next handshake on.
+   */
+  setTrustBundle(trustBundlePem: string): void {
+    this.set({ ...this.get(), trustBundlePem });
+  }
+
   onChange(l: (c: Credentials) => void): void {
     this.listeners.push(l);
   }
