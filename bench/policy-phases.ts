@@ -11,6 +11,7 @@ import { authenticate } from '../src/dataplane/http/phases/authenticate.ts';
 import { authorize } from '../src/dataplane/http/phases/authorize.ts';
 import { normalize } from '../src/dataplane/http/phases/normalize.ts';
 import { RequestTelemetry, UNKNOWN_PEER } from '../src/dataplane/telemetry.ts';
+import { SILENT } from '../src/lib/log.ts';
 import { createIstioMetrics } from '../src/telemetry/istio.ts';
 import { Registry } from '../src/telemetry/metrics.ts';
 import { decodeResources, proxyNodes } from '../test/support/bookinfo-mesh.ts';
@@ -29,15 +30,7 @@ const site = {
   kind: 'inbound',
   edge: false,
   reporter: 'destination',
-  log: {
-    info() {},
-    debug() {},
-    warn() {},
-    error() {},
-    child() {
-      return this;
-    },
-  },
+  log: SILENT,
 } as never;
 
 const DEPS = {

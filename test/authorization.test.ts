@@ -10,12 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import type { ProxyNode } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
-import type { Logger } from '../src/lib/log.ts';
+import { type Logger, SILENT } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 /** What the echo sidecar logs, to check that denials and dry-run decisions name their policy. */
 const logged: { msg: string; fields: Record<string, unknown> }[] = [];
@@ -65,7 +63,7 @@ let ratings: RunningProxy;
 let gateway: RunningProxy;
 let gatewayPort: number;
 
-async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number, log = quiet) {
+async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number, log = SILENT) {
   return meshProxy(cp.info, node, { appPort, log });
 }
 
@@ -150,7 +148,7 @@ describe('AuthorizationPolicy through real proxies', { timeout: 120_000 }, () =>
       trustDomain: 'cluster.local',
       registryGraceMs: 5000,
       version: 'test',
-      log: quiet,
+      log: SILENT,
     });
     const res = await fetch(`${cp.info.api}/api/v1/apply`, {
       method: 'POST',

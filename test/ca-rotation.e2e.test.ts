@@ -20,12 +20,10 @@ import type { CaStatus } from '../src/controlplane/ca/rotation.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import { postToControlPlane } from '../src/dataplane/agent/post.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
-import type { Logger } from '../src/lib/log.ts';
+import { SILENT } from '../src/lib/log.ts';
 import { CERTIFICATE_PATH } from '../src/push/protocol.ts';
 import { CLI, until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 const MESH = `
 apiVersion: v1
@@ -71,7 +69,7 @@ async function sidecar(name: string, withApp: boolean): Promise<RunningProxy> {
     labels: { app: name },
     ports: withApp ? [{ name: 'http', port: 8080 }] : [],
   };
-  const p = await meshProxy(cp0.info, node, { appPort: withApp ? await app(name) : undefined, log: quiet });
+  const p = await meshProxy(cp0.info, node, { appPort: withApp ? await app(name) : undefined, log: SILENT });
   proxies.push(p);
   return p;
 }
@@ -219,7 +217,7 @@ describe('root rotation under traffic', { timeout: 180_000 }, () => {
       registryGraceMs: 5000,
       caRotationSoakMs: SOAK_MS,
       version: 'test',
-      log: quiet,
+      log: SILENT,
     });
     const res = await fetch(`${cp0.info.api}/api/v1/apply`, {
       method: 'POST',

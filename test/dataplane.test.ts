@@ -18,12 +18,10 @@ import { certValidity } from '../src/dataplane/identity/cert.ts';
 import { generateKeyAndCsr } from '../src/dataplane/identity/csr.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import { PeerPool } from '../src/dataplane/upstream/peer-pool.ts';
-import type { Logger } from '../src/lib/log.ts';
+import { SILENT } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 let stateDir: string;
 let cp: RunningControlPlane;
@@ -92,12 +90,12 @@ async function controlPlane(ports?: { api: number; xds: number }): Promise<Runni
     trustDomain: 'cluster.local',
     registryGraceMs: 5000,
     version: 'test',
-    log: quiet,
+    log: SILENT,
   });
 }
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
-  return meshProxy(cp.info, node, { appPort, log: quiet });
+  return meshProxy(cp.info, node, { appPort, log: SILENT });
 }
 
 interface Reply {

@@ -14,11 +14,9 @@ import { after, before, describe, test } from 'node:test';
 import type { ProxyNode } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
-import type { Logger } from '../src/lib/log.ts';
+import { type Logger, SILENT } from '../src/lib/log.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 /** What the echo sidecars log: denials must name the policy rule and the provider. */
 const logged: { msg: string; fields: Record<string, unknown> }[] = [];
@@ -233,7 +231,7 @@ describe('CUSTOM AuthorizationPolicy with external authorizers', { timeout: 120_
       trustDomain: 'cluster.local',
       registryGraceMs: 5000,
       version: 'test',
-      log: quiet,
+      log: SILENT,
     });
     httpAuthz = await authorizer('ext-authz-http.ts');
     grpcAuthz = await authorizer('ext-authz-grpc.ts');
@@ -247,7 +245,7 @@ describe('CUSTOM AuthorizationPolicy with external authorizers', { timeout: 120_
     });
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     const appPort = (app.address() as AddressInfo).port;
-    const sidecar = (name: string, port?: number, log = quiet) => {
+    const sidecar = (name: string, port?: number, log = SILENT) => {
       const node: Omit<ProxyNode, 'healthy' | 'address' | 'inboundPort'> = {
         id: `${name}-0`,
         role: 'sidecar',

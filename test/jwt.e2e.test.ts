@@ -13,13 +13,11 @@ import { SignJWT } from 'jose';
 import type { ProxyNode } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
-import type { Logger } from '../src/lib/log.ts';
+import { SILENT } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { CLIENT_ID, OpenIdProvider, signingKey } from './support/oidc.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 let cp: RunningControlPlane;
 let op: OpenIdProvider;
@@ -88,7 +86,7 @@ spec:
 `;
 
 async function proxy(node: Omit<ProxyNode, 'healthy' | 'address'>, appPort?: number): Promise<RunningProxy> {
-  return meshProxy(cp.info, node, { appPort, log: quiet });
+  return meshProxy(cp.info, node, { appPort, log: SILENT });
 }
 
 interface Reply {
@@ -131,7 +129,7 @@ describe('RequestAuthentication with a real OpenID provider', { timeout: 120_000
       version: 'test',
       jwksRefreshMs: 200,
       jwksRetryMs: 100,
-      log: quiet,
+      log: SILENT,
     });
     const res = await fetch(`${cp.info.api}/api/v1/apply`, {
       method: 'POST',

@@ -16,12 +16,10 @@ import { CertificateAuthority } from '../src/controlplane/ca/ca.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import { generateKeyAndCsr } from '../src/dataplane/identity/csr.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
-import type { Logger } from '../src/lib/log.ts';
+import { SILENT } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 const MESH = `
 apiVersion: v1
@@ -90,7 +88,7 @@ async function proxy(
   extra: { appPort?: number; gatewayPort?: number } = {},
 ): Promise<RunningProxy> {
   const gateway = extra.gatewayPort ? { gatewayPorts: { '80': extra.gatewayPort } } : {};
-  return meshProxy(cp.info, { ...node, ...gateway }, { appPort: extra.appPort, log: quiet });
+  return meshProxy(cp.info, { ...node, ...gateway }, { appPort: extra.appPort, log: SILENT });
 }
 
 async function apply(text: string): Promise<void> {
@@ -153,7 +151,7 @@ describe('normalization and edge headers through real proxies', { timeout: 120_0
       trustDomain: 'cluster.local',
       registryGraceMs: 5000,
       version: 'test',
-      log: quiet,
+      log: SILENT,
     });
     await apply(MESH);
     echo = http.createServer((req, res) => {

@@ -9,12 +9,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
-import type { Logger } from '../src/lib/log.ts';
+import { SILENT } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, registerInstance } from './support/platform.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 const CONFIG = `
 apiVersion: networking.istio.io/v1
@@ -52,7 +50,7 @@ before(async () => {
     trustDomain: 'cluster.local',
     registryGraceMs: 5000,
     version: 'test',
-    log: quiet,
+    log: SILENT,
   });
   const res = await fetch(`${cp.info.api}/api/v1/apply`, {
     method: 'POST',
@@ -85,7 +83,7 @@ before(async () => {
     adminPort: 0,
     appPorts: new Map(),
     accessLog: false,
-    log: quiet,
+    log: SILENT,
   });
   await until('the gateway listener', async () => (await get({})).status === 200);
 });

@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { Logger } from '../lib/log.ts';
+import { SILENT } from '../lib/log.ts';
 import { createApiServer } from './api-server.ts';
 import { PushServer } from './push/push.ts';
 import { PlatformInstances } from './registry/instances.ts';
 import { Registry } from './registry/registry.ts';
 import { MemoryStore } from './store/memory.ts';
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 const store = new MemoryStore();
-const registry = new Registry({ log: quiet });
-const push = new PushServer({ store, registry, mesh: { trustDomain: 'cluster.local' }, log: quiet });
+const registry = new Registry({ log: SILENT });
+const push = new PushServer({ store, registry, mesh: { trustDomain: 'cluster.local' }, log: SILENT });
 const adminToken = 'test-admin-credential-0123456789';
 const server = createApiServer({
   store,
@@ -20,7 +19,7 @@ const server = createApiServer({
   instances: await PlatformInstances.open(),
   adminToken,
   version: 'test',
-  log: quiet,
+  log: SILENT,
 });
 let base = '';
 

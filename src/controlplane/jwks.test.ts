@@ -3,10 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Resource } from '../api/resource.ts';
-import type { Logger } from '../lib/log.ts';
+import { SILENT } from '../lib/log.ts';
 import { fetchableAddress, fetchBounded, JwksResolver } from './jwks.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 /** What the issuer serves, by path; a function may stall or fail. */
 const routes = new Map<string, (res: http.ServerResponse) => void>();
@@ -55,7 +53,7 @@ describe('JWKS resolver', () => {
   test('fetches, refreshes, keeps the last good keys when a refresh fails, and picks up new ones', async () => {
     hits = [];
     routes.set('/jwks', json(keys('one')));
-    const resolver = new JwksResolver({ log: quiet, refreshMs: 50, retryMs: 20 });
+    const resolver = new JwksResolver({ log: SILENT, refreshMs: 50, retryMs: 20 });
     try {
       let next = changed(resolver);
       resolver.sync([ra([{ issuer: 'a', jwksUri: `${base}/jwks` }])]);
@@ -87,7 +85,7 @@ describe('JWKS resolver', () => {
     routes.set('/issuer/.well-known/openid-configuration', json({ jwks_uri: `${base}/discovered` }));
     routes.set('/discovered', json(keys('d')));
     routes.set('/empty', json({ keys: [] }));
-    const resolver = new JwksResolver({ log: quiet, refreshMs: 60_000 });
+    const resolver = new JwksResolver({ log: SILENT, refreshMs: 60_000 });
     try {
       const want = 3;
       let seen = 0;

@@ -14,6 +14,15 @@ export interface Logger {
 const threshold = order[(process.env.TRELLIS_LOG_LEVEL as Level) ?? 'info'] ?? order.info;
 const human = process.stderr.isTTY && process.env.TRELLIS_LOG_FORMAT !== 'json';
 
+/** Drops everything: for simulations and tests, where the proxy's log is not the point. */
+export const SILENT: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child: () => SILENT,
+};
+
 export function createLogger(base: Record<string, unknown> = {}): Logger {
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (order[level] < threshold) return;

@@ -20,7 +20,7 @@ import { PHASES } from '../dataplane/http/pipeline.ts';
 import { RequestTelemetry, UNKNOWN_PEER } from '../dataplane/telemetry.ts';
 import { PeerPool } from '../dataplane/upstream/peer-pool.ts';
 import { TrellisError } from '../lib/errors.ts';
-import type { Logger } from '../lib/log.ts';
+import { SILENT } from '../lib/log.ts';
 import { createIstioMetrics } from '../telemetry/istio.ts';
 import { Registry } from '../telemetry/metrics.ts';
 
@@ -212,14 +212,6 @@ const DECIDING_PHASES = PHASES.slice(
   0,
   PHASES.findIndex((p) => p.name === 'upstream'),
 );
-
-const SILENT: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child: () => SILENT,
-};
 
 /** The deciding phases need none of this; it is there to satisfy their setup's shape. */
 const DEPS: PhaseDeps = {

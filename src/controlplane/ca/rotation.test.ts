@@ -8,13 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeIntermediate, makeRoot, writeIstioCacerts } from '../../../test/support/pki.ts';
-import type { Logger } from '../../lib/log.ts';
+import { SILENT } from '../../lib/log.ts';
 import type { ProxyTrust } from '../push/push.ts';
 import { CertificateAuthority } from './ca.ts';
 import { fileExists } from './files.ts';
 import { RootRotation } from './rotation.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 /** The proxies as the push server would report them; the test plays their ACKs and renewals. */
 class Proxies {
@@ -50,7 +48,7 @@ test('each phase waits for every proxy; a restart resumes it; completion leaves 
     trustAcked: ca.trust().version,
     certificate: { serial: '1', notAfter: '', root: oldRoot },
   });
-  const rotation = new RootRotation({ ca, mesh: proxies, expected: proxies, log: quiet });
+  const rotation = new RootRotation({ ca, mesh: proxies, expected: proxies, log: SILENT });
   const started = await rotation.start();
   const newRoot = started.rotation!.to;
   assert.equal(started.rotation?.phase, 'distributing');
@@ -74,7 +72,7 @@ test('each phase waits for every proxy; a restart resumes it; completion leaves 
   const ca2 = await CertificateAuthority.loadOrCreate({ dir });
   assert.equal(ca2.rotation?.phase, 'distributing');
   assert.equal(ca2.trust().version, ca.trust().version);
-  const resumed = new RootRotation({ ca: ca2, mesh: proxies, expected: proxies, log: quiet });
+  const resumed = new RootRotation({ ca: ca2, mesh: proxies, expected: proxies, log: SILENT });
   await assert.rejects(resumed.start(), { code: 'TRL_CA_ROTATION_IN_PROGRESS' });
 
   proxies.set('a', { trustAcked: ca2.trust().version });
@@ -107,7 +105,7 @@ test('each phase waits for every proxy; a restart resumes it; completion leaves 
   assert.equal(after.signingRoot().fingerprint256, newRoot);
   assert.equal(after.trustedRoots().length, 1);
   // A finished rotation does not block the next one.
-  const again = new RootRotation({ ca: after, mesh: new Proxies(), expected: new Proxies(), log: quiet });
+  const again = new RootRotation({ ca: after, mesh: new Proxies(), expected: new Proxies(), log: SILENT });
   await again.start();
   await phaseOf(again, 'complete');
   assert.notEqual(after.signingRoot().fingerprint256, newRoot);
@@ -126,6 +124,6 @@ test('a plugged-in CA is not rotated by Trellis', async () => {
   const ca = await CertificateAuthority.loadOrCreate({ dir: join(dir, 'unused'), pluggedDir: dir });
   assert.equal(ca.signingRoot().fingerprint256, new X509Certificate(root.pem).fingerprint256);
   const p = new Proxies();
-  const rotation = new RootRotation({ ca, mesh: p, expected: p, log: quiet });
+  const rotation = new RootRotation({ ca, mesh: p, expected: p, log: SILENT });
   await assert.rejects(rotation.start(), { code: 'TRL_CA_ROTATION_PLUGGED' });
 });

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Resource } from '../../api/resource.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
-import type { Logger } from '../../lib/log.ts';
+import { SILENT } from '../../lib/log.ts';
 import {
   applyDelta,
   type ControlPlaneMessage,
@@ -21,7 +21,6 @@ import { Registry } from '../registry/registry.ts';
 import { MemoryStore } from '../store/memory.ts';
 import { PushServer } from './push.ts';
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function node(id: string, app = 'a'): ProxyNode {
@@ -113,12 +112,12 @@ const timeoutOf = (s: ProxySnapshot) =>
 
 describe('push server', () => {
   const store = new MemoryStore();
-  const registry = new Registry({ log: quiet });
+  const registry = new Registry({ log: SILENT });
   const push = new PushServer({
     store,
     registry,
     mesh: { trustDomain: 'cluster.local' },
-    log: quiet,
+    log: SILENT,
     registryQuietMs: 60,
     registryMaxDelayMs: 400,
   });
@@ -241,7 +240,7 @@ describe('push server', () => {
     }
   });
 
-  test('a burst of registry changes is pushed once, after it has been quiet', async () => {
+  test('a burst of registry changes is pushed once, after it has been SILENT', async () => {
     const peer = new Peer(url, node('a-2'));
     try {
       let n = 1;

@@ -4,10 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { ProxyNode } from '../../compile/snapshot.ts';
-import type { Logger } from '../../lib/log.ts';
+import { SILENT } from '../../lib/log.ts';
 import { Registry } from './registry.ts';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 function node(id: string): ProxyNode {
   return {
@@ -25,7 +23,7 @@ function node(id: string): ProxyNode {
 }
 
 test('an instance leaves with its stream, but not when a newer stream replaced it', () => {
-  const r = new Registry({ log: quiet });
+  const r = new Registry({ log: SILENT });
   const first = {};
   const second = {};
   r.upsert(node('a'), first);
@@ -37,7 +35,7 @@ test('an instance leaves with its stream, but not when a newer stream replaced i
 });
 
 test('health changes are recorded and announced once', () => {
-  const r = new Registry({ log: quiet });
+  const r = new Registry({ log: SILENT });
   let changes = 0;
   r.onChange(() => changes++);
   r.upsert(node('a'), {});
@@ -49,12 +47,12 @@ test('health changes are recorded and announced once', () => {
 
 test('after a restart, remembered instances serve until the grace period ends, unless their proxy returns', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'trellis-registry-'));
-  const before = new Registry({ stateDir: dir, log: quiet });
+  const before = new Registry({ stateDir: dir, log: SILENT });
   before.upsert(node('a'), {});
   before.upsert(node('b'), {});
   await before.close();
 
-  const after = new Registry({ stateDir: dir, log: quiet });
+  const after = new Registry({ stateDir: dir, log: SILENT });
   await after.restore(150);
   assert.deepEqual(
     after
@@ -74,7 +72,7 @@ test('after a restart, remembered instances serve until the grace period ends, u
 
 test('a burst of changes is persisted: the file ends up with the last state, whatever arrived mid-write', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'trellis-registry-'));
-  const r = new Registry({ stateDir: dir, log: quiet });
+  const r = new Registry({ stateDir: dir, log: SILENT });
   for (let i = 0; i < 200; i++) {
     r.upsert(node(`n${i}`), {});
     if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve)); // let a write start

@@ -12,7 +12,7 @@ import { assembleSnapshot, compileParts, type SnapshotParts } from '../../compil
 import { buildMeshIndex } from '../../compile/mesh-index.ts';
 import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import { CertificateAuthority } from '../../controlplane/ca/ca.ts';
-import type { Logger } from '../../lib/log.ts';
+import { SILENT } from '../../lib/log.ts';
 import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
 import {
   type ControlPlaneMessage,
@@ -25,7 +25,6 @@ import { generateKeyAndCsr } from '../identity/csr.ts';
 import { Agent } from './agent.ts';
 import { CredentialStore } from './credentials.ts';
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 const identity = 'spiffe://cluster.local/ns/default/sa/a';
 
 const node: ProxyNode = {
@@ -143,7 +142,7 @@ before(async () => {
       ProxyConfig.build(snapshot);
       applied.push(snapshot);
     },
-    log: quiet,
+    log: SILENT,
   });
   agent.connect();
   await connected;
