@@ -1,20 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { meshConfigMap } from '../../../test/support/mesh-config-map.ts';
 import { validateText } from '../validate.ts';
-
-const meshConfigMap = (mesh: string, ns = 'istio-system', name = 'istio') => `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: ${name}
-  namespace: ${ns}
-data:
-  mesh: |
-${mesh
-  .trim()
-  .split('\n')
-  .map((l) => `    ${l}`)
-  .join('\n')}
-`;
 
 test('any ConfigMap is stored as Kubernetes takes it, its data at the top level', () => {
   const r = validateText(

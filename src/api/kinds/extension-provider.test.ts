@@ -1,21 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { meshConfigMap } from '../../../test/support/mesh-config-map.ts';
 import { validateText } from '../validate.ts';
-
-/** The istio ConfigMap with `mesh` as its mesh config; the mesh text starts at line 8. */
-const meshConfigMap = (mesh: string) => `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: istio
-  namespace: istio-system
-data:
-  mesh: |
-${mesh
-  .trim()
-  .split('\n')
-  .map((l) => `    ${l}`)
-  .join('\n')}
-`;
 
 test('extensionProviders: both ext-authz kinds with every field are accepted without a warning', () => {
   const r = validateText(
