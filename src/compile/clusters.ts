@@ -3,6 +3,14 @@
 import { outboundClusterName, outboundSni } from './hosts.ts';
 import { endpointIdentity, endpointOf, labelsMatch, type MeshIndex } from './mesh-index.ts';
 import type { Cluster } from './snapshot.ts';
+import {
+  connectionPool,
+  loadBalancerPolicy,
+  localityLb,
+  outlierDetection,
+  resolvePolicy,
+  upstreamTls,
+} from './traffic-policy.ts';
 
 const built = new WeakMap<MeshIndex, Map<string, Cluster>>();
 
@@ -62,7 +70,8 @@ function outboundCluster(
 ): Cluster {
   const svc = index.services.get(fqdn);
   const dr = index.destinationRules.get(fqdn);
-  const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
+  const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
+  const subsetLabels = subsetSpec?.labels;
   const instances = svc?.instances.filter((i) => i.targetPorts.has(port)) ?? [];
   // A subset the DestinationRule does not define selects nothing: requests get 503 (no healthy upstream).
   const selected = subset
@@ -73,6 +82,10 @@ function outboundCluster(
   const identities = [
     ...new Set(instances.map((i) => endpointIdentity(index.mesh.trustDomain, i.node))),
   ].sort();
+  const policy = resolvePolicy(dr?.spec.trafficPolicy, subsetSpec?.trafficPolicy, port);
+  const locality = localityLb(policy.loadBalancer, policy.outlierDetection);
+  const pool = connectionPool(policy.connectionPool, policy.retryBudget);
+  const outlier = outlierDetection(policy.outlierDetection);
   return {
     name,
     direction: 'outbound',
@@ -80,8 +93,15 @@ function outboundCluster(
     port,
     subset,
     origin: dr ? `DestinationRule ${dr.metadata.namespace}/${dr.metadata.name}` : undefined,
-    lb: { type: 'ROUND_ROBIN' },
-    tls: { mode: 'ISTIO_MUTUAL', sni: outboundSni(port, subset, fqdn), identities },
+    lb: loadBalancerPolicy(policy.loadBalancer),
+    ...(locality ? { locality } : {}),
+    tls: upstreamTls(policy.tls, {
+      mode: 'ISTIO_MUTUAL',
+      sni: outboundSni(port, subset, fqdn),
+      identities,
+    }),
+    ...(pool ? { connectionPool: pool } : {}),
+    ...(outlier ? { outlierDetection: outlier } : {}),
     endpoints: selected.map((i) => endpointOf(index, i.node)),
   };
 }

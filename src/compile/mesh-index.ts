@@ -194,10 +194,12 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
 
   authorizationPolicies.push(...legacyPolicies(input.resources, services));
 
-  // The oldest DestinationRule for a host wins; Istio merges, but only for non-overlapping parts.
+  // Several DestinationRules for one host merge as Istio merges them: oldest first, the first top-level
+  // traffic policy wins, and subsets are added unless an older rule already has one of that name.
   for (const dr of drs.sort(byAge)) {
     const host = resolveHost(dr.spec.host, dr.metadata.namespace);
-    if (!destinationRules.has(host)) destinationRules.set(host, dr);
+    const seen = destinationRules.get(host);
+    destinationRules.set(host, seen ? mergeDestinationRules(seen, dr) : dr);
   }
 
   return {
@@ -231,6 +233,22 @@ export function legacyPolicies(
       serviceAccounts: [...new Set(s.instances.map((i) => i.node.serviceAccount))],
     })),
   );
+}
+
+function mergeDestinationRules(
+  older: Resource<DestinationRuleSpec>,
+  newer: Resource<DestinationRuleSpec>,
+): Resource<DestinationRuleSpec> {
+  const names = new Set((older.spec.subsets ?? []).map((s) => s.name));
+  const subsets = [
+    ...(older.spec.subsets ?? []),
+    ...(newer.spec.subsets ?? []).filter((s) => !names.has(s.name)),
+  ];
+  const trafficPolicy = older.spec.trafficPolicy ?? newer.spec.trafficPolicy;
+  return {
+    ...older,
+    spec: { ...older.spec, ...(trafficPolicy ? { trafficPolicy } : {}), subsets },
+  };
 }
 
 export function endpointIdentity(trustDomain: string, node: ProxyNode): string {

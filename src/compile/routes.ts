@@ -6,7 +6,17 @@ import { parseDuration } from '../api/schema.ts';
 import type { ClusterSet } from './clusters.ts';
 import { resolveHost } from './hosts.ts';
 import { labelsMatch, type MeshIndex, type MeshService, type VirtualServiceSpec } from './mesh-index.ts';
-import type { HeaderMatch, ProxyNode, Route, RouteAction, RouteMatch, StringMatch } from './snapshot.ts';
+import { corsPolicy, DEFAULT_RETRY, faultPolicy, headerEdits, retryPolicy } from './route-policy.ts';
+import type {
+  HeaderMatch,
+  MirrorPolicy,
+  PathRewrite,
+  ProxyNode,
+  Route,
+  RouteAction,
+  RouteMatch,
+  StringMatch,
+} from './snapshot.ts';
 
 function stringMatch(m: StringMatchSpec): StringMatch {
   if (m.exact !== undefined) return { exact: m.exact };
@@ -82,7 +92,9 @@ function routeMatches(rule: HTTPRoute, vsNamespace: string, scope: RouteScope): 
 
 /**
  * Routes for one VirtualService as seen by one proxy on one port. A destination without a port goes
- * to the service's only port, or to the port the request was addressed to.
+ * to the service's only port, or to the port the request was addressed to. A `delegate` rule is
+ * replaced by the delegate VirtualService's rules, their matches merged with the root's (Istio's
+ * delegation: one level, the delegate's match narrowing the root's).
  */
 export function vsRoutes(
   vs: Resource<VirtualServiceSpec>,
@@ -97,14 +109,185 @@ export function vsRoutes(
     if (!matches) return;
     const name = `${ns}/${vs.metadata.name}${rule.name ? `.${rule.name}` : ''}#${i}`;
     const origin = `VirtualService ${ns}/${vs.metadata.name} http[${i}]`;
-    routes.push({
-      name,
-      origin,
-      matches,
-      action: routeAction(rule, ns, clusters, index, scope.port, origin),
-    });
+    if (rule.delegate) {
+      routes.push(...delegatedRoutes(rule, matches, origin, clusters, index, scope, ns));
+      return;
+    }
+    routes.push(...ruleRoutes(rule, matches, name, origin, ns, clusters, index, scope.port));
   });
   return routes;
+}
+
+/**
+ * One route per rule; a rule that rewrites its matched uri prefix gets one route per match, as pilot
+ * builds them, since each match says which prefix is replaced.
+ */
+function ruleRoutes(
+  rule: HTTPRoute,
+  matches: RouteMatch[],
+  name: string,
+  origin: string,
+  ns: string,
+  clusters: ClusterSet,
+  index: MeshIndex,
+  listenPort: number | undefined,
+): Route[] {
+  const action = routeAction(rule, ns, clusters, index, listenPort, origin);
+  const prefixed =
+    (action.type === 'forward' && action.rewrite?.uri !== undefined) || action.type === 'redirect';
+  if (!prefixed || matches.length <= 1)
+    return [{ name, origin, matches, action: settlePrefix(action, matches[0]) }];
+  return matches.map((m) => ({ name, origin, matches: [m], action: settlePrefix(action, m) }));
+}
+
+/** The matched uri prefix a path rewrite replaces; with no prefix match the whole path is replaced. */
+function settlePrefix(action: RouteAction, m: RouteMatch | undefined): RouteAction {
+  const prefix = m?.uri?.prefix ?? (m?.uri ? undefined : '/');
+  if (action.type === 'forward' && action.rewrite?.uri !== undefined) {
+    const rewrite = { ...action.rewrite };
+    if (prefix !== undefined) rewrite.prefix = prefix;
+    if (m?.ignoreUriCase) rewrite.ignoreCase = true;
+    return { ...action, rewrite };
+  }
+  if (action.type === 'redirect' && action.prefixRewrite) {
+    return {
+      ...action,
+      prefixRewrite: {
+        prefix: prefix ?? '',
+        replacement: action.prefixRewrite.replacement,
+        ...(m?.ignoreUriCase ? { ignoreCase: true } : {}),
+      },
+    };
+  }
+  return action;
+}
+
+function delegatedRoutes(
+  root: HTTPRoute,
+  rootMatches: RouteMatch[],
+  origin: string,
+  clusters: ClusterSet,
+  index: MeshIndex,
+  scope: RouteScope,
+  rootNs: string,
+): Route[] {
+  const ref = root.delegate!;
+  const dns = ref.namespace ?? rootNs;
+  const delegate = index.virtualServices.find(
+    (v) => v.metadata.name === ref.name && v.metadata.namespace === dns && !v.spec.hosts?.length,
+  );
+  if (!delegate) {
+    // Istio drops the rule; answering makes the missing delegate visible instead of a silent 404.
+    return [
+      {
+        name: `${rootNs}#delegate-missing`,
+        origin,
+        matches: rootMatches,
+        action: {
+          type: 'direct',
+          status: 500,
+          body: `${origin} delegates to VirtualService ${dns}/${ref.name}, which does not exist or has hosts\n`,
+        },
+      },
+    ];
+  }
+  const routes: Route[] = [];
+  (delegate.spec.http ?? []).forEach((rule, i) => {
+    const own = routeMatches(rule, dns, scope);
+    if (!own) return;
+    const merged = mergeMatches(rootMatches, own);
+    if (merged.length === 0) return; // every match conflicts with the root's: Istio drops the rule
+    const name = `${dns}/${delegate.metadata.name}${rule.name ? `.${rule.name}` : ''}#${i}`;
+    const dOrigin = `VirtualService ${dns}/${delegate.metadata.name} http[${i}] (delegated by ${origin})`;
+    routes.push(...ruleRoutes(inherit(root, rule), merged, name, dOrigin, dns, clusters, index, scope.port));
+  });
+  return routes;
+}
+
+/** The delegate's own settings win; what it leaves out comes from the root rule (Istio's mergeHTTPRoute). */
+function inherit(root: HTTPRoute, d: HTTPRoute): HTTPRoute {
+  const out: HTTPRoute = { ...d };
+  for (const k of [
+    'rewrite',
+    'timeout',
+    'retries',
+    'fault',
+    'mirror',
+    'mirrors',
+    'mirrorPercentage',
+    'corsPolicy',
+    'headers',
+  ] as const) {
+    if (out[k] === undefined && root[k] !== undefined) (out as Record<string, unknown>)[k] = root[k];
+  }
+  return out;
+}
+
+/**
+ * Every root match ANDed with every delegate match. A pair is dropped when the delegate's condition
+ * cannot narrow the root's (a uri outside the root's prefix, a header with another value).
+ */
+function mergeMatches(root: RouteMatch[], own: RouteMatch[]): RouteMatch[] {
+  if (root.length === 0) return own;
+  if (own.length === 0) return root;
+  const out: RouteMatch[] = [];
+  for (const r of root)
+    for (const o of own) {
+      const m = mergeMatch(r, o);
+      if (m) out.push(m);
+    }
+  return out;
+}
+
+function mergeMatch(r: RouteMatch, o: RouteMatch): RouteMatch | undefined {
+  const m: RouteMatch = { ...r, ...o };
+  if (r.uri && o.uri) {
+    const ru = r.uri;
+    const ou = o.uri;
+    const within =
+      ru.prefix !== undefined
+        ? (ou.prefix ?? ou.exact)?.startsWith(ru.prefix) === true
+        : ru.exact !== undefined
+          ? ou.exact === ru.exact
+          : ru.regex === ou.regex;
+    if (!within) return undefined;
+  }
+  for (const k of ['scheme', 'method', 'authority'] as const) {
+    if (r[k] && o[k] && JSON.stringify(r[k]) !== JSON.stringify(o[k])) return undefined;
+  }
+  if (r.port !== undefined && o.port !== undefined && r.port !== o.port) return undefined;
+  const union = (a?: HeaderMatch[], b?: HeaderMatch[]): HeaderMatch[] | undefined | false => {
+    if (!a) return b;
+    if (!b) return a;
+    const byName = new Map(a.map((h) => [h.name, h]));
+    for (const h of b) {
+      const prior = byName.get(h.name);
+      if (prior && JSON.stringify(prior.match) !== JSON.stringify(h.match)) return false;
+      byName.set(h.name, h);
+    }
+    return [...byName.values()];
+  };
+  for (const k of ['headers', 'withoutHeaders', 'queryParams'] as const) {
+    const u = union(r[k], o[k]);
+    if (u === false) return undefined;
+    if (u) m[k] = u;
+  }
+  return m;
+}
+
+function destinationOf(
+  d: { host: string; subset?: string; port?: { number?: number } },
+  ns: string,
+  clusters: ClusterSet,
+  index: MeshIndex,
+  listenPort: number | undefined,
+): string {
+  const fqdn = resolveHost(d.host, ns);
+  const svc = index.services.get(fqdn);
+  const port =
+    d.port?.number ??
+    (svc?.ports.length === 1 ? svc.ports[0].port : (listenPort ?? svc?.ports[0]?.port ?? 80));
+  return clusters.outbound(fqdn, port, d.subset);
 }
 
 function routeAction(
@@ -125,6 +308,9 @@ function routeAction(
       type: 'redirect',
       status: r.redirectCode ?? 301,
       ...(r.uri !== undefined ? { uri: r.uri } : {}),
+      ...(r.prefixRewrite !== undefined
+        ? { prefixRewrite: { prefix: '', replacement: r.prefixRewrite } }
+        : {}),
       ...(r.authority !== undefined ? { authority: r.authority } : {}),
       ...(r.scheme !== undefined ? { scheme: r.scheme } : {}),
       ...(r.port !== undefined
@@ -135,29 +321,55 @@ function routeAction(
     };
   }
   const dests = rule.route ?? [];
-  if (dests.length === 0) {
-    // Only a delegate can leave a rule without an action; delegation is not served yet (warned at apply).
-    return {
-      type: 'direct',
-      status: 500,
-      body: `${origin} delegates to another VirtualService, which Trellis does not serve yet\n`,
-    };
-  }
   const weighted = dests.map((d) => {
-    const fqdn = resolveHost(d.destination.host, ns);
-    const svc = index.services.get(fqdn);
-    const port =
-      d.destination.port?.number ??
-      (svc?.ports.length === 1 ? svc.ports[0].port : (listenPort ?? svc?.ports[0]?.port ?? 80));
     // One destination takes all traffic whatever its weight; otherwise weights are relative.
     const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
-    return { cluster: clusters.outbound(fqdn, port, d.destination.subset), weight };
+    const headers = headerEdits(d.headers);
+    return {
+      cluster: destinationOf(d.destination, ns, clusters, index, listenPort),
+      weight,
+      ...(headers ? { headers } : {}),
+    };
   });
   const timeoutMs = rule.timeout ? parseDuration(rule.timeout) : undefined;
+  const retry = retryPolicy(rule.retries, origin, timeoutMs);
+  const fault = faultPolicy(rule.fault);
+  const headers = headerEdits(rule.headers);
+  const cors = corsPolicy(rule.corsPolicy);
+  const rw = rule.rewrite;
+  const rewrite: PathRewrite | undefined = rw
+    ? {
+        ...(rw.uri !== undefined ? { uri: rw.uri } : {}),
+        ...(rw.uriRegexRewrite ? { regex: { ...rw.uriRegexRewrite } } : {}),
+        ...(rw.authority ? { authority: rw.authority } : {}),
+      }
+    : undefined;
+  const mirrors: MirrorPolicy[] = (
+    rule.mirrors ??
+    (rule.mirror
+      ? [
+          {
+            destination: rule.mirror,
+            percentage:
+              rule.mirrorPercentage ??
+              (rule.mirrorPercent !== undefined ? { value: rule.mirrorPercent } : undefined),
+          },
+        ]
+      : [])
+  ).map((m) => ({
+    cluster: destinationOf(m.destination, ns, clusters, index, listenPort),
+    percent: m.percentage?.value ?? 100,
+  }));
   return {
     type: 'forward',
     clusters: weighted.filter((w) => w.weight > 0),
     ...(timeoutMs ? { timeoutMs } : {}),
+    ...(retry ? { retry } : {}),
+    ...(fault ? { fault } : {}),
+    ...(rewrite ? { rewrite } : {}),
+    ...(headers ? { headers } : {}),
+    ...(mirrors.length ? { mirrors } : {}),
+    ...(cors ? { cors } : {}),
   };
 }
 
@@ -175,6 +387,7 @@ export function defaultRoute(clusters: ClusterSet, svc: MeshService, port: numbe
     action: {
       type: 'forward',
       clusters: [{ cluster: clusters.outbound(svc.fqdn, port, undefined), weight: 100 }],
+      retry: DEFAULT_RETRY,
     },
   };
 }

@@ -2,7 +2,7 @@
 // fully resolved: the proxy needs no Istio resource to run it. Encoding (JSON over the push stream)
 // is kept separate from this shape.
 
-export const SNAPSHOT_SCHEMA_VERSION = 3;
+export const SNAPSHOT_SCHEMA_VERSION = 4;
 
 export type ProxyRole = 'sidecar' | 'gateway';
 
@@ -40,7 +40,14 @@ export interface ProxySnapshot {
   version: string;
   /** Store revision this snapshot was compiled from; `apply` returns it, proxy-status compares with it. */
   revision: number;
-  proxy: { id: string; role: ProxyRole; namespace: string; identity: string };
+  proxy: {
+    id: string;
+    role: ProxyRole;
+    namespace: string;
+    identity: string;
+    /** `region/zone/subzone` from the workload's topology labels, for locality-aware balancing. */
+    locality?: string;
+  };
   trustDomain: string;
   listeners: Listener[];
   routeTables: RouteTable[];
@@ -296,6 +303,86 @@ export interface RouteMatch {
 export interface WeightedCluster {
   cluster: string;
   weight: number;
+  /** The destination's own header edits (HTTPRouteDestination `headers`), applied before the route's. */
+  headers?: HeaderEdits;
+}
+
+export interface HeaderOps {
+  /** Lower-case names. */
+  set?: Record<string, string>;
+  add?: Record<string, string>;
+  remove?: string[];
+}
+
+export interface HeaderEdits {
+  request?: HeaderOps;
+  response?: HeaderOps;
+}
+
+/** VirtualService `retries`, or Istio's default policy when a route sets none. */
+export interface RetryPolicy {
+  /** Retries after the first try (Istio's `attempts`). */
+  attempts: number;
+  perTryTimeoutMs?: number;
+  /** Envoy retry conditions (`5xx`, `connect-failure`, ..., `retriable-status-codes`). */
+  on: string[];
+  /** For `retriable-status-codes`. */
+  statusCodes: number[];
+  /** Envoy's jittered exponential backoff: base interval, capped at 10 times it. */
+  backoffMs: number;
+  /** Envoy's previous-hosts predicate: a retry goes to an endpoint not tried yet when there is one. */
+  ignorePreviousHosts: boolean;
+  /** Retries may leave the proxy's locality (`retryRemoteLocalities`). */
+  remoteLocalities?: boolean;
+  /** `VirtualService ns/name http[i] retries`, or the default policy's name. */
+  origin: string;
+}
+
+export interface FaultPolicy {
+  delay?: { ms: number; percent: number };
+  /** `grpcStatus` is answered as a trailers-only gRPC response with HTTP status 200. */
+  abort?: { status: number; grpcStatus?: number; percent: number };
+}
+
+/** VirtualService `rewrite`, settled per match. */
+export interface PathRewrite {
+  /** Replace the path (up to the query) with this, or only `prefix` when set. */
+  uri?: string;
+  /** The match's uri prefix that `uri` replaces; absent: the whole path. */
+  prefix?: string;
+  ignoreCase?: boolean;
+  /** `uriRegexRewrite`: RE2, every match in the path replaced (Envoy's regex_rewrite). */
+  regex?: { match: string; rewrite: string };
+  authority?: string;
+}
+
+export interface MirrorPolicy {
+  cluster: string;
+  /** Share of requests copied, 0..100. */
+  percent: number;
+}
+
+/** VirtualService `corsPolicy`, as Envoy's CORS filter applies it. */
+export interface CorsPolicy {
+  allowOrigins: StringMatch[];
+  allowMethods?: string[];
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+  maxAgeSeconds?: number;
+  allowCredentials?: boolean;
+  unmatchedPreflights: 'FORWARD' | 'IGNORE';
+}
+
+export interface ForwardAction {
+  type: 'forward';
+  clusters: WeightedCluster[];
+  timeoutMs?: number;
+  retry?: RetryPolicy;
+  fault?: FaultPolicy;
+  rewrite?: PathRewrite;
+  headers?: HeaderEdits;
+  mirrors?: MirrorPolicy[];
+  cors?: CorsPolicy;
 }
 
 export interface Route {
@@ -308,16 +395,15 @@ export interface Route {
   action: RouteAction;
 }
 
-export type RouteAction =
-  | { type: 'forward'; clusters: WeightedCluster[]; timeoutMs?: number }
-  | { type: 'direct'; status: number; body?: string }
-  | RedirectAction;
+export type RouteAction = ForwardAction | { type: 'direct'; status: number; body?: string } | RedirectAction;
 
 /** Parts left out keep the request's own value. */
 export interface RedirectAction {
   type: 'redirect';
   status: number;
   uri?: string;
+  /** `prefixRewrite`: the match's uri prefix and what replaces it. */
+  prefixRewrite?: { prefix: string; replacement: string; ignoreCase?: boolean };
   authority?: string;
   scheme?: string;
   /** A port, or the scheme's default (80/443). */
@@ -334,6 +420,8 @@ export interface Cluster {
   /** `DestinationRule ns/name` that shaped this cluster, if any. */
   origin?: string;
   lb: LoadBalancerPolicy;
+  /** Locality-aware balancing (`localityLbSetting`); Istio turns it on when outlier detection is set. */
+  locality?: LocalityLb;
   tls: UpstreamTls;
   /** Limits toward the upstream (DestinationRule `connectionPool`); absent: Envoy's defaults. */
   connectionPool?: ConnectionPool;
@@ -352,6 +440,12 @@ export type LoadBalancerPolicy =
   | { type: 'PASSTHROUGH' }
   | { type: 'RING_HASH' | 'MAGLEV'; hash: HashKey; tableSize?: number };
 
+export interface LocalityLb {
+  distribute?: { from: string; to: Record<string, number> }[];
+  failover?: { from: string; to: string }[];
+  failoverPriority?: string[];
+}
+
 export type HashKey =
   | { header: string }
   | { cookie: { name: string; path?: string; ttlMs?: number } }
@@ -366,30 +460,45 @@ export type UpstreamTls =
   | {
       mode: 'SIMPLE' | 'MUTUAL';
       sni?: string;
-      /** PEM bundle; absent: the system's roots. */
+      /** Files on the proxy's machine, as Istio's sidecar reads them. CA bundle; absent: the system's roots. */
       caCertificates?: string;
       subjectAltNames?: string[];
       insecureSkipVerify?: boolean;
+      /** Client certificate chain and key, for MUTUAL. */
       clientCertificate?: string;
       privateKey?: string;
     }
   /** Plaintext: the local app, or an upstream a DestinationRule sets to DISABLE. */
   | { mode: 'DISABLE' };
 
+/** Envoy's circuit breakers and connection settings; absent fields keep Envoy's defaults (no limit). */
 export interface ConnectionPool {
   maxConnections?: number;
   connectTimeoutMs?: number;
+  tcpKeepalive?: { probes?: number; timeMs?: number; intervalMs?: number };
+  maxConnectionDurationMs?: number;
+  /** HTTP/1.1 requests waiting for a connection. */
   maxPendingRequests?: number;
+  /** Requests in flight to the cluster. */
   maxRequests?: number;
   maxRequestsPerConnection?: number;
+  /** Retries in flight to the cluster. */
   maxRetries?: number;
   idleTimeoutMs?: number;
+  /** `h2UpgradePolicy: UPGRADE`: HTTP/1.1 requests go upstream as HTTP/2. */
+  h2Upgrade?: boolean;
+  maxConcurrentStreams?: number;
+  /** DestinationRule `retryBudget`: retries in flight limited to a share of requests in flight. */
+  retryBudget?: { percent: number; minRetryConcurrency: number };
 }
 
+/** Istio's outlierDetection, resolved with its defaults; a count of 0 turns that detector off. */
 export interface OutlierDetection {
-  consecutive5xxErrors?: number;
-  consecutiveGatewayErrors?: number;
-  consecutiveLocalOriginFailures?: number;
+  consecutive5xxErrors: number;
+  consecutiveGatewayErrors: number;
+  /** Counted apart from 5xx only with `splitExternalLocalOriginErrors`. */
+  consecutiveLocalOriginFailures: number;
+  splitExternalLocalOriginErrors: boolean;
   intervalMs: number;
   baseEjectionTimeMs: number;
   maxEjectionPercent: number;

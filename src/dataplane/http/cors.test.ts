@@ -3,8 +3,9 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { test } from 'node:test';
+import type { CorsPolicy } from '../../compile/snapshot.ts';
 import { Re2SyntaxError } from '../../lib/re2/syntax.ts';
-import { Cors, type CorsPolicy } from './cors.ts';
+import { Cors } from './cors.ts';
 
 function policy(p: Partial<CorsPolicy>): CorsPolicy {
   return { allowOrigins: [], unmatchedPreflights: 'FORWARD', ...p };

@@ -3,19 +3,8 @@
 // a disallowed origin simply gets no access-control-allow-origin, and the browser does the refusing.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import type { StringMatch } from '../../compile/snapshot.ts';
+import type { CorsPolicy } from '../../compile/snapshot.ts';
 import { compileStringMatch, type Matcher } from './route-table.ts';
-
-export interface CorsPolicy {
-  /** Istio allowOrigins, and legacy allowOrigin as exact matches; regex is RE2, whole-value. */
-  allowOrigins: StringMatch[];
-  allowMethods?: string[];
-  allowHeaders?: string[];
-  exposeHeaders?: string[];
-  maxAgeSeconds?: number;
-  allowCredentials?: boolean;
-  unmatchedPreflights: 'FORWARD' | 'IGNORE';
-}
 
 export interface CorsAnswer {
   status: number;
