@@ -24,6 +24,14 @@ export interface UpstreamRequest {
   fresh: boolean;
   /** The endpoint the load balancer chose, for telemetry. */
   endpoint: EndpointRuntime | undefined;
+  /** The client's address: consistent hashing on `useSourceIp`. */
+  sourceAddress: string;
+  /** Tries so far (1 + retries), for the access log. */
+  attempts: number;
+  /** Endpoints tried before, which a retry avoids (Envoy's previous-hosts predicate). */
+  tried: EndpointRuntime[] | undefined;
+  /** Retries ran out on a retriable answer, which went downstream as it was: flag URX. */
+  retriesExhausted: boolean;
 }
 
 export function upstreamRequest(
@@ -33,6 +41,7 @@ export function upstreamRequest(
   authority: string,
   headers: OutgoingHttpHeaders,
   body: Readable | undefined,
+  sourceAddress = '',
 ): UpstreamRequest {
   return {
     protocol,
@@ -44,6 +53,10 @@ export function upstreamRequest(
     bodyStarted: false,
     fresh: false,
     endpoint: undefined,
+    sourceAddress,
+    attempts: 0,
+    tried: undefined,
+    retriesExhausted: false,
   };
 }
 
@@ -61,7 +74,9 @@ export type FailureKind =
   /** The load balancer found no endpoint to send to: UH. */
   | 'no-healthy-upstream'
   /** The cluster's settings ask for something this proxy cannot do: UF. */
-  | 'unsupported';
+  | 'unsupported'
+  /** A circuit breaker (connection pool limit) refused the request: UO. */
+  | 'overflow';
 
 export class UpstreamFailure extends Error {
   readonly kind: FailureKind;
@@ -69,6 +84,8 @@ export class UpstreamFailure extends Error {
   readonly afterHead: boolean;
   /** The request went out on a reused keep-alive connection and nothing came back. */
   readonly stale: boolean;
+  /** Set by the retry layer when this was the last try it would make. */
+  retriesExhausted = false;
   constructor(kind: FailureKind, message: string, afterHead = false, stale = false) {
     super(message);
     this.kind = kind;
@@ -83,10 +100,13 @@ const REPLY: Record<FailureKind, { status: number; flags: string }> = {
   timeout: { status: 504, flags: 'UT' },
   'no-healthy-upstream': { status: 503, flags: 'UH' },
   unsupported: { status: 503, flags: 'UF' },
+  overflow: { status: 503, flags: 'UO' },
 };
 
+/** With `retriesExhausted`, the failure's own flag and URX, as Envoy reports `UF,URX`. */
 export function failureReply(f: UpstreamFailure): { status: number; flags: string } {
-  return REPLY[f.kind];
+  const r = REPLY[f.kind];
+  return f.retriesExhausted ? { status: r.status, flags: `${r.flags},URX` } : r;
 }
 
 export interface DispatchHandler {

@@ -1,7 +1,7 @@
 // Upstream state that outlives a snapshot. A push rebuilds every runtime structure, but what the
-// proxy has learnt about its upstreams (requests in flight, the load balancer's position; later
-// ejections and breaker counters) belongs to the endpoint, not to the snapshot that listed it. It is
-// kept across swaps, keyed like the pooled connections (cluster and address), and dropped when a
+// proxy has learnt about its upstreams (requests in flight, the load balancer's position, ejections,
+// breaker counters) belongs to the endpoint and the cluster, not to the snapshot that listed them. It
+// is kept across swaps, keyed like the pooled connections (cluster and address), and dropped when a
 // snapshot no longer lists it.
 
 /** One endpoint as a member of one cluster (Istio's subsets are clusters of their own). */
@@ -9,15 +9,67 @@ export class EndpointState {
   readonly key: string;
   /** Requests dispatched to it and not yet over. */
   active = 0;
+  // Outlier detection: consecutive failures of each kind since the last success.
+  consecutive5xx = 0;
+  consecutiveGateway = 0;
+  consecutiveLocal = 0;
+  /** `Date.now()` until which it is ejected; 0: not ejected. */
+  ejectedUntil = 0;
+  /** What ejected it, e.g. `5 consecutive 5xx`. */
+  ejectReason = '';
+  /** Envoy's ejection multiplier: each ejection lasts baseEjectionTime times this. */
+  ejections = 0;
+  /** When it last came back, for bringing the multiplier down while it stays healthy. */
+  returnedAt = 0;
   constructor(key: string) {
     this.key = key;
   }
 }
 
+/**
+ * Envoy's per-cluster counters (`cluster.<name>.<stat>`), on the admin endpoint. Gauges are kept
+ * with the counters; `render` tells them apart.
+ */
+export class ClusterStats {
+  upstream_rq_total = 0;
+  upstream_rq_retry = 0;
+  upstream_rq_retry_success = 0;
+  upstream_rq_retry_overflow = 0;
+  upstream_rq_retry_limit_exceeded = 0;
+  upstream_rq_timeout = 0;
+  upstream_rq_per_try_timeout = 0;
+  upstream_rq_pending_overflow = 0;
+  upstream_rq_pending_total = 0;
+  upstream_cx_overflow = 0;
+  upstream_rq_mirrored = 0;
+  outlier_detection_ejections_enforced_total = 0;
+  outlier_detection_ejections_overflow = 0;
+}
+
+export const CLUSTER_GAUGES = [
+  'upstream_rq_active',
+  'upstream_rq_pending_active',
+  'upstream_rq_retry_active',
+  'outlier_detection_ejections_active',
+] as const;
+
 export class ClusterState {
   readonly name: string;
   /** Where round robin goes next. */
   cursor = 0;
+  readonly stats = new ClusterStats();
+  /** Requests in flight (circuit breaking's max requests). */
+  active = 0;
+  /** HTTP/1.1 requests holding a connection (circuit breaking's max connections). */
+  activeH1 = 0;
+  /** HTTP/1.1 requests waiting for one. */
+  pending = 0;
+  /** Retries in flight (circuit breaking's max retries). */
+  activeRetries = 0;
+  /** Endpoints ejected now. */
+  ejected = 0;
+  /** Changes whenever an endpoint is ejected or returns: the load balancer rebuilds on it. */
+  healthEpoch = 0;
   constructor(name: string) {
     this.name = name;
   }
@@ -57,5 +109,27 @@ export class UpstreamState {
 
   has(key: string): boolean {
     return this.endpoints.has(key);
+  }
+
+  /** Every cluster's counters and gauges in Prometheus text, as Envoy's `/stats/prometheus` names them. */
+  render(): string {
+    const lines: string[] = [];
+    const counters = Object.keys(new ClusterStats()) as (keyof ClusterStats)[];
+    const label = (n: string) => `{cluster_name="${n.replace(/["\\]/g, '\\$&')}"}`;
+    for (const stat of counters) {
+      lines.push(`# TYPE envoy_cluster_${stat} counter`);
+      for (const c of this.clusters.values()) lines.push(`envoy_cluster_${stat}${label(c.name)} ${c.stats[stat]}`);
+    }
+    const gauge: Record<(typeof CLUSTER_GAUGES)[number], (c: ClusterState) => number> = {
+      upstream_rq_active: (c) => c.active,
+      upstream_rq_pending_active: (c) => c.pending,
+      upstream_rq_retry_active: (c) => c.activeRetries,
+      outlier_detection_ejections_active: (c) => c.ejected,
+    };
+    for (const g of CLUSTER_GAUGES) {
+      lines.push(`# TYPE envoy_cluster_${g} gauge`);
+      for (const c of this.clusters.values()) lines.push(`envoy_cluster_${g}${label(c.name)} ${gauge[g](c)}`);
+    }
+    return `${lines.join('\n')}\n`;
   }
 }
