@@ -135,7 +135,7 @@ export function priorityLevels<E extends Localized>(
     return level.length > 0 && endpoints.length > 0 ? [level] : [];
   }
   const labels = setting.failoverPriority ?? [];
-  const byLocality = labels.length === 0 || setting.failover !== undefined;
+  const byLocality = labels.length === 0 || (setting.failover?.length ?? 0) > 0;
   // Istio keeps label ranks apart from locality ranks (0–4) by multiplying them by 5.
   const rank = (e: E) =>
     labelRank(self, e, labels) * 5 + (byLocality ? localityRank(self, e, setting.failover) : 0);
