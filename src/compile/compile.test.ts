@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { Resource } from '../api/resource.ts';
 import { compile } from './compile.ts';
 import type { CompileInput } from './mesh-index.ts';
+import { DEFAULT_RETRY } from './route-policy.ts';
 import type {
   Cluster,
   GatewayListener,
@@ -112,6 +113,7 @@ describe('compile: sidecar outbound', () => {
     assert.deepEqual(routes[0].action, {
       type: 'forward',
       clusters: [{ cluster: 'outbound|9080||reviews.default.svc.cluster.local', weight: 100 }],
+      retry: DEFAULT_RETRY,
     });
     const c = cluster(s, 'outbound|9080||reviews.default.svc.cluster.local');
     assert.deepEqual(c.endpoints.map((e) => e.workload).sort(), ['reviews-v1', 'reviews-v2', 'reviews-v3']);
@@ -184,6 +186,7 @@ describe('compile: sidecar outbound', () => {
     assert.deepEqual(routes[0].action, {
       type: 'forward',
       clusters: [{ cluster: 'outbound|9080|v2|reviews.default.svc.cluster.local', weight: 100 }],
+      retry: DEFAULT_RETRY,
     });
     assert.deepEqual(routes[1].matches, [{ uri: { prefix: '/reviews' } }, { uri: { regex: '/r[0-9]+' } }]);
     assert.deepEqual(routes[1].action, {
@@ -193,6 +196,7 @@ describe('compile: sidecar outbound', () => {
         { cluster: 'outbound|9080|v3|reviews.default.svc.cluster.local', weight: 20 },
       ],
       timeoutMs: 1500,
+      retry: DEFAULT_RETRY,
     });
     assert.equal(routes[1].origin, 'VirtualService default/reviews http[1]');
   });

@@ -41,6 +41,7 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
       role: node.role,
       namespace: node.namespace,
       identity: endpointIdentity(index.mesh.trustDomain, node),
+      ...localityOf(node.labels),
     },
     trustDomain: index.mesh.trustDomain,
     listeners,
@@ -80,4 +81,16 @@ export function assembleSnapshot(p: SnapshotParts): ProxySnapshot {
 
 export function compileProxy(index: MeshIndex, node: ProxyNode): ProxySnapshot {
   return assembleSnapshot(compileParts(index, node));
+}
+
+const TOPOLOGY = [
+  'topology.kubernetes.io/region',
+  'topology.kubernetes.io/zone',
+  'topology.istio.io/subzone',
+];
+
+/** The proxy's `region/zone/subzone`, when its workload has topology labels. */
+function localityOf(labels: Record<string, string>): { locality?: string } {
+  const parts = TOPOLOGY.map((k) => labels[k] ?? '');
+  return parts.some((p) => p !== '') ? { locality: parts.join('/') } : {};
 }

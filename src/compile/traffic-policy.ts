@@ -74,7 +74,7 @@ export function loadBalancerPolicy(lb: LoadBalancerSettings | undefined): LoadBa
             cookie: {
               name: ch.httpCookie.name,
               ...(ch.httpCookie.path ? { path: ch.httpCookie.path } : {}),
-              ...(ms(ch.httpCookie.ttl) ? { ttlMs: ms(ch.httpCookie.ttl) } : {}),
+              ...(ch.httpCookie.ttl !== undefined ? { ttlMs: ms(ch.httpCookie.ttl) } : {}),
             },
           }
         : ch.useSourceIp
@@ -96,9 +96,9 @@ export function loadBalancerPolicy(lb: LoadBalancerSettings | undefined): LoadBa
       return { type: 'ROUND_ROBIN' };
     case 'RANDOM':
       return { type: 'RANDOM' };
-    case 'PASSTHROUGH':
-      return { type: 'PASSTHROUGH' };
     default:
+      // PASSTHROUGH needs the original destination address, which transparent capture brings
+      // (warned at apply until then).
       // UNSPECIFIED, LEAST_CONN and unset: pilot's default for Envoy is LEAST_REQUEST.
       return { type: 'LEAST_REQUEST' };
   }

@@ -7,7 +7,7 @@ import { UpstreamState } from './upstream/state.ts';
 
 function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
   return {
-    schema: 3,
+    schema: 4,
     version: 'v1',
     revision: 1,
     proxy: {
@@ -215,7 +215,7 @@ test('per-endpoint state survives a snapshot swap and is dropped when the endpoi
   };
 
   const a = swap(withEndpoints('v1', '10.0.0.1', '10.0.0.2'));
-  assert.equal(a.lb.pick()?.endpoint.address, '10.0.0.1');
+  assert.equal(a.pick()?.endpoint.address, '10.0.0.1');
   a.endpoints[1].state.active = 3;
 
   // The next push lists the same endpoints and one more: what was known of them carries over.
@@ -223,7 +223,7 @@ test('per-endpoint state survives a snapshot swap and is dropped when the endpoi
   assert.notEqual(b, a);
   assert.equal(b.endpoints[1].state, a.endpoints[1].state);
   assert.equal(b.endpoints[1].state.active, 3);
-  assert.equal(b.lb.pick()?.endpoint.address, '10.0.0.2', 'round robin goes on where it was');
+  assert.equal(b.pick()?.endpoint.address, '10.0.0.2', 'round robin goes on where it was');
 
   // 10.0.0.2 leaves: its state goes with it, and comes back fresh if the endpoint does.
   const key = a.endpoints[1].state.key;
@@ -235,9 +235,9 @@ test('per-endpoint state survives a snapshot swap and is dropped when the endpoi
 
 test('a snapshot asking for a load balancer the proxy lacks is rejected', () => {
   const s = snapshot();
-  s.clusters[0].lb = { type: 'RING_HASH', hash: { header: 'x-user' } };
+  s.clusters[0].lb = { type: 'PASSTHROUGH' };
   assert.throws(
     () => ProxyConfig.build(s),
-    /cluster c: load balancer RING_HASH is not supported by this proxy/,
+    /cluster c: load balancer PASSTHROUGH is not supported by this proxy/,
   );
 });

@@ -59,9 +59,11 @@ export class ProxyConfig {
       );
     }
     const cfg = new ProxyConfig(snapshot);
+    const [region = '', zone = '', subzone = ''] = (snapshot.proxy.locality ?? '').split('/');
+    const self = { locality: { region, zone, subzone } };
     for (const c of snapshot.clusters) {
       try {
-        cfg.clusters.set(c.name, new ClusterRuntime(c, state));
+        cfg.clusters.set(c.name, new ClusterRuntime(c, state, self));
       } catch (err) {
         reject(`cluster ${c.name}: ${errorMessage(err)}`);
       }

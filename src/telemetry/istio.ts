@@ -86,6 +86,8 @@ export interface IstioMetrics {
    * `istio_dry_run_allow_` and `istio_dry_run_deny_`: by engine, result, and the policy and rule.
    */
   authorizationDryRun: Counter;
+  /** Faults a route injected (VirtualService `fault`), by kind (delay, abort) and route; Envoy's `fault.*_injected`. */
+  faultInjected: Counter;
   /**
    * The four request series for a label tuple. After the first request with a tuple this costs building
    * one key string and one Map lookup; callers on the hot path should go further and keep the bundle per
@@ -212,9 +214,15 @@ export function createIstioMetrics(registry: Registry): IstioMetrics {
     'Dry-run authorization decisions (istio_dry_run_allow_/istio_dry_run_deny_ shadow results), by policy and rule.',
     ['engine', 'result', 'policy', 'rule'],
   );
+  const faultInjected = registry.counter(
+    'trellis_fault_injected_total',
+    'Faults injected by a route (VirtualService fault), by kind (delay, abort) and the route that injected them.',
+    ['kind', 'route'],
+  );
   return {
     authorizationDenied,
     authorizationDryRun,
+    faultInjected,
     requests,
     duration,
     requestBytes,

@@ -21,6 +21,7 @@ import {
   host,
   INT32_MAX,
   intPercent,
+  NOT_ENFORCED,
   nonEmptyString,
   type PortSelector,
   portNumber,
@@ -339,6 +340,14 @@ const loadBalancer: Validator = object(
     check: (v, path, ctx) => {
       if (v.simple === 'LEAST_CONN')
         warn(ctx, join(path, 'simple'), 'LEAST_CONN is deprecated: use LEAST_REQUEST');
+      if (v.simple === 'PASSTHROUGH')
+        warn(
+          ctx,
+          join(path, 'simple'),
+          `${NOT_ENFORCED}: PASSTHROUGH needs the original destination address, which Trellis does not capture yet; requests are balanced with LEAST_REQUEST`,
+        );
+      for (const k of ['warmupDurationSecs', 'warmup', 'zoneAwareLbSetting'])
+        if (v[k] != null) warn(ctx, join(path, k), `${NOT_ENFORCED}: ${k}`);
     },
   },
 );

@@ -12,7 +12,7 @@ import { PHASES, Pipeline } from './pipeline.ts';
 
 function sidecar(inbound: Partial<InboundListener>): ProxySnapshot {
   return {
-    schema: 3,
+    schema: 4,
     version: 'v1',
     revision: 1,
     proxy: {
@@ -44,7 +44,7 @@ const pipeline = () =>
 test('the phases run in their fixed order', () => {
   assert.deepEqual(
     PHASES.map((p) => p.name),
-    ['normalize', 'authenticate', 'authorize', 'route', 'upstream'],
+    ['normalize', 'authenticate', 'authorize', 'route', 'cors', 'fault', 'upstream'],
   );
 });
 

@@ -16,13 +16,15 @@ import { ExtAuthzClients } from './ext-authz/clients.ts';
 import { Chain, type Phase, type PhaseDeps } from './phase.ts';
 import { authenticate } from './phases/authenticate.ts';
 import { authorize } from './phases/authorize.ts';
+import { cors } from './phases/cors.ts';
+import { fault } from './phases/fault.ts';
 import { normalize } from './phases/normalize.ts';
 import { route } from './phases/route.ts';
 import { recorder } from './phases/telemetry.ts';
 import { upstream } from './phases/upstream.ts';
 
-/** The phases, in their fixed order. Later ones (waf, rate limit, fault) slot in here. */
-export const PHASES: readonly Phase[] = [normalize, authenticate, authorize, route, upstream];
+/** The phases, in their fixed order. Later ones (waf, rate limit) slot in here. */
+export const PHASES: readonly Phase[] = [normalize, authenticate, authorize, route, cors, fault, upstream];
 
 export interface PipelineDeps {
   self: PeerInfo;

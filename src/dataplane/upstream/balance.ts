@@ -1,59 +1,84 @@
 // The cluster layer: the load balancer picks an endpoint, the request goes to that endpoint's
 // transport for its protocol, and the endpoint's in-flight count (state that outlives the snapshot)
-// follows the attempt.
+// follows the attempt, as does outlier detection, which learns from each answer.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ClusterRuntime } from './cluster.ts';
+import type { ClusterRuntime, EndpointRuntime } from './cluster.ts';
 import {
   type Dispatch,
   type DispatchHandler,
   failed,
+  type Layer,
   type UpstreamCall,
   UpstreamFailure,
+  type UpstreamRequest,
 } from './dispatch.ts';
-import type { EndpointState } from './state.ts';
+import type { OutlierDetector } from './outlier.ts';
 
 export interface Transports {
   'HTTP/1.1': Dispatch;
   'HTTP/2': Dispatch;
 }
 
-/** `origin` (the route) completes the explanation when no endpoint is left. */
+/**
+ * `origin` (the route) completes the explanation when no endpoint is left. `perTry` wraps each try
+ * to an endpoint (the per-try timeout), below this layer so outlier detection sees its timeouts.
+ */
 export function balance(
   cluster: ClusterRuntime,
   origin: string,
   /** Per endpoint, in the order of `cluster.endpoints`. */
-  transports: readonly Transports[],
+  endpointTransports: readonly Transports[],
+  perTry?: Layer,
 ): Dispatch {
+  const transports = perTry
+    ? endpointTransports.map((t) => ({ 'HTTP/1.1': perTry(t['HTTP/1.1']), 'HTTP/2': perTry(t['HTTP/2']) }))
+    : endpointTransports;
   const none = new UpstreamFailure(
     'no-healthy-upstream',
     `no healthy upstream in ${cluster.cluster.name} (${origin})`,
   );
+  const upgrade = cluster.cluster.connectionPool?.h2Upgrade === true;
   return (req, handler) => {
-    const ep = cluster.lb.pick();
+    const ep = pick(cluster, req);
     if (!ep) return failed(handler, none);
     req.endpoint = ep;
     ep.state.active++;
-    const counted = new InFlight(ep.state, handler);
-    counted.call = transports[ep.index][req.protocol](req, counted);
+    const counted = new InFlight(ep, cluster.outlier, handler);
+    counted.call = transports[ep.index][upgrade ? 'HTTP/2' : req.protocol](req, counted);
     return counted;
   };
 }
 
+/** Envoy's host selection retry: a retry looks up to five times for an endpoint not tried yet. */
+function pick(cluster: ClusterRuntime, req: UpstreamRequest): EndpointRuntime | undefined {
+  let ep = cluster.pick(req);
+  const tried = req.tried;
+  if (!tried) return ep;
+  for (let i = 1; i < 5 && ep && tried.includes(ep); i++) ep = cluster.pick(req);
+  return ep;
+}
+
 class InFlight implements DispatchHandler, UpstreamCall {
-  private readonly state: EndpointState;
+  private readonly ep: EndpointRuntime;
+  private readonly outlier: OutlierDetector | undefined;
   private readonly handler: DispatchHandler;
   call: UpstreamCall | undefined;
   private over = false;
-  constructor(state: EndpointState, handler: DispatchHandler) {
-    this.state = state;
+  constructor(ep: EndpointRuntime, outlier: OutlierDetector | undefined, handler: DispatchHandler) {
+    this.ep = ep;
+    this.outlier = outlier;
     this.handler = handler;
   }
   private done(): void {
     if (this.over) return;
     this.over = true;
-    this.state.active--;
+    this.ep.state.active--;
   }
   onHead(status: number, headers: IncomingHttpHeaders): void {
+    if (this.outlier) {
+      this.outlier.connected(this.ep.state);
+      this.outlier.response(this.ep.state, status);
+    }
     this.handler.onHead(status, headers);
   }
   onData(chunk: Buffer): boolean {
@@ -65,6 +90,7 @@ class InFlight implements DispatchHandler, UpstreamCall {
   }
   onError(failure: UpstreamFailure): void {
     this.done();
+    if (this.outlier && !failure.afterHead) this.outlier.failure(this.ep.state, failure.kind);
     this.handler.onError(failure);
   }
   resume(): void {

@@ -1,9 +1,14 @@
 // A cluster at run time: its endpoints, each paired with the state that outlives the snapshot, and
-// the load balancer over the healthy ones.
-import type { Cluster, Endpoint } from '../../compile/snapshot.ts';
+// the load balancer over the available ones — healthy, not ejected by outlier detection — rebuilt
+// only when that set changes (an ejection or a return bumps the cluster's health epoch).
+import type { Cluster, Endpoint, HashKey } from '../../compile/snapshot.ts';
 import { endpointPeer, type PeerInfo } from '../telemetry.ts';
+import { hashKey, Maglev, RingHash } from './consistent-hash.ts';
+import type { UpstreamRequest } from './dispatch.ts';
 import { type LoadBalancer, loadBalancer } from './load-balancer.ts';
-import { type EndpointState, UpstreamState } from './state.ts';
+import { type Locality, LocalityBalancer, localityOf } from './locality.ts';
+import { OutlierDetector } from './outlier.ts';
+import { type ClusterState, type EndpointState, UpstreamState } from './state.ts';
 
 export class EndpointRuntime {
   readonly endpoint: Endpoint;
@@ -12,29 +17,130 @@ export class EndpointRuntime {
   readonly peer: PeerInfo;
   /** Its place in the cluster's endpoint list, for what layers keep per endpoint. */
   readonly index: number;
+  readonly locality: Locality;
+  readonly labels: Readonly<Record<string, string>> | undefined;
   constructor(endpoint: Endpoint, state: EndpointState, index: number) {
     this.endpoint = endpoint;
     this.state = state;
     this.index = index;
     this.peer = endpointPeer(endpoint);
+    this.locality = localityOf(endpoint.labels);
+    this.labels = endpoint.labels;
   }
+}
+
+interface Hashed {
+  pick(hash: number): EndpointRuntime | undefined;
+}
+
+/** The proxy's own place, for locality-aware balancing. */
+export interface ClusterSelf {
+  locality: Locality;
+  labels?: Readonly<Record<string, string>>;
 }
 
 export class ClusterRuntime {
   readonly cluster: Cluster;
   readonly endpoints: readonly EndpointRuntime[];
-  readonly lb: LoadBalancer<EndpointRuntime>;
+  readonly state: ClusterState;
+  readonly outlier: OutlierDetector | undefined;
+  private readonly self: ClusterSelf;
+  private epoch = -1;
+  private lb!: LoadBalancer<EndpointRuntime>;
+  private hashed: Hashed | undefined;
 
-  constructor(cluster: Cluster, state: UpstreamState) {
+  constructor(cluster: Cluster, state: UpstreamState, self: ClusterSelf = { locality: localityOf() }) {
     this.cluster = cluster;
+    this.self = self;
+    this.state = state.cluster(cluster.name);
     this.endpoints = cluster.endpoints.map(
       (e, i) =>
         new EndpointRuntime(e, state.endpoint(UpstreamState.endpointKey(cluster.name, e.address, e.port)), i),
     );
-    this.lb = loadBalancer(
-      cluster.lb,
-      this.endpoints.filter((e) => e.endpoint.healthy),
-      state.cluster(cluster.name),
-    );
+    this.outlier = cluster.outlierDetection
+      ? new OutlierDetector(cluster.outlierDetection, this.state, this.endpoints.length)
+      : undefined;
+    // Refuses a policy this proxy cannot balance with, when the snapshot is applied.
+    this.rebuild();
   }
+
+  /** The endpoints requests may go to now; with too few, outlier ejections are ignored (panic). */
+  private available(): EndpointRuntime[] {
+    const ready = this.endpoints.filter((e) => e.endpoint.healthy);
+    const up = ready.filter((e) => e.state.ejectedUntil === 0);
+    const min = this.cluster.outlierDetection?.minHealthPercent ?? 0;
+    if (min > 0 && ready.length > 0 && (up.length * 100) / ready.length < min) return ready;
+    return up;
+  }
+
+  private rebuild(): void {
+    this.epoch = this.state.healthEpoch;
+    const policy = this.cluster.lb;
+    const available = this.available();
+    this.hashed = undefined;
+    if (policy.type === 'RING_HASH') this.hashed = new RingHash(available, policy.tableSize);
+    else if (policy.type === 'MAGLEV') this.hashed = new Maglev(available, policy.tableSize);
+    const inner = (eps: readonly EndpointRuntime[]) =>
+      loadBalancer(
+        policy.type === 'RING_HASH' || policy.type === 'MAGLEV' ? { type: 'RANDOM' } : policy,
+        eps,
+        this.state,
+      );
+    const locality = this.cluster.locality;
+    if (locality && !this.hashed) {
+      const set = new Set(available);
+      this.lb = new LocalityBalancer({
+        self: this.self,
+        endpoints: this.endpoints.filter((e) => e.endpoint.healthy),
+        setting: locality,
+        healthy: (e) => set.has(e),
+        inner,
+        panicThreshold: this.cluster.outlierDetection?.minHealthPercent ?? 0,
+      });
+    } else this.lb = inner(available);
+  }
+
+  /** An endpoint for `req`, or undefined when none is available. */
+  pick(req?: UpstreamRequest): EndpointRuntime | undefined {
+    if (this.epoch !== this.state.healthEpoch) this.rebuild();
+    if (this.hashed) {
+      const key =
+        this.cluster.lb.type === 'RING_HASH' || this.cluster.lb.type === 'MAGLEV'
+          ? this.cluster.lb.hash
+          : undefined;
+      const value = key && req ? hashInput(key, req) : undefined;
+      // No key in the request: Envoy picks at random.
+      if (value !== undefined) return this.hashed.pick(hashKey(value));
+    }
+    return this.lb.pick();
+  }
+}
+
+/** The request's value for the hash key, or undefined when it has none. */
+function hashInput(key: HashKey, req: UpstreamRequest): string | undefined {
+  if ('header' in key) {
+    const v = req.headers[key.header];
+    return v === undefined ? undefined : String(v);
+  }
+  if ('sourceIp' in key) return req.sourceAddress || undefined;
+  if ('queryParameter' in key) {
+    const q = req.path.indexOf('?');
+    if (q < 0) return undefined;
+    return new URLSearchParams(req.path.slice(q + 1)).get(key.queryParameter) ?? undefined;
+  }
+  const name = key.cookie.name;
+  const cookies = req.headers.cookie;
+  for (const part of String(cookies ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  // Envoy makes the cookie up when the rule gives it a ttl, and sets it on the response.
+  if (key.cookie.ttlMs === undefined) return undefined;
+  const value = crypto.randomUUID().replaceAll('-', '');
+  const attrs = [`${name}="${value}"`];
+  if (key.cookie.path) attrs.push(`Path=${key.cookie.path}`);
+  if (key.cookie.ttlMs > 0) attrs.push(`Max-Age=${Math.floor(key.cookie.ttlMs / 1000)}`);
+  attrs.push('HttpOnly');
+  req.setCookie = attrs.join('; ');
+  return `"${value}"`;
 }

@@ -16,8 +16,8 @@ export interface UpstreamRequest {
   readonly authority: string;
   /** Without Host or pseudo-headers: each transport writes those its own way. */
   readonly headers: OutgoingHttpHeaders;
-  /** Absent for a bodiless request. */
-  readonly body: Readable | undefined;
+  /** Absent for a bodiless request; the retry layer gives each try its own replay of it. */
+  body: Readable | undefined;
   /** Set by a transport once it reads the body: from then on the request cannot be sent again. */
   bodyStarted: boolean;
   /** Ask the transport for a new connection (a replay after a stale keep-alive one). */
@@ -32,6 +32,8 @@ export interface UpstreamRequest {
   tried: EndpointRuntime[] | undefined;
   /** Retries ran out on a retriable answer, which went downstream as it was: flag URX. */
   retriesExhausted: boolean;
+  /** A consistent-hash cookie the balancer made up, for the response's Set-Cookie. */
+  setCookie?: string;
 }
 
 export function upstreamRequest(
@@ -86,6 +88,8 @@ export class UpstreamFailure extends Error {
   readonly stale: boolean;
   /** Set by the retry layer when this was the last try it would make. */
   retriesExhausted = false;
+  /** An HTTP/2 stream the upstream refused (REFUSED_STREAM) before processing it. */
+  refused = false;
   constructor(kind: FailureKind, message: string, afterHead = false, stale = false) {
     super(message);
     this.kind = kind;

@@ -66,6 +66,9 @@ class Connection implements UpstreamRequest {
   /** Bytes of the current response seen: a reused socket that fails before any may be retried. */
   private received = 0;
   reused = false;
+  /** Requests it has carried, for maxRequestsPerConnection. */
+  served = 0;
+  readonly opened = Date.now();
   /** Connected (and for TLS, handshaken). */
   private connected = false;
   private done = true;
@@ -90,6 +93,7 @@ class Connection implements UpstreamRequest {
   ): void {
     this.handler = h;
     this.method = method;
+    this.served++;
     this.done = false;
     this.received = 0;
     this.buf = undefined;
@@ -326,14 +330,26 @@ class Connection implements UpstreamRequest {
   }
 }
 
+/** DestinationRule connectionPool settings a pool applies to its connections. */
+export interface PoolLimits {
+  /** A connection is closed after this many requests (1: no keep-alive). */
+  maxRequestsPerConnection?: number;
+  /** An idle connection is closed after this long. */
+  idleTimeoutMs?: number;
+  /** A connection is not reused once this old. */
+  maxConnectionDurationMs?: number;
+}
+
 /** Keep-alive connections to one upstream; `connect` opens one more. */
 export class H1Pool {
   readonly connect: () => net.Socket;
   private readonly idle: Connection[] = [];
   private readonly maxIdle: number;
-  constructor(connect: () => net.Socket, maxIdle = 64) {
+  private readonly limits: PoolLimits;
+  constructor(connect: () => net.Socket, maxIdle = 64, limits: PoolLimits = {}) {
     this.connect = connect;
     this.maxIdle = maxIdle;
+    this.limits = limits;
   }
 
   /** The app beside the proxy. */
@@ -351,15 +367,23 @@ export class H1Pool {
   ): UpstreamRequest {
     let conn = fresh ? undefined : this.idle.pop();
     while (conn?.socket.destroyed) conn = this.idle.pop();
-    if (conn) conn.reused = true;
-    else conn = new Connection(this);
+    if (conn) {
+      conn.reused = true;
+      if (this.limits.idleTimeoutMs !== undefined) conn.socket.setTimeout(0);
+    } else conn = new Connection(this);
     conn.start(method, path, headers, hasBody, handler);
     return conn;
   }
 
   release(conn: Connection, reusable: boolean): void {
-    if (reusable && this.idle.length < this.maxIdle) this.idle.push(conn);
-    else conn.socket.end();
+    const l = this.limits;
+    const spent =
+      (l.maxRequestsPerConnection !== undefined && conn.served >= l.maxRequestsPerConnection) ||
+      (l.maxConnectionDurationMs !== undefined && Date.now() - conn.opened >= l.maxConnectionDurationMs);
+    if (reusable && !spent && this.idle.length < this.maxIdle) {
+      this.idle.push(conn);
+      if (l.idleTimeoutMs !== undefined) conn.socket.setTimeout(l.idleTimeoutMs, () => conn.socket.destroy());
+    } else conn.socket.end();
   }
 
   forget(conn: Connection): void {

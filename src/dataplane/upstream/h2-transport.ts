@@ -65,16 +65,22 @@ class H2Attempt implements UpstreamCall {
       this.fail(connectFailed ? 'connect' : 'reset', err.message);
     });
     stream.once('close', () => {
-      if (!this.over) this.fail('reset', `upstream reset (code ${stream.rstCode}) by ${this.label}`, true);
+      if (this.over) return;
+      this.fail(
+        'reset',
+        `upstream reset (code ${stream.rstCode}) by ${this.label}`,
+        true,
+        stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
+      );
     });
   }
 
-  private fail(kind: 'connect' | 'reset', message: string, bare = false): void {
+  private fail(kind: 'connect' | 'reset', message: string, bare = false, refused = false): void {
     if (this.over) return;
     this.over = true;
-    this.handler.onError(
-      new UpstreamFailure(kind, bare ? message : `${this.label}: ${message}`, this.headReceived),
-    );
+    const f = new UpstreamFailure(kind, bare ? message : `${this.label}: ${message}`, this.headReceived);
+    f.refused = refused;
+    this.handler.onError(f);
   }
 
   resume(): void {

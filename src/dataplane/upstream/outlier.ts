@@ -80,7 +80,10 @@ export class OutlierDetector {
       ep.ejections = Math.max(0, ep.ejections - healthy);
     }
     ep.ejections++;
-    const ms = Math.min(this.od.baseEjectionTimeMs * ep.ejections, Math.max(MAX_EJECTION_MS, this.od.baseEjectionTimeMs));
+    const ms = Math.min(
+      this.od.baseEjectionTimeMs * ep.ejections,
+      Math.max(MAX_EJECTION_MS, this.od.baseEjectionTimeMs),
+    );
     ep.ejectedUntil = now + ms;
     ep.ejectReason = reason;
     c.ejected++;

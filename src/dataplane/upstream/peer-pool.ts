@@ -6,7 +6,7 @@
 // service runs as, or the handshake fails.
 import http2, { type ClientHttp2Session } from 'node:http2';
 import tls, { type PeerCertificate } from 'node:tls';
-import type { Endpoint } from '../../compile/snapshot.ts';
+import type { ConnectionPool, Endpoint } from '../../compile/snapshot.ts';
 import { peerIdentity } from '../../lib/spiffe.ts';
 import type { CredentialStore } from '../agent/credentials.ts';
 import type { Transports } from './balance.ts';
@@ -19,6 +19,8 @@ interface PeerH1Pool {
   pool: H1Pool;
   /** The identities it was opened for: a snapshot that changes them gets a new pool. */
   identities: readonly string[];
+  /** Its cluster's connection settings, compared the same way. */
+  settings: string;
 }
 
 export class PeerPool {
@@ -33,7 +35,13 @@ export class PeerPool {
   }
 
   /** Opens a TLS connection that completes only with a server of one of `identities`. */
-  private connect(ep: Endpoint, sni: string, identities: readonly string[], alpn: string): tls.TLSSocket {
+  private connect(
+    ep: Endpoint,
+    sni: string,
+    identities: readonly string[],
+    alpn: string,
+    pool: ConnectionPool | undefined,
+  ): tls.TLSSocket {
     const socket = tls.connect({
       ...this.creds.tlsOptions(),
       host: ep.address,
@@ -51,30 +59,44 @@ export class PeerPool {
     // Small writes (request heads, HEADERS and WINDOW_UPDATE frames) must not wait on Nagle for the
     // peer's delayed ACK.
     socket.setNoDelay(true);
-    socket.setTimeout(this.connectTimeoutMs, () =>
-      socket.destroy(new Error(`connect timeout after ${this.connectTimeoutMs}ms`)),
+    const keepalive = pool?.tcpKeepalive;
+    if (keepalive) socket.setKeepAlive(true, keepalive.timeMs ?? 0);
+    const connectTimeout = pool?.connectTimeoutMs ?? this.connectTimeoutMs;
+    socket.setTimeout(connectTimeout, () =>
+      socket.destroy(new Error(`connect timeout after ${connectTimeout}ms`)),
     );
     socket.once('secureConnect', () => socket.setTimeout(0));
     return socket;
   }
 
   /** Keep-alive HTTP/1.1 connections to the endpoint, for requests that came in as HTTP/1.1. */
-  h1(ep: Endpoint, sni: string, identities: readonly string[]): H1Pool {
+  h1(ep: Endpoint, sni: string, identities: readonly string[], settings?: ConnectionPool): H1Pool {
     const key = PeerPool.key(ep, sni);
     const existing = this.pools.get(key);
-    if (existing?.identities === identities) return existing.pool;
+    const s = JSON.stringify(settings ?? {});
+    if (existing?.identities === identities && existing.settings === s) return existing.pool;
     existing?.pool.close();
-    const pool = new H1Pool(() => this.connect(ep, sni, identities, 'http/1.1'));
-    this.pools.set(key, { pool, identities });
+    const pool = new H1Pool(() => this.connect(ep, sni, identities, 'http/1.1', settings), 64, {
+      maxRequestsPerConnection: settings?.maxRequestsPerConnection,
+      idleTimeoutMs: settings?.idleTimeoutMs,
+      maxConnectionDurationMs: settings?.maxConnectionDurationMs,
+    });
+    this.pools.set(key, { pool, identities, settings: s });
     return pool;
   }
 
-  session(ep: Endpoint, sni: string, identities: readonly string[]): ClientHttp2Session {
+  session(
+    ep: Endpoint,
+    sni: string,
+    identities: readonly string[],
+    settings?: ConnectionPool,
+  ): ClientHttp2Session {
     const key = PeerPool.key(ep, sni);
     const existing = this.sessions.get(key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
     const session = http2.connect(`https://${ep.address}:${ep.port}`, {
-      createConnection: () => this.connect(ep, sni, identities, 'h2'),
+      createConnection: () => this.connect(ep, sni, identities, 'h2', settings),
+      ...(settings?.maxConcurrentStreams ? { peerMaxConcurrentStreams: settings.maxConcurrentStreams } : {}),
     });
     const forget = () => {
       if (this.sessions.get(key) === session) this.sessions.delete(key);
@@ -87,12 +109,17 @@ export class PeerPool {
   }
 
   /** The endpoint's transports for either protocol, built when a snapshot is applied. */
-  transports(ep: Endpoint, sni: string, identities: readonly string[]): Transports {
+  transports(
+    ep: Endpoint,
+    sni: string,
+    identities: readonly string[],
+    settings?: ConnectionPool,
+  ): Transports {
     const label = `${ep.address}:${ep.port}`;
-    const pool = this.h1(ep, sni, identities);
+    const pool = this.h1(ep, sni, identities, settings);
     return {
       'HTTP/1.1': replayStale(h1Transport(() => pool, label)),
-      'HTTP/2': h2Transport(() => this.session(ep, sni, identities), label),
+      'HTTP/2': h2Transport(() => this.session(ep, sni, identities, settings), label),
     };
   }
 

@@ -41,7 +41,6 @@ export class ClusterStats {
   upstream_rq_pending_overflow = 0;
   upstream_rq_pending_total = 0;
   upstream_cx_overflow = 0;
-  upstream_rq_mirrored = 0;
   outlier_detection_ejections_enforced_total = 0;
   outlier_detection_ejections_overflow = 0;
 }
@@ -118,7 +117,8 @@ export class UpstreamState {
     const label = (n: string) => `{cluster_name="${n.replace(/["\\]/g, '\\$&')}"}`;
     for (const stat of counters) {
       lines.push(`# TYPE envoy_cluster_${stat} counter`);
-      for (const c of this.clusters.values()) lines.push(`envoy_cluster_${stat}${label(c.name)} ${c.stats[stat]}`);
+      for (const c of this.clusters.values())
+        lines.push(`envoy_cluster_${stat}${label(c.name)} ${c.stats[stat]}`);
     }
     const gauge: Record<(typeof CLUSTER_GAUGES)[number], (c: ClusterState) => number> = {
       upstream_rq_active: (c) => c.active,

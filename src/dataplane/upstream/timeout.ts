@@ -9,9 +9,10 @@ import {
   type UpstreamRequest,
 } from './dispatch.ts';
 
-export function withTimeout(ms: number, rule: string): (next: Dispatch) => Dispatch {
+/** `fired` counts the timeouts (Envoy's upstream_rq_timeout, upstream_rq_per_try_timeout). */
+export function withTimeout(ms: number, rule: string, fired?: () => void): (next: Dispatch) => Dispatch {
   const message = `timeout ${ms}ms of ${rule}`;
-  return (next) => (req, handler) => new TimedCall(next, req, handler, ms, message);
+  return (next) => (req, handler) => new TimedCall(next, req, handler, ms, message, fired);
 }
 
 class TimedCall implements UpstreamCall, DispatchHandler {
@@ -21,11 +22,19 @@ class TimedCall implements UpstreamCall, DispatchHandler {
   private headSeen = false;
   private over = false;
 
-  constructor(next: Dispatch, req: UpstreamRequest, handler: DispatchHandler, ms: number, message: string) {
+  constructor(
+    next: Dispatch,
+    req: UpstreamRequest,
+    handler: DispatchHandler,
+    ms: number,
+    message: string,
+    fired: (() => void) | undefined,
+  ) {
     this.handler = handler;
     this.timer = setTimeout(() => {
       if (this.over) return;
       this.over = true;
+      fired?.();
       this.call.abort();
       handler.onError(new UpstreamFailure('timeout', message, this.headSeen));
     }, ms);

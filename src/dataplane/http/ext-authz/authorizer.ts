@@ -43,7 +43,7 @@ export function externalAuthorizer(
       throw new Error(
         `extension provider ${p.name}: gRPC is spoken in plaintext to a ServiceEntry's endpoints only`,
       );
-    check = grpcCheck(p, c.lb, (ep) => clients.grpc(ep));
+    check = grpcCheck(p, c, (ep) => clients.grpc(ep));
   } else {
     const ts = transportsOf(c.cluster, cfg, deps);
     const timeout = withTimeout(p.timeoutMs, `extension provider ${p.name}`);

@@ -33,6 +33,10 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
         code: ex.code,
         flags: ex.flags,
         rule: ex.rule,
+        attempts: ex.upstream?.attempts ?? 0,
+        upstream: ex.upstream?.endpoint
+          ? `${ex.upstream.endpoint.endpoint.address}:${ex.upstream.endpoint.endpoint.port}`
+          : undefined,
         durationMs: Math.round(durationMs * 1000) / 1000,
         requestId: ex.requestId ?? headerValue(down.headers['x-request-id']),
       });

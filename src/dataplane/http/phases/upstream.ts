@@ -2,10 +2,12 @@
 // transport, see ../../upstream/) and relays the answer. Stacks are built per route and cluster when
 // the snapshot is applied; per request this phase picks among weighted clusters, writes the
 // upstream headers and streams the response back.
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Route } from '../../../compile/snapshot.ts';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ForwardAction, HeaderOps, Route } from '../../../compile/snapshot.ts';
 import type { ProxyConfig } from '../../config.ts';
 import { balance, type Transports } from '../../upstream/balance.ts';
+import { circuitBreaker } from '../../upstream/breaker.ts';
 import type { ClusterRuntime } from '../../upstream/cluster.ts';
 import {
   type Dispatch,
@@ -16,24 +18,32 @@ import {
   type UpstreamFailure,
   upstreamRequest,
 } from '../../upstream/dispatch.ts';
+import { RetryConditions, withRetries } from '../../upstream/retry.ts';
 import { withTimeout } from '../../upstream/timeout.ts';
 import type { Exchange } from '../context.ts';
 import { bodyLength, ResponseBody } from '../downstream.ts';
 import { downstreamHeaders, PEER_HEADER, RULE_HEADER, upstreamHeaders, XFCC_HEADER } from '../headers.ts';
 import type { Phase, PhaseDeps, Step } from '../phase.ts';
+import { applyHeaderOps, type PathRewriter, pathRewriter } from '../route-edits.ts';
 
 /** Writes one upstream answer downstream; a failure before the head becomes the proxy's own reply. */
 class Relay implements DispatchHandler {
   private readonly ex: Exchange;
+  private readonly edits: HeaderOps[] | undefined;
   private body: ResponseBody | undefined;
-  constructor(ex: Exchange) {
+  constructor(ex: Exchange, edits: HeaderOps[] | undefined) {
     this.ex = ex;
+    this.edits = edits;
   }
   onHead(status: number, h: IncomingHttpHeaders): void {
     const ex = this.ex;
     ex.code = status;
+    const req = ex.upstream!;
+    if (req.retriesExhausted) ex.flags = withFlag(ex.flags, 'URX');
     const out = downstreamHeaders(h);
+    if (this.edits) for (const e of this.edits) applyHeaderOps(out, e);
     if (ex.responseHeaders) for (const x of ex.responseHeaders) out[x.name] = x.value;
+    if (req.setCookie) applyHeaderOps(out, { add: { 'set-cookie': req.setCookie } });
     // A rule named by a proxy further in is as internal as our own.
     if (ex.site.edge) delete out[RULE_HEADER];
     ex.down.respond(status, out);
@@ -49,22 +59,37 @@ class Relay implements DispatchHandler {
   }
   onError(f: UpstreamFailure): void {
     const ex = this.ex;
+    const r = failureReply(f);
     if (f.afterHead) {
-      ex.flags = failureReply(f).flags;
+      ex.flags = withFlag(ex.flags, r.flags);
       ex.rule = f.message;
       ex.down.destroy();
       return;
     }
-    const r = failureReply(f);
-    ex.reply(r.status, r.flags, f.message);
+    ex.reply(r.status, withFlag(ex.flags, r.flags), f.message);
   }
 }
 
+/** Flags so far (an injected delay) and one more, comma-separated as Envoy logs them. */
+function withFlag(flags: string, flag: string): string {
+  return flags === '-' ? flag : `${flags},${flag}`;
+}
+
+/** One destination of a route: its cluster, its dispatch stack and its own header edits. */
+interface Destination {
+  cluster: ClusterRuntime;
+  dispatch: Dispatch;
+  requestEdits: HeaderOps[] | undefined;
+  responseEdits: HeaderOps[] | undefined;
+}
+
 interface RouteTarget {
-  clusters: ClusterRuntime[];
+  destinations: Destination[];
   weights: number[];
   total: number;
-  dispatch: Dispatch[];
+  rewritePath: PathRewriter | undefined;
+  authority: string | undefined;
+  mirrors: { dispatch: Dispatch; percent: number }[] | undefined;
 }
 
 /** Weighted choice among a route's clusters; weights are relative. */
@@ -79,46 +104,107 @@ function pick(t: RouteTarget): number {
   return n - 1;
 }
 
+/** The endpoints' transports of a cluster, built once per snapshot however many routes lead to it. */
+type TransportCache = Map<ClusterRuntime, Transports[]>;
+
+function transportsFor(c: ClusterRuntime, deps: PhaseDeps, cache: TransportCache): Transports[] | string {
+  const tls = c.cluster.tls;
+  if (tls.mode !== 'ISTIO_MUTUAL') return `cluster ${c.cluster.name} is not a mesh cluster`;
+  let ts = cache.get(c);
+  if (!ts) {
+    ts = c.endpoints.map((ep) =>
+      deps.peers.transports(ep.endpoint, tls.sni, tls.identities, c.cluster.connectionPool),
+    );
+    cache.set(c, ts);
+  }
+  return ts;
+}
+
 /**
- * The cluster layer for one route. The endpoints' transports are built once per cluster, however
- * many routes lead to it.
+ * The upstream stack of one route toward one cluster, outside in: the route timeout, retries, the
+ * cluster's circuit breaker, the load balancer with outlier detection, the per-try timeout, the
+ * endpoint's transport.
  */
 function clusterDispatch(
   c: ClusterRuntime,
-  deps: PhaseDeps,
+  action: ForwardAction,
   origin: string,
-  transports: Map<ClusterRuntime, Transports[]>,
+  deps: PhaseDeps,
+  cache: TransportCache,
+  mirror = false,
 ): Dispatch {
-  const tls = c.cluster.tls;
-  if (tls.mode !== 'ISTIO_MUTUAL') {
-    const failure = new Failure('unsupported', `cluster ${c.cluster.name} is not a mesh cluster`);
+  const ts = transportsFor(c, deps, cache);
+  if (typeof ts === 'string') {
+    const failure = new Failure('unsupported', ts);
     return (_req, h) => failed(h, failure);
   }
-  let ts = transports.get(c);
-  if (!ts) {
-    ts = c.endpoints.map((ep) => deps.peers.transports(ep.endpoint, tls.sni, tls.identities));
-    transports.set(c, ts);
+  const stats = c.state.stats;
+  const retry = mirror ? undefined : action.retry;
+  const perTry = retry?.perTryTimeoutMs
+    ? withTimeout(
+        retry.perTryTimeoutMs,
+        `${retry.origin} perTryTimeout`,
+        () => stats.upstream_rq_per_try_timeout++,
+      )
+    : undefined;
+  let d = balance(c, origin, ts, perTry);
+  const breaker = circuitBreaker(c.cluster.connectionPool, c.state);
+  if (breaker) d = breaker(d);
+  if (retry) {
+    const pool = c.cluster.connectionPool;
+    d = withRetries({
+      policy: retry,
+      conditions: new RetryConditions(retry),
+      state: c.state,
+      maxRetries: pool?.maxRetries,
+      budget: pool?.retryBudget,
+    })(d);
   }
-  return balance(c, origin, ts);
+  if (action.timeoutMs) d = withTimeout(action.timeoutMs, origin, () => stats.upstream_rq_timeout++)(d);
+  return counting(c, d);
+}
+
+/** Counts every request a route sends to the cluster (Envoy's upstream_rq_total). */
+function counting(c: ClusterRuntime, next: Dispatch): Dispatch {
+  const stats = c.state.stats;
+  return (req, handler) => {
+    stats.upstream_rq_total++;
+    return next(req, handler);
+  };
+}
+
+function edits(...ops: (HeaderOps | undefined)[]): HeaderOps[] | undefined {
+  const list = ops.filter((o): o is HeaderOps => o !== undefined);
+  return list.length ? list : undefined;
 }
 
 function routeTargets(cfg: ProxyConfig, tableName: string, deps: PhaseDeps): Map<Route, RouteTarget> {
   const targets = new Map<Route, RouteTarget>();
-  const transports = new Map<ClusterRuntime, Transports[]>();
+  const cache: TransportCache = new Map();
   const table = cfg.snapshot.routeTables.find((t) => t.name === tableName);
   for (const vh of table?.virtualHosts ?? []) {
     for (const r of vh.routes) {
-      if (r.action.type !== 'forward') continue;
-      const timeout = r.action.timeoutMs ? withTimeout(r.action.timeoutMs, r.origin) : undefined;
-      const clusters = r.action.clusters.map((w) => cfg.clusters.get(w.cluster)!);
+      const a = r.action;
+      if (a.type !== 'forward') continue;
       targets.set(r, {
-        clusters,
-        weights: r.action.clusters.map((w) => w.weight),
-        total: r.action.clusters.reduce((s, w) => s + w.weight, 0),
-        dispatch: clusters.map((c) => {
-          const d = clusterDispatch(c, deps, r.origin, transports);
-          return timeout ? timeout(d) : d;
+        destinations: a.clusters.map((w) => {
+          const c = cfg.clusters.get(w.cluster)!;
+          return {
+            cluster: c,
+            dispatch: clusterDispatch(c, a, r.origin, deps, cache),
+            // The destination's edits first, then the route's, as Envoy applies them.
+            requestEdits: edits(w.headers?.request, a.headers?.request),
+            responseEdits: edits(w.headers?.response, a.headers?.response),
+          };
         }),
+        weights: a.clusters.map((w) => w.weight),
+        total: a.clusters.reduce((s, w) => s + w.weight, 0),
+        rewritePath: a.rewrite ? pathRewriter(a.rewrite) : undefined,
+        authority: a.rewrite?.authority,
+        mirrors: a.mirrors?.map((m) => ({
+          dispatch: clusterDispatch(cfg.clusters.get(m.cluster)!, a, r.origin, deps, cache, true),
+          percent: m.percent,
+        })),
       });
     }
   }
@@ -132,8 +218,8 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
       ex.reply(503, 'UH', `every destination of ${ex.route!.origin} has weight 0`);
       return false;
     }
-    const i = pick(t);
-    ex.service = t.clusters[i].cluster.service ?? 'unknown';
+    const dest = t.destinations[pick(t)];
+    ex.service = dest.cluster.cluster.service ?? 'unknown';
     const down = ex.down;
     const headers = upstreamHeaders(down.headers, {
       clientAddress: down.remoteAddress,
@@ -142,9 +228,70 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
     });
     ex.requestId = headers['x-request-id'] as string;
     headers[PEER_HEADER] = deps.selfHeader;
-    send(ex, t.dispatch[i], headers);
+    if (dest.requestEdits) for (const e of dest.requestEdits) applyHeaderOps(headers, e);
+    if (t.rewritePath) ex.path = t.rewritePath(ex.path);
+    if (t.authority) ex.hostHeader = t.authority;
+    if (t.mirrors) mirror(ex, t, headers);
+    send(ex, dest.dispatch, headers, dest.responseEdits);
     return false;
   };
+}
+
+/** Envoy's shadow: the copy's authority gets `-shadow` on its host, before any port. */
+function shadowAuthority(authority: string): string {
+  const colon = authority.lastIndexOf(':');
+  if (colon > 0 && !authority.endsWith(']'))
+    return `${authority.slice(0, colon)}-shadow${authority.slice(colon)}`;
+  return `${authority}-shadow`;
+}
+
+/** Fire and forget: what the copies get back, and how fast, never touches the client's exchange. */
+const DISCARD: DispatchHandler = {
+  onHead() {},
+  onData: () => true,
+  onEnd() {},
+  onError() {},
+};
+
+/** Bytes of request body a copy may hold while its upstream is slower than the real one. */
+const MIRROR_BODY_BYTES = 1024 * 1024;
+
+function mirror(ex: Exchange, t: RouteTarget, headers: OutgoingHttpHeaders): void {
+  const down = ex.down;
+  const source = ex.requestBody ?? (down.hasBody ? down.body : undefined);
+  if (source) {
+    // The real request reads through a pipe of its own, so the copies' listeners never make the
+    // body flow past it before its upstream is ready.
+    const own = new PassThrough();
+    source.pipe(own);
+    ex.requestBody = own;
+  }
+  for (const m of t.mirrors!) {
+    if (m.percent < 100 && !(Math.random() * 100 < m.percent)) continue;
+    let body: Readable | undefined;
+    if (source) {
+      const copy = new PassThrough();
+      let held = 0;
+      source.on('data', (c: Buffer) => {
+        held += c.length;
+        if (held > MIRROR_BODY_BYTES) copy.destroy();
+        else if (!copy.write(c)) held = copy.writableLength;
+        else held = 0;
+      });
+      source.once('end', () => copy.end());
+      body = copy;
+    }
+    const req = upstreamRequest(
+      down.protocol,
+      down.method,
+      ex.path + ex.query,
+      shadowAuthority(ex.hostHeader),
+      { ...headers },
+      body,
+      down.remoteAddress ?? '',
+    );
+    m.dispatch(req, DISCARD);
+  }
 }
 
 function inbound(deps: PhaseDeps): Step {
@@ -156,12 +303,17 @@ function inbound(deps: PhaseDeps): Step {
     const peer = ex.peerTls;
     if (peer.certHash !== undefined)
       headers[XFCC_HEADER] = `${by}${peer.certHash};Subject="";URI=${peer.identity ?? ''}`;
-    send(ex, deps.app(ex.targetPort!), headers);
+    send(ex, deps.app(ex.targetPort!), headers, undefined);
     return false;
   };
 }
 
-function send(ex: Exchange, dispatch: Dispatch, headers: ReturnType<typeof upstreamHeaders>): void {
+function send(
+  ex: Exchange,
+  dispatch: Dispatch,
+  headers: OutgoingHttpHeaders,
+  responseEdits: HeaderOps[] | undefined,
+): void {
   const down = ex.down;
   const req = upstreamRequest(
     down.protocol,
@@ -170,9 +322,10 @@ function send(ex: Exchange, dispatch: Dispatch, headers: ReturnType<typeof upstr
     ex.hostHeader,
     headers,
     ex.requestBody ?? (down.hasBody ? down.body : undefined),
+    down.remoteAddress ?? '',
   );
   ex.upstream = req;
-  ex.call = dispatch(req, new Relay(ex));
+  ex.call = dispatch(req, new Relay(ex, responseEdits));
 }
 
 export const upstream: Phase = {
