@@ -82,6 +82,7 @@ describe('Istio standard metrics', () => {
       istio_tcp_sent_bytes_total: 'counter',
       trellis_authorization_denied_total: 'counter',
       trellis_authorization_dry_run_total: 'counter',
+      trellis_fault_injected_total: 'counter',
     });
     assert.deepEqual(
       m.duration.buckets,

@@ -153,11 +153,8 @@ describe('push server', () => {
       assert.equal(push.status()[0].status, 'STALE');
       peer.send({ type: 'ack', version: first.version });
       const latest = await peer.next(2);
-      assert.deepEqual(timeoutOf(latest), {
-        type: 'forward',
-        clusters: [{ cluster: 'outbound|9080||a.default.svc.cluster.local', weight: 100 }],
-        timeoutMs: 3000,
-      });
+      const action = timeoutOf(latest);
+      assert.equal(action.type === 'forward' && action.timeoutMs, 3000);
       assert.equal(latest.revision, store.revision);
       await sleep(100);
       assert.equal(peer.received.length, 2, 'the intermediate configs were never sent');

@@ -90,7 +90,9 @@ class InFlight implements DispatchHandler, UpstreamCall {
   }
   onError(failure: UpstreamFailure): void {
     this.done();
-    if (this.outlier && !failure.afterHead) this.outlier.failure(this.ep.state, failure.kind);
+    const k = failure.kind;
+    if (this.outlier && !failure.afterHead && (k === 'connect' || k === 'reset' || k === 'timeout'))
+      this.outlier.failure(this.ep.state);
     this.handler.onError(failure);
   }
   resume(): void {

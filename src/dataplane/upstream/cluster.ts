@@ -4,7 +4,6 @@
 import type { Cluster, Endpoint, HashKey } from '../../compile/snapshot.ts';
 import { endpointPeer, type PeerInfo } from '../telemetry.ts';
 import { hashKey, Maglev, RingHash } from './consistent-hash.ts';
-import type { UpstreamRequest } from './dispatch.ts';
 import { type LoadBalancer, loadBalancer } from './load-balancer.ts';
 import { type Locality, LocalityBalancer, localityOf } from './locality.ts';
 import { OutlierDetector } from './outlier.ts';
@@ -27,6 +26,15 @@ export class EndpointRuntime {
     this.locality = localityOf(endpoint.labels);
     this.labels = endpoint.labels;
   }
+}
+
+/** What consistent hashing reads of a request (an UpstreamRequest is one). */
+export interface HashedRequest {
+  readonly headers: Readonly<Record<string, string | string[] | number | undefined>>;
+  readonly path: string;
+  readonly sourceAddress: string;
+  /** Set when the balancer makes the hash cookie up, for the response. */
+  setCookie?: string;
 }
 
 interface Hashed {
@@ -101,7 +109,7 @@ export class ClusterRuntime {
   }
 
   /** An endpoint for `req`, or undefined when none is available. */
-  pick(req?: UpstreamRequest): EndpointRuntime | undefined {
+  pick(req?: HashedRequest): EndpointRuntime | undefined {
     if (this.epoch !== this.state.healthEpoch) this.rebuild();
     if (this.hashed) {
       const key =
@@ -117,7 +125,7 @@ export class ClusterRuntime {
 }
 
 /** The request's value for the hash key, or undefined when it has none. */
-function hashInput(key: HashKey, req: UpstreamRequest): string | undefined {
+function hashInput(key: HashKey, req: HashedRequest): string | undefined {
   if ('header' in key) {
     const v = req.headers[key.header];
     return v === undefined ? undefined : String(v);

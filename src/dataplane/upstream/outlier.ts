@@ -4,7 +4,6 @@
 // once, for baseEjectionTime times how often it was ejected, unless maxEjectionPercent of the cluster
 // is out already. An endpoint that stays healthy for an interval has its multiplier brought down.
 import type { OutlierDetection } from '../../compile/snapshot.ts';
-import type { FailureKind } from './dispatch.ts';
 import type { ClusterState, EndpointState } from './state.ts';
 
 /** Envoy's max_ejection_time default: the multiplier stops growing here. */
@@ -36,8 +35,7 @@ export class OutlierDetector {
   }
 
   /** No answer: a connect failure, reset or timeout, which Envoy calls a local-origin failure. */
-  failure(ep: EndpointState, kind: FailureKind): void {
-    if (kind === 'overflow' || kind === 'no-healthy-upstream' || kind === 'unsupported') return;
+  failure(ep: EndpointState): void {
     if (this.od.splitExternalLocalOriginErrors) {
       ep.consecutiveLocal++;
       const n = this.od.consecutiveLocalOriginFailures;
