@@ -67,7 +67,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   processMetrics(registry);
   const metrics = createIstioMetrics(registry);
   const peers = new PeerPool(creds);
-  const upstreamState = new UpstreamState();
+  // Ejections go to the control plane (trellis proxy-config endpoints shows them), a moment after
+  // they change so a burst of them is one report.
+  let ejectionReport: NodeJS.Timeout | undefined;
+  const upstreamState = new UpstreamState(() => {
+    ejectionReport ??= setTimeout(() => {
+      ejectionReport = undefined;
+      agent.reportEjections(upstreamState.ejected());
+    }, 50).unref();
+  });
   const pipeline = new Pipeline({
     self: selfPeer(node, identity),
     peers,
@@ -165,7 +173,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     const url = req.url ?? '/';
     if (url === '/stats/prometheus' || url === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(registry.render());
+      res.end(registry.render() + upstreamState.render());
     } else if (url === '/config_dump') {
       res.writeHead(pipeline.config ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify(pipeline.config?.snapshot ?? null, null, 2));

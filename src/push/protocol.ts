@@ -21,9 +21,21 @@ export type ProxyMessage =
   | { type: 'ack'; version: string }
   | { type: 'nack'; version: string; reason: string }
   | { type: 'health'; healthy: boolean }
+  /** The endpoints outlier detection has ejected now, sent whenever that set changes. */
+  | { type: 'ejections'; ejections: Ejection[] }
   | { type: 'trust-ack'; version: string }
   /** The certificate chain the proxy now presents (leaf first), after hello and after every renewal. */
   | { type: 'certificate'; certChain: string };
+
+/** An endpoint of one cluster that outlier detection took out of balancing, until `until`. */
+export interface Ejection {
+  cluster: string;
+  address: string;
+  port: number;
+  reason: string;
+  /** ISO time. */
+  until: string;
+}
 
 export type ControlPlaneMessage =
   | { type: 'snapshot'; snapshot: ProxySnapshot }

@@ -6,9 +6,11 @@ import type {
   RouteMatch,
   StringMatch,
 } from '../../compile/snapshot.ts';
+import type { Ejection } from '../../push/protocol.ts';
 import { CONNECTION_FLAGS, maxPositionals, oneOf, parseArgs, UsageError } from '../args.ts';
 import { connect, connectionFrom } from '../client.ts';
 import { json, table, write, yamlDocs } from '../output.ts';
+import type { ProxyStatusResponse } from './proxy-status.ts';
 
 export const help = `Show the configuration a proxy was sent: its listeners, routes, clusters and endpoints.
 
@@ -125,24 +127,48 @@ export function clustersTable(s: ProxySnapshot): string {
   );
 }
 
-function endpointRows(s: ProxySnapshot): { cluster: Cluster; endpoint: Endpoint }[] {
-  return s.clusters.flatMap((cluster) => cluster.endpoints.map((endpoint) => ({ cluster, endpoint })));
+interface EndpointRow {
+  cluster: Cluster;
+  endpoint: Endpoint;
+  /** Outlier detection took it out, as the proxy reported. */
+  ejection?: Ejection;
 }
 
-export function endpointsTable(s: ProxySnapshot): string {
+function endpointRows(s: ProxySnapshot, ejections: readonly Ejection[] = []): EndpointRow[] {
+  return s.clusters.flatMap((cluster) =>
+    cluster.endpoints.map((endpoint) => {
+      const ejection = ejections.find(
+        (x) => x.cluster === cluster.name && x.address === endpoint.address && x.port === endpoint.port,
+      );
+      return { cluster, endpoint, ...(ejection ? { ejection } : {}) };
+    }),
+  );
+}
+
+/** Envoy's health flags in words: an ejected endpoint says why and until when. */
+function endpointStatus(r: EndpointRow): string {
+  if (r.ejection) return `EJECTED (${r.ejection.reason}) until ${r.ejection.until}`;
+  return r.endpoint.healthy ? 'HEALTHY' : 'UNHEALTHY';
+}
+
+export function endpointsTable(s: ProxySnapshot, ejections: readonly Ejection[] = []): string {
   return table(
     ['ENDPOINT', 'STATUS', 'IDENTITY', 'CLUSTER'],
-    endpointRows(s).map(({ cluster, endpoint: e }) => [
-      `${e.address}:${e.port}`,
-      e.healthy ? 'HEALTHY' : 'UNHEALTHY',
-      e.identity ?? '-',
-      cluster.name,
+    endpointRows(s, ejections).map((r) => [
+      `${r.endpoint.address}:${r.endpoint.port}`,
+      endpointStatus(r),
+      r.endpoint.identity ?? '-',
+      r.cluster.name,
     ]),
   );
 }
 
 /** Tables for one section, or all of them separated by blank lines. */
-export function formatProxyConfig(s: ProxySnapshot, section: Section = 'all'): string {
+export function formatProxyConfig(
+  s: ProxySnapshot,
+  section: Section = 'all',
+  ejections: readonly Ejection[] = [],
+): string {
   switch (section) {
     case 'listeners':
       return listenersTable(s);
@@ -151,14 +177,18 @@ export function formatProxyConfig(s: ProxySnapshot, section: Section = 'all'): s
     case 'clusters':
       return clustersTable(s);
     case 'endpoints':
-      return endpointsTable(s);
+      return endpointsTable(s, ejections);
     case 'all':
-      return [listenersTable(s), routesTable(s), clustersTable(s), endpointsTable(s)].join('\n');
+      return [listenersTable(s), routesTable(s), clustersTable(s), endpointsTable(s, ejections)].join('\n');
   }
 }
 
 /** What `-o json|yaml` prints: the whole snapshot for `all`, else the section's list. */
-export function sectionData(s: ProxySnapshot, section: Section): unknown {
+export function sectionData(
+  s: ProxySnapshot,
+  section: Section,
+  ejections: readonly Ejection[] = [],
+): unknown {
   switch (section) {
     case 'listeners':
       return s.listeners;
@@ -167,7 +197,11 @@ export function sectionData(s: ProxySnapshot, section: Section): unknown {
     case 'clusters':
       return s.clusters;
     case 'endpoints':
-      return endpointRows(s).map(({ cluster, endpoint }) => ({ cluster: cluster.name, ...endpoint }));
+      return endpointRows(s, ejections).map(({ cluster, endpoint, ejection }) => ({
+        cluster: cluster.name,
+        ...endpoint,
+        ...(ejection ? { ejected: { reason: ejection.reason, until: ejection.until } } : {}),
+      }));
     case 'all':
       return s;
   }
@@ -186,8 +220,14 @@ export async function run(args: string[]): Promise<number> {
     'all';
   const client = await connect(connectionFrom(flags));
   const snap = await client.get<ProxySnapshot>('proxy-config', proxy);
-  if (output === 'json') write(json(sectionData(snap, section)));
-  else if (output === 'yaml') write(yamlDocs([sectionData(snap, section)]));
-  else write(formatProxyConfig(snap, section));
+  // Ejections are the proxy's own run-time state, which it reports beside its status.
+  const ejections =
+    section === 'endpoints' || section === 'all'
+      ? ((await client.get<ProxyStatusResponse>('proxy-status')).proxies.find((p) => p.id === proxy)
+          ?.ejections ?? [])
+      : [];
+  if (output === 'json') write(json(sectionData(snap, section, ejections)));
+  else if (output === 'yaml') write(yamlDocs([sectionData(snap, section, ejections)]));
+  else write(formatProxyConfig(snap, section, ejections));
   return 0;
 }

@@ -13,7 +13,13 @@ import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import type { Logger } from '../../lib/log.ts';
 import { peerIdentity } from '../../lib/spiffe.ts';
 import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
-import { DELTA_BASE_MISMATCH, LineBuffer, type ProxyMessage, type TrustBundle } from '../../push/protocol.ts';
+import {
+  DELTA_BASE_MISMATCH,
+  type Ejection,
+  LineBuffer,
+  type ProxyMessage,
+  type TrustBundle,
+} from '../../push/protocol.ts';
 import type { JwksResolver } from '../jwks.ts';
 import { type InstanceRecord, mismatches } from '../registry/instances.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -33,6 +39,8 @@ export interface ProxyStatus {
   acked?: { version: string; revision: number; at: string; pushMs: number };
   nack?: { version: string; reason: string; at: string };
   status: 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT';
+  /** Endpoints its outlier detection has ejected, as it last reported. */
+  ejections?: Ejection[];
 }
 
 /** The certificate a proxy reported it presents, as the control plane checked it. */
@@ -84,6 +92,8 @@ interface Connection {
   nack?: { version: string; reason: string; at: Date };
   trustAcked?: string;
   certificate?: ReportedCertificate;
+  /** What its outlier detection ejected, as it last reported. */
+  ejections: Ejection[];
 }
 
 export interface Convergence {
@@ -304,6 +314,7 @@ export class PushServer {
         sentDelta: false,
         inFlight: false,
         fullOnly: false,
+        ejections: [],
       };
       this.conns.get(node.id)?.stream.close();
       this.conns.set(node.id, c);
@@ -353,6 +364,8 @@ export class PushServer {
     } else if (msg.type === 'health') {
       conn.node = { ...conn.node, healthy: msg.healthy };
       this.registry.setHealth(conn.node.id, msg.healthy);
+    } else if (msg.type === 'ejections') {
+      conn.ejections = Array.isArray(msg.ejections) ? msg.ejections : [];
     } else if (msg.type === 'trust-ack') {
       conn.trustAcked = msg.version;
       this.trustChanged();
@@ -468,6 +481,7 @@ export class PushServer {
             ? { ...c.acked, at: c.acked.at.toISOString(), pushMs: Math.round(c.acked.pushMs * 100) / 100 }
             : undefined,
           nack: c.nack ? { ...c.nack, at: c.nack.at.toISOString() } : undefined,
+          ...(c.ejections.length ? { ejections: c.ejections } : {}),
           status: !latest
             ? 'NOT SENT'
             : nacked

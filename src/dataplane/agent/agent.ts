@@ -13,6 +13,7 @@ import { chainRootPem, pemCertificates } from '../../lib/trust-chain.ts';
 import type {
   CertificateResponse,
   ControlPlaneMessage,
+  Ejection,
   ProxyMessage,
   TrustBundle,
 } from '../../push/protocol.ts';
@@ -211,6 +212,7 @@ export class Agent {
     });
     this.send({ type: 'hello', node: this.o.node, running: this.running?.version });
     this.send({ type: 'certificate', certChain: certChainPem });
+    if (this.ejections.length) this.send({ type: 'ejections', ejections: this.ejections });
     const lines = new LineBuffer();
     let chain = Promise.resolve();
     stream.setEncoding('utf8');
@@ -251,6 +253,14 @@ export class Agent {
 
   private send(msg: ProxyMessage): void {
     if (this.stream && !this.stream.closed) this.stream.write(`${JSON.stringify(msg)}\n`);
+  }
+
+  /** The latest set, sent again after a reconnect. */
+  private ejections: Ejection[] = [];
+
+  reportEjections(ejections: Ejection[]): void {
+    this.ejections = ejections;
+    this.send({ type: 'ejections', ejections });
   }
 
   reportHealth(healthy: boolean): void {

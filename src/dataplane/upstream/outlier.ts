@@ -85,8 +85,8 @@ export class OutlierDetector {
     ep.ejectedUntil = now + ms;
     ep.ejectReason = reason;
     c.ejected++;
-    c.healthEpoch++;
     c.stats.outlier_detection_ejections_enforced_total++;
+    c.healthChanged();
     setTimeout(() => this.restore(ep), ms).unref();
   }
 
@@ -96,6 +96,6 @@ export class OutlierDetector {
     ep.ejectReason = '';
     ep.returnedAt = this.now();
     this.cluster.ejected--;
-    this.cluster.healthEpoch++;
+    this.cluster.healthChanged();
   }
 }

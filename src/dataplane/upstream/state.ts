@@ -69,14 +69,55 @@ export class ClusterState {
   ejected = 0;
   /** Changes whenever an endpoint is ejected or returns: the load balancer rebuilds on it. */
   healthEpoch = 0;
-  constructor(name: string) {
+  private readonly onHealth: (() => void) | undefined;
+  constructor(name: string, onHealth?: () => void) {
     this.name = name;
+    this.onHealth = onHealth;
   }
+
+  /** An endpoint was ejected or came back. */
+  healthChanged(): void {
+    this.healthEpoch++;
+    this.onHealth?.();
+  }
+}
+
+/** An ejected endpoint, as `trellis proxy-config endpoints` shows it. */
+export interface EjectedEndpoint {
+  cluster: string;
+  address: string;
+  port: number;
+  reason: string;
+  until: string;
 }
 
 export class UpstreamState {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly clusters = new Map<string, ClusterState>();
+  private readonly onHealth: (() => void) | undefined;
+
+  /** `onHealth` hears of every ejection and return, e.g. to report them to the control plane. */
+  constructor(onHealth?: () => void) {
+    this.onHealth = onHealth;
+  }
+
+  /** The endpoints ejected now. */
+  ejected(): EjectedEndpoint[] {
+    const out: EjectedEndpoint[] = [];
+    for (const e of this.endpoints.values()) {
+      if (e.ejectedUntil === 0) continue;
+      const bar = e.key.lastIndexOf('|');
+      const colon = e.key.lastIndexOf(':');
+      out.push({
+        cluster: e.key.slice(0, bar),
+        address: e.key.slice(bar + 1, colon),
+        port: Number(e.key.slice(colon + 1)),
+        reason: e.ejectReason,
+        until: new Date(e.ejectedUntil).toISOString(),
+      });
+    }
+    return out;
+  }
 
   static endpointKey(cluster: string, address: string, port: number): string {
     return `${cluster}|${address}:${port}`;
@@ -94,7 +135,7 @@ export class UpstreamState {
   cluster(name: string): ClusterState {
     let s = this.clusters.get(name);
     if (!s) {
-      s = new ClusterState(name);
+      s = new ClusterState(name, this.onHealth);
       this.clusters.set(name, s);
     }
     return s;
