@@ -49,13 +49,8 @@ export function balance(
   };
 }
 
-/** Envoy's host selection retry: a retry looks up to five times for an endpoint not tried yet. */
 function pick(cluster: ClusterRuntime, req: UpstreamRequest): EndpointRuntime | undefined {
-  let ep = cluster.pick(req);
-  const tried = req.tried;
-  if (!tried) return ep;
-  for (let i = 1; i < 5 && ep && tried.includes(ep); i++) ep = cluster.pick(req);
-  return ep;
+  return req.tried ? cluster.pickAvoiding(req, req.tried) : cluster.pick(req);
 }
 
 class InFlight implements DispatchHandler, UpstreamCall {

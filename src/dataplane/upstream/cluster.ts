@@ -55,6 +55,8 @@ export class ClusterRuntime {
   private readonly self: ClusterSelf;
   private epoch = -1;
   private lb!: LoadBalancer<EndpointRuntime>;
+  /** What the balancer picks from now. */
+  private up: readonly EndpointRuntime[] = [];
   private hashed: Hashed | undefined;
 
   constructor(cluster: Cluster, state: UpstreamState, self: ClusterSelf = { locality: localityOf() }) {
@@ -85,6 +87,7 @@ export class ClusterRuntime {
     this.epoch = this.state.healthEpoch;
     const policy = this.cluster.lb;
     const available = this.available();
+    this.up = available;
     this.hashed = undefined;
     if (policy.type === 'RING_HASH') this.hashed = new RingHash(available, policy.tableSize);
     else if (policy.type === 'MAGLEV') this.hashed = new Maglev(available, policy.tableSize);
@@ -121,6 +124,18 @@ export class ClusterRuntime {
       if (value !== undefined) return this.hashed.pick(hashKey(value));
     }
     return this.lb.pick();
+  }
+
+  /**
+   * For a retry: an endpoint not in `tried` if there is one. The balancer is asked a few times, as
+   * Envoy's previous-hosts predicate does; a balancer that keeps choosing a tried endpoint (least
+   * request favours one that fails fast) is then passed over for the first untried one.
+   */
+  pickAvoiding(req: HashedRequest, tried: readonly EndpointRuntime[]): EndpointRuntime | undefined {
+    let ep = this.pick(req);
+    for (let i = 1; i < 5 && ep && tried.includes(ep); i++) ep = this.pick(req);
+    if (!ep || !tried.includes(ep)) return ep;
+    return this.up.find((e) => !tried.includes(e)) ?? ep;
   }
 }
 
