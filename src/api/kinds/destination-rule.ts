@@ -32,7 +32,7 @@ export interface DestinationRuleSpec {
 
 const subset: Validator = object(
   { name: dns1123Label('subset name'), labels: labels(), trafficPolicy },
-  { required: ['name'], notEnforced: ['trafficPolicy'] },
+  { required: ['name'] },
 );
 
 function checkDestinationRule(v: Record<string, unknown>, path: string, ctx: Ctx): void {
@@ -67,7 +67,7 @@ export const destinationRuleSpec: Validator = object(
   },
   {
     required: ['host'],
-    notEnforced: ['trafficPolicy', 'exportTo', 'workloadSelector'],
+    notEnforced: ['exportTo', 'workloadSelector'],
     check: checkDestinationRule,
   },
 );

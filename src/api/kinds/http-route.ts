@@ -254,7 +254,7 @@ export const httpMatchRequest: Validator = object(
 
 export const httpRouteDestination: Validator = object(
   { destination: destination(), weight: int32(), headers: headers() },
-  { required: ['destination'], notEnforced: ['headers'] },
+  { required: ['destination'] },
 );
 
 function httpStatus(what: string): Validator {
@@ -280,7 +280,6 @@ const redirect: Validator = object(
     prefixRewrite: string(),
   },
   {
-    notEnforced: ['prefixRewrite'],
     oneOf: [
       ['port', 'derivePort'],
       ['uri', 'prefixRewrite'],
@@ -592,18 +591,6 @@ export const httpRoute: Validator = object(
     headers: headers(),
   },
   {
-    notEnforced: [
-      'delegate',
-      'rewrite',
-      'retries',
-      'fault',
-      'mirror',
-      'mirrors',
-      'mirrorPercent',
-      'mirrorPercentage',
-      'corsPolicy',
-      'headers',
-    ],
     deprecated: { mirrorPercent: 'use mirrorPercentage' },
     check: checkRoute,
   },
