@@ -86,7 +86,11 @@ describe('networking scenarios', () => {
       [
         'bookinfo-gateway.yaml',
         'destination-rule-all.yaml',
+        'destination-rule-reviews.yaml',
+        'fault-injection-details-v1.yaml',
         'virtual-service-all-v1.yaml',
+        'virtual-service-ratings-test-abort.yaml',
+        'virtual-service-ratings-test-delay.yaml',
         'virtual-service-reviews-50-v3.yaml',
         'virtual-service-reviews-80-20.yaml',
         'virtual-service-reviews-test-v2.yaml',
