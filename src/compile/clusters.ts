@@ -83,8 +83,9 @@ function outboundCluster(
     ...new Set(instances.map((i) => endpointIdentity(index.mesh.trustDomain, i.node))),
   ].sort();
   const policy = resolvePolicy(dr?.spec.trafficPolicy, subsetSpec?.trafficPolicy, port);
-  const locality = localityLb(policy.loadBalancer, policy.outlierDetection);
-  const pool = connectionPool(policy.connectionPool, policy.retryBudget);
+  const mesh = index.meshConfig;
+  const locality = localityLb(policy.loadBalancer, policy.outlierDetection, mesh.localityLbSetting);
+  const pool = connectionPool(policy.connectionPool, policy.retryBudget, mesh);
   const outlier = outlierDetection(policy.outlierDetection);
   return {
     name,

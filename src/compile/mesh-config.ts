@@ -1,9 +1,12 @@
 // Mesh config with Istio's defaults resolved: the `mesh` key of the istio ConfigMap in istio-system,
 // which the API has validated already. No ConfigMap, no key, or an empty document: every default.
 import type { ConfigMapSpec } from '../api/kinds/config-map.ts';
+import type { HTTPRetry } from '../api/kinds/http-route.ts';
 import { type ExtensionProvider, MESH_CONFIG_MAP, parseMeshConfig } from '../api/kinds/mesh-config.ts';
+import type { LocalityLoadBalancerSetting } from '../api/kinds/traffic-policy.ts';
 import type { Resource } from '../api/resource.ts';
 import { kindKey } from '../api/resource.ts';
+import { parseDuration } from '../api/schema.ts';
 import type { PathNormalization } from './snapshot.ts';
 
 export interface ResolvedMeshConfig {
@@ -14,6 +17,13 @@ export interface ResolvedMeshConfig {
   trustDomainAliases: string[];
   /** As written: compile resolves the one a workload's CUSTOM policies name. */
   extensionProviders: ExtensionProvider[];
+  /** Replaces Istio's built-in default retry policy; as written. */
+  defaultHttpRetryPolicy?: HTTPRetry;
+  /** For DestinationRules that set no localityLbSetting; as written. */
+  localityLbSetting?: LocalityLoadBalancerSetting;
+  h2UpgradePolicy: 'DO_NOT_UPGRADE' | 'UPGRADE';
+  connectTimeoutMs: number;
+  tcpKeepalive?: { probes?: number; time?: string; interval?: string };
 }
 
 export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
@@ -21,6 +31,8 @@ export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
   pathNormalization: 'BASE',
   trustDomainAliases: [],
   extensionProviders: [],
+  h2UpgradePolicy: 'DO_NOT_UPGRADE',
+  connectTimeoutMs: 10_000,
 };
 
 const CONFIG_MAP = kindKey('v1', 'ConfigMap');
@@ -44,5 +56,10 @@ export function resolveMeshConfig(configMap: Resource | undefined): ResolvedMesh
     pathNormalization: normalization === undefined || normalization === 'DEFAULT' ? 'BASE' : normalization,
     trustDomainAliases: mesh?.trustDomainAliases ?? [],
     extensionProviders: mesh?.extensionProviders ?? [],
+    ...(mesh?.defaultHttpRetryPolicy ? { defaultHttpRetryPolicy: mesh.defaultHttpRetryPolicy } : {}),
+    ...(mesh?.localityLbSetting ? { localityLbSetting: mesh.localityLbSetting } : {}),
+    h2UpgradePolicy: mesh?.h2UpgradePolicy ?? 'DO_NOT_UPGRADE',
+    connectTimeoutMs: (mesh?.connectTimeout && parseDuration(mesh.connectTimeout)) || 10_000,
+    ...(mesh?.tcpKeepalive ? { tcpKeepalive: mesh.tcpKeepalive } : {}),
   };
 }

@@ -98,7 +98,7 @@ export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: Clu
         const used = new ClusterSet(index);
         const routes = vs
           ? vsRoutes(vs, used, index, { node, port: sp.port })
-          : [defaultRoute(used, svc, sp.port)];
+          : [defaultRoute(index, used, svc, sp.port)];
         const names = [...used.clusters.keys()];
         for (const c of names) clusters.add(c);
         const virtualHost = { name, domains: serviceDomains(svc.fqdn, sp.port, node.namespace), routes };

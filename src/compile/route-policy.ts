@@ -28,8 +28,13 @@ export function retryPolicy(
   spec: HTTPRetry | undefined,
   origin: string,
   routeTimeoutMs: number | undefined,
+  /** meshConfig.defaultHttpRetryPolicy, for routes that set none. */
+  meshDefault?: HTTPRetry,
 ): RetryPolicy | undefined {
-  if (!spec) return DEFAULT_RETRY;
+  if (!spec) {
+    if (!meshDefault) return DEFAULT_RETRY;
+    return retryPolicy(meshDefault, 'meshConfig.defaultHttpRetryPolicy', routeTimeoutMs);
+  }
   const attempts = spec.attempts ?? 2;
   if (attempts === 0) return undefined;
   const on: string[] = [];
@@ -54,7 +59,7 @@ export function retryPolicy(
     backoffMs: backoff ?? 25,
     ignorePreviousHosts: spec.retryIgnorePreviousHosts ?? true,
     ...(spec.retryRemoteLocalities !== undefined ? { remoteLocalities: spec.retryRemoteLocalities } : {}),
-    origin: `${origin} retries`,
+    origin: origin.startsWith('meshConfig') ? origin : `${origin} retries`,
   };
 }
 

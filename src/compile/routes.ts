@@ -6,7 +6,7 @@ import { parseDuration } from '../api/schema.ts';
 import type { ClusterSet } from './clusters.ts';
 import { resolveHost } from './hosts.ts';
 import { labelsMatch, type MeshIndex, type MeshService, type VirtualServiceSpec } from './mesh-index.ts';
-import { corsPolicy, DEFAULT_RETRY, faultPolicy, headerEdits, retryPolicy } from './route-policy.ts';
+import { corsPolicy, faultPolicy, headerEdits, retryPolicy } from './route-policy.ts';
 import type {
   HeaderMatch,
   MirrorPolicy,
@@ -332,7 +332,7 @@ function routeAction(
     };
   });
   const timeoutMs = rule.timeout ? parseDuration(rule.timeout) : undefined;
-  const retry = retryPolicy(rule.retries, origin, timeoutMs);
+  const retry = retryPolicy(rule.retries, origin, timeoutMs, index.meshConfig.defaultHttpRetryPolicy);
   const fault = faultPolicy(rule.fault);
   const headers = headerEdits(rule.headers);
   const cors = corsPolicy(rule.corsPolicy);
@@ -379,7 +379,8 @@ function decodeBase64(b?: string): string | undefined {
 }
 
 /** A service port's only route when no VirtualService claims its host: all traffic to the service. */
-export function defaultRoute(clusters: ClusterSet, svc: MeshService, port: number): Route {
+export function defaultRoute(index: MeshIndex, clusters: ClusterSet, svc: MeshService, port: number): Route {
+  const retry = retryPolicy(undefined, '', undefined, index.meshConfig.defaultHttpRetryPolicy);
   return {
     name: 'default',
     origin: `Service ${svc.namespace}/${svc.name} (no VirtualService)`,
@@ -387,7 +388,7 @@ export function defaultRoute(clusters: ClusterSet, svc: MeshService, port: numbe
     action: {
       type: 'forward',
       clusters: [{ cluster: clusters.outbound(svc.fqdn, port, undefined), weight: 100 }],
-      retry: DEFAULT_RETRY,
+      ...(retry ? { retry } : {}),
     },
   };
 }

@@ -499,6 +499,8 @@ export interface OutlierDetection {
   /** Counted apart from 5xx only with `splitExternalLocalOriginErrors`. */
   consecutiveLocalOriginFailures: number;
   splitExternalLocalOriginErrors: boolean;
+  /** `outlierDetectionHttpErrorCodes`: the statuses that count as errors, instead of every 5xx. */
+  errorCodes?: number[];
   intervalMs: number;
   baseEjectionTimeMs: number;
   maxEjectionPercent: number;

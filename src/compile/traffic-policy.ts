@@ -108,8 +108,10 @@ export function loadBalancerPolicy(lb: LoadBalancerSettings | undefined): LoadBa
 export function localityLb(
   lb: LoadBalancerSettings | undefined,
   outlier: OutlierDetectionSpec | undefined,
+  /** meshConfig.localityLbSetting, for rules that set none. */
+  mesh?: LoadBalancerSettings['localityLbSetting'],
 ): LocalityLb | undefined {
-  const s = lb?.localityLbSetting;
+  const s = lb?.localityLbSetting ?? mesh;
   if (s?.enabled === false) return undefined;
   if (s?.distribute?.length)
     return { distribute: s.distribute.map((d) => ({ from: d.from ?? '*', to: d.to ?? {} })) };
@@ -120,20 +122,33 @@ export function localityLb(
   return out;
 }
 
+/** Mesh-wide connection defaults (meshConfig) a DestinationRule's own settings override. */
+export interface MeshConnectionDefaults {
+  connectTimeoutMs: number;
+  h2UpgradePolicy: 'DO_NOT_UPGRADE' | 'UPGRADE';
+  tcpKeepalive?: { probes?: number; time?: string; interval?: string };
+}
+
 export function connectionPool(
   cp: ConnectionPoolSettings | undefined,
   budget: TrafficPolicy['retryBudget'],
+  mesh?: MeshConnectionDefaults,
 ): ConnectionPool | undefined {
-  if (!cp && !budget) return undefined;
-  const tcp = cp?.tcp;
+  const meshSets =
+    mesh && (mesh.connectTimeoutMs !== 10_000 || mesh.h2UpgradePolicy === 'UPGRADE' || mesh.tcpKeepalive);
+  if (!cp && !budget && !meshSets) return undefined;
+  const tcp = { ...(mesh?.tcpKeepalive ? { tcpKeepalive: mesh.tcpKeepalive } : {}), ...cp?.tcp };
   const http = cp?.http;
   const out: ConnectionPool = {};
   const set = <K extends keyof ConnectionPool>(k: K, v: ConnectionPool[K] | undefined) => {
     if (v !== undefined) out[k] = v;
   };
-  set('maxConnections', tcp?.maxConnections);
-  set('connectTimeoutMs', ms(tcp?.connectTimeout));
-  if (tcp?.tcpKeepalive) {
+  set('maxConnections', tcp.maxConnections);
+  set(
+    'connectTimeoutMs',
+    ms(tcp.connectTimeout) ?? (mesh && mesh.connectTimeoutMs !== 10_000 ? mesh.connectTimeoutMs : undefined),
+  );
+  if (tcp.tcpKeepalive) {
     const k = tcp.tcpKeepalive;
     out.tcpKeepalive = {
       ...(k.probes !== undefined ? { probes: k.probes } : {}),
@@ -141,7 +156,7 @@ export function connectionPool(
       ...(ms(k.interval) !== undefined ? { intervalMs: ms(k.interval) } : {}),
     };
   }
-  set('maxConnectionDurationMs', ms(tcp?.maxConnectionDuration));
+  set('maxConnectionDurationMs', ms(tcp.maxConnectionDuration));
   set('maxPendingRequests', http?.http1MaxPendingRequests);
   set('maxRequests', http?.http2MaxRequests);
   // 0 is Istio's "unlimited".
@@ -149,7 +164,9 @@ export function connectionPool(
   set('maxRetries', http?.maxRetries);
   // http.idleTimeout is the one Envoy applies to HTTP connections; tcp.idleTimeout is for TCP proxying.
   set('idleTimeoutMs', ms(http?.idleTimeout));
-  if (http?.h2UpgradePolicy === 'UPGRADE') out.h2Upgrade = true;
+  const upgrade = http?.h2UpgradePolicy ?? 'DEFAULT';
+  if (upgrade === 'UPGRADE' || (upgrade === 'DEFAULT' && mesh?.h2UpgradePolicy === 'UPGRADE'))
+    out.h2Upgrade = true;
   set('maxConcurrentStreams', http?.maxConcurrentStreams);
   if (budget) {
     out.retryBudget = {
@@ -169,6 +186,7 @@ export function outlierDetection(od: OutlierDetectionSpec | undefined): OutlierD
     consecutiveGatewayErrors: gateway,
     consecutiveLocalOriginFailures: od.consecutiveLocalOriginFailures ?? 5,
     splitExternalLocalOriginErrors: od.splitExternalLocalOriginErrors ?? false,
+    ...(od.outlierDetectionHttpErrorCodes?.length ? { errorCodes: od.outlierDetectionHttpErrorCodes } : {}),
     intervalMs: ms(od.interval) ?? 10_000,
     baseEjectionTimeMs: ms(od.baseEjectionTime) ?? 30_000,
     maxEjectionPercent: od.maxEjectionPercent ?? 10,

@@ -389,7 +389,7 @@ const retryOn: Validator = string({
   },
 });
 
-const retries: Validator = object(
+export const retries: Validator = object(
   {
     attempts: int({
       max: INT32_MAX,

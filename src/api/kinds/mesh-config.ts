@@ -3,13 +3,25 @@
 // document (the line inside the `mesh: |` block). Fields Trellis acts on are checked fully; every
 // other MeshConfig field is accepted with a warning that it is not enforced.
 import { decodeDocuments, positionOf } from '../decode.ts';
-import { any, array, type Ctx, fail, object, type Problem, string, type Validator } from '../schema.ts';
+import {
+  any,
+  array,
+  type Ctx,
+  duration,
+  fail,
+  object,
+  type Problem,
+  string,
+  type Validator,
+} from '../schema.ts';
 import {
   EXTENSION_PROVIDER_KINDS,
   type ExtensionProvider,
   extensionProviders,
 } from './extension-provider.ts';
+import { type HTTPRetry, retries } from './http-route.ts';
 import { isDns1123Label } from './syntax.ts';
+import { type LocalityLoadBalancerSetting, localityLbSetting, tcpKeepalive } from './traffic-policy.ts';
 
 export type { ExtensionProvider };
 export { EXTENSION_PROVIDER_KINDS };
@@ -34,6 +46,14 @@ export interface MeshConfigSpec {
   pathNormalization?: { normalization?: PathNormalizationType };
   trustDomainAliases?: string[];
   extensionProviders?: ExtensionProvider[];
+  /** The retry policy of routes that set none, instead of Istio's built-in one. */
+  defaultHttpRetryPolicy?: HTTPRetry;
+  /** Locality balancing for DestinationRules that set none. */
+  localityLbSetting?: LocalityLoadBalancerSetting;
+  h2UpgradePolicy?: 'DO_NOT_UPGRADE' | 'UPGRADE';
+  /** Default 10s. */
+  connectTimeout?: string;
+  tcpKeepalive?: { probes?: number; time?: string; interval?: string };
   [field: string]: unknown;
 }
 
@@ -42,9 +62,7 @@ const NOT_ENFORCED_FIELDS = [
   'proxyListenPort',
   'proxyInboundListenPort',
   'proxyHttpPort',
-  'connectTimeout',
   'protocolDetectionTimeout',
-  'tcpKeepalive',
   'ingressClass',
   'ingressService',
   'ingressControllerMode',
@@ -65,9 +83,7 @@ const NOT_ENFORCED_FIELDS = [
   'defaultServiceExportTo',
   'defaultVirtualServiceExportTo',
   'defaultDestinationRuleExportTo',
-  'localityLbSetting',
   'dnsRefreshRate',
-  'h2UpgradePolicy',
   'inboundClusterStatName',
   'outboundClusterStatName',
   'certificates',
@@ -77,7 +93,6 @@ const NOT_ENFORCED_FIELDS = [
   'ca',
   'defaultProviders',
   'discoverySelectors',
-  'defaultHttpRetryPolicy',
   'meshMTLS',
   'tlsDefaults',
   'serviceScopeConfigs',
@@ -93,6 +108,11 @@ const fields: Record<string, Validator> = {
   pathNormalization: object({ normalization: string({ enum: PATH_NORMALIZATIONS }) }),
   trustDomainAliases: array(string()),
   extensionProviders,
+  defaultHttpRetryPolicy: retries,
+  localityLbSetting,
+  h2UpgradePolicy: string({ enum: ['DO_NOT_UPGRADE', 'UPGRADE'] }),
+  connectTimeout: duration(),
+  tcpKeepalive,
 };
 for (const f of NOT_ENFORCED_FIELDS) fields[f] = any();
 

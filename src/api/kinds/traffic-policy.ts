@@ -293,7 +293,13 @@ const distributeList = array(
   object({ from: locality('locality'), to: map(uint32(), { key: locality('locality') }) }),
 );
 
-const localityLbSetting: Validator = object(
+/** Node sets the keepalive's idle time only; probes and interval stay the system's. */
+export const tcpKeepalive: Validator = object(
+  { probes: uint32(), time: duration(), interval: duration() },
+  { notEnforced: ['probes', 'interval'] },
+);
+
+export const localityLbSetting: Validator = object(
   {
     distribute: (v, path, ctx) => {
       distributeList(v, path, ctx);
@@ -364,24 +370,40 @@ const nonNegativeInt32 = (what: string): Validator =>
 
 const connectionPool: Validator = object(
   {
-    tcp: object({
-      maxConnections: nonNegativeInt32('max connections'),
-      connectTimeout: duration(),
-      tcpKeepalive: object({ probes: uint32(), time: duration(), interval: duration() }),
-      maxConnectionDuration: duration(),
-      idleTimeout: duration({ minMs: 0 }),
-    }),
-    http: object({
-      http1MaxPendingRequests: nonNegativeInt32('http1 max pending requests'),
-      http2MaxRequests: nonNegativeInt32('http2 max requests'),
-      maxRequestsPerConnection: nonNegativeInt32('max requests per connection'),
-      maxRetries: nonNegativeInt32('max retries'),
-      idleTimeout: duration({ minMs: 0 }),
-      h2UpgradePolicy: string({ enum: ['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE'] }),
-      useClientProtocol: boolean(),
-      maxConcurrentStreams: nonNegativeInt32('max concurrent streams'),
-      http2KeepAlive: object({ interval: duration(), timeout: duration() }),
-    }),
+    tcp: object(
+      {
+        maxConnections: nonNegativeInt32('max connections'),
+        connectTimeout: duration(),
+        tcpKeepalive,
+        maxConnectionDuration: duration(),
+        idleTimeout: duration({ minMs: 0 }),
+      },
+      { notEnforced: ['idleTimeout'] },
+    ),
+    http: object(
+      {
+        http1MaxPendingRequests: nonNegativeInt32('http1 max pending requests'),
+        http2MaxRequests: nonNegativeInt32('http2 max requests'),
+        maxRequestsPerConnection: nonNegativeInt32('max requests per connection'),
+        maxRetries: nonNegativeInt32('max retries'),
+        idleTimeout: duration({ minMs: 0 }),
+        h2UpgradePolicy: string({ enum: ['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE'] }),
+        useClientProtocol: boolean(),
+        maxConcurrentStreams: nonNegativeInt32('max concurrent streams'),
+        http2KeepAlive: object({ interval: duration(), timeout: duration() }),
+      },
+      {
+        notEnforced: ['http2KeepAlive'],
+        check: (v, path, ctx) => {
+          if (v.useClientProtocol === false)
+            warn(
+              ctx,
+              join(path, 'useClientProtocol'),
+              `${NOT_ENFORCED}: Trellis proxies always speak the client's protocol upstream (unless h2UpgradePolicy is UPGRADE)`,
+            );
+        },
+      },
+    ),
   },
   {
     check: (v, path, ctx) => {
@@ -508,30 +530,36 @@ function portLevelSettings(): Validator {
   };
 }
 
-export const trafficPolicy: Validator = object({
-  loadBalancer,
-  connectionPool,
-  outlierDetection,
-  tls: clientTls,
-  portLevelSettings: portLevelSettings(),
-  tunnel: object(
-    {
-      protocol: string({
-        check: (v, path, ctx) => {
-          if (!['CONNECT', 'POST'].includes(v.toUpperCase())) {
-            fail(ctx, path, `tunnel protocol ${JSON.stringify(v)} is not valid: expected CONNECT or POST`);
-          }
-        },
-      }),
-      targetHost: host({ allowIP: true, what: 'tunnel target host' }),
-      targetPort: portNumber(),
-    },
-    { required: ['targetHost', 'targetPort'] },
-  ),
-  proxyProtocol: object({ version: string({ enum: ['V1', 'V2'] }) }),
-  retryBudget: object({
-    percent: number({ min: 0, max: 100 }),
-    minRetryConcurrency: uint32(),
-    budgetInterval: duration(),
-  }),
-});
+export const trafficPolicy: Validator = object(
+  {
+    loadBalancer,
+    connectionPool,
+    outlierDetection,
+    tls: clientTls,
+    portLevelSettings: portLevelSettings(),
+    tunnel: object(
+      {
+        protocol: string({
+          check: (v, path, ctx) => {
+            if (!['CONNECT', 'POST'].includes(v.toUpperCase())) {
+              fail(ctx, path, `tunnel protocol ${JSON.stringify(v)} is not valid: expected CONNECT or POST`);
+            }
+          },
+        }),
+        targetHost: host({ allowIP: true, what: 'tunnel target host' }),
+        targetPort: portNumber(),
+      },
+      { required: ['targetHost', 'targetPort'] },
+    ),
+    proxyProtocol: object({ version: string({ enum: ['V1', 'V2'] }) }),
+    retryBudget: object(
+      {
+        percent: number({ min: 0, max: 100 }),
+        minRetryConcurrency: uint32(),
+        budgetInterval: duration(),
+      },
+      { notEnforced: ['budgetInterval'] },
+    ),
+  },
+  { notEnforced: ['tunnel', 'proxyProtocol'] },
+);

@@ -5,7 +5,7 @@ import type { Cluster, Endpoint, HashKey } from '../../compile/snapshot.ts';
 import { endpointPeer, type PeerInfo } from '../telemetry.ts';
 import { hashKey, Maglev, RingHash } from './consistent-hash.ts';
 import { type LoadBalancer, loadBalancer } from './load-balancer.ts';
-import { type Locality, LocalityBalancer, localityOf } from './locality.ts';
+import { type Locality, LocalityBalancer, localityOf, localityString } from './locality.ts';
 import { OutlierDetector } from './outlier.ts';
 import { type ClusterState, type EndpointState, UpstreamState } from './state.ts';
 
@@ -35,6 +35,8 @@ export interface HashedRequest {
   readonly sourceAddress: string;
   /** Set when the balancer makes the hash cookie up, for the response. */
   setCookie?: string;
+  /** A retry that should leave the localities tried so far. */
+  readonly remoteLocalities?: boolean;
 }
 
 interface Hashed {
@@ -132,6 +134,12 @@ export class ClusterRuntime {
    * request favours one that fails fast) is then passed over for the first untried one.
    */
   pickAvoiding(req: HashedRequest, tried: readonly EndpointRuntime[]): EndpointRuntime | undefined {
+    if (req.remoteLocalities) {
+      // Envoy's previous-priorities predicate, by locality: the first endpoint elsewhere.
+      const seen = new Set(tried.map((e) => localityString(e.locality)));
+      const elsewhere = this.up.find((e) => !seen.has(localityString(e.locality)));
+      if (elsewhere) return elsewhere;
+    }
     let ep = this.pick(req);
     for (let i = 1; i < 5 && ep && tried.includes(ep); i++) ep = this.pick(req);
     if (!ep || !tried.includes(ep)) return ep;

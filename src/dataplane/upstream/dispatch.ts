@@ -30,6 +30,8 @@ export interface UpstreamRequest {
   attempts: number;
   /** Endpoints tried before, which a retry avoids (Envoy's previous-hosts predicate). */
   tried: EndpointRuntime[] | undefined;
+  /** `retryRemoteLocalities`: a retry leaves the localities already tried, where it can. */
+  remoteLocalities: boolean;
   /** Retries ran out on a retriable answer, which went downstream as it was: flag URX. */
   retriesExhausted: boolean;
   /** A consistent-hash cookie the balancer made up, for the response's Set-Cookie. */
@@ -58,6 +60,7 @@ export function upstreamRequest(
     sourceAddress,
     attempts: 0,
     tried: undefined,
+    remoteLocalities: false,
     retriesExhausted: false,
   };
 }

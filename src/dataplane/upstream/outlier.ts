@@ -25,7 +25,8 @@ export class OutlierDetector {
 
   /** An answer from the upstream. */
   response(ep: EndpointState, status: number): void {
-    if (status < 500) {
+    const codes = this.od.errorCodes;
+    if (codes ? !codes.includes(status) : status < 500) {
       ep.consecutive5xx = 0;
       ep.consecutiveGateway = 0;
       if (!this.od.splitExternalLocalOriginErrors) ep.consecutiveLocal = 0;

@@ -162,11 +162,12 @@ class RetryCall implements UpstreamCall, DispatchHandler {
       o.state.activeRetries++;
     }
     const ep = this.req.endpoint;
-    if (o.policy.ignorePreviousHosts && ep) {
+    if ((o.policy.ignorePreviousHosts || o.policy.remoteLocalities) && ep) {
       this.req.tried ??= [];
       this.req.tried.push(ep);
     }
     this.req.endpoint = undefined;
+    this.req.remoteLocalities = o.policy.remoteLocalities === true;
     if (this.body) this.req.body = this.body.attempt();
     this.req.bodyStarted = false;
     this.req.fresh = false;
