@@ -4,18 +4,14 @@ import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { Duplex, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import {
-  type Dispatch,
-  type DispatchHandler,
-  type Layer,
-  type UpstreamCall,
-  type UpstreamFailure,
-  upstreamRequest,
-} from './dispatch.ts';
+import type { RetryPolicy } from '../../compile/snapshot.ts';
+import { type Dispatch, type Layer, type UpstreamFailure, upstreamRequest } from './dispatch.ts';
 import { H1Pool } from './h1-pool.ts';
 import { h1Transport } from './h1-transport.ts';
 import { h2Transport } from './h2-transport.ts';
 import { replayStale } from './replay.ts';
+import { RetryConditions, withRetries } from './retry.ts';
+import { ClusterState } from './state.ts';
 
 interface Seen {
   heads: number[];
@@ -45,42 +41,22 @@ function send(dispatch: Dispatch, protocol: 'HTTP/1.1' | 'HTTP/2', method = 'GET
   });
 }
 
-/**
- * A layer in the way a retry policy works: it holds each response head until it knows, drops an
- * attempt that answered 503 and dispatches the request again while its body has not streamed.
- */
-const againOn503: Layer = (next) => (req, handler) => {
-  let current: UpstreamCall;
-  let attempts = 0;
-  const attempt = (): void => {
-    attempts++;
-    let dropped = false;
-    const h: DispatchHandler = {
-      onHead(status: number, headers: IncomingHttpHeaders) {
-        if (status === 503 && attempts < 3 && !req.bodyStarted) {
-          dropped = true;
-          current.abort();
-          attempt();
-          return;
-        }
-        handler.onHead(status, headers);
-      },
-      onData: (c) => dropped || handler.onData(c),
-      onEnd: () => {
-        if (!dropped) handler.onEnd();
-      },
-      onError: (f) => {
-        if (!dropped) handler.onError(f);
-      },
-    };
-    current = next(req, h);
-  };
-  attempt();
-  return {
-    resume: () => current.resume(),
-    abort: () => current.abort(),
-  };
+/** The retry layer over one transport: a 503 is dropped and the request sent again. */
+const policy: RetryPolicy = {
+  attempts: 2,
+  on: ['retriable-status-codes'],
+  statusCodes: [503],
+  backoffMs: 1,
+  ignorePreviousHosts: false,
+  origin: 'test',
 };
+const againOn503: Layer = withRetries({
+  policy,
+  conditions: new RetryConditions(policy),
+  state: new ClusterState('test'),
+  maxRetries: undefined,
+  budget: undefined,
+});
 
 describe('upstream dispatch and its layers', { timeout: 20_000 }, () => {
   let h1: http.Server;

@@ -101,6 +101,11 @@ export interface RetryOptions {
   random?: () => number;
 }
 
+/** Envoy's jittered backoff before retry `n` (1, 2, ...): below base × 2^n, capped at 10 × base. */
+export function backoff(baseMs: number, n: number, random: () => number): number {
+  return Math.floor(random() * Math.min(baseMs * 2 ** n, baseMs * 10));
+}
+
 export function withRetries(o: RetryOptions): (next: Dispatch) => Dispatch {
   return (next) => (req, handler) => new RetryCall(next, req, handler, o);
 }
