@@ -4,20 +4,23 @@
 // handful of backend apps, each behind its own sidecar; each test applies its VirtualServices and
 // DestinationRules and waits until the client runs them.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import type { ProxySnapshot } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import { SILENT } from '../src/lib/log.ts';
-import { until } from './support/mesh.ts';
+import { CLI, until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
 
 const FLAGS = 'x-trellis-response-flags';
+const run = promisify(execFile);
 
 interface Backend {
   name: string;
@@ -178,6 +181,13 @@ async function stat(name: string, labels: Record<string, string>): Promise<numbe
       total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+/** The real CLI against this control plane, as an operator runs it (not spawnSync: the control plane runs here). */
+async function cli(args: string[]): Promise<string> {
+  const args_ = [CLI, ...args, '--api', cp.info.api, '--token-file', cp.info.adminTokenFile];
+  const { stdout } = await run(process.execPath, args_, { timeout: 30_000 });
+  return stdout;
 }
 
 function countBy<T>(xs: T[], key: (x: T) => string): Record<string, number> {
@@ -439,6 +449,12 @@ spec:
       return s.proxies.find((p) => p.id === 'client-0')?.ejections?.[0];
     });
     assert.equal(status.reason, '2 consecutive 5xx');
+    // The operator's view: the CLI shows the ejected endpoint and the cluster's counters.
+    const endpoints = await cli(['proxy-config', 'client-0', 'endpoints']);
+    assert.match(endpoints, /EJECTED \(2 consecutive 5xx\) until \d{4}-\d\d-\d\dT/);
+    const clusters = await cli(['proxy-config', 'client-0', 'clusters']);
+    const row = clusters.split('\n').find((l) => l.startsWith(fqdn('od')));
+    assert.match(row ?? '', /ROUND_ROBIN\s+\d+\s+0 \(0 URX\)\s+0\s+1\/1\s/, row);
     const until_ = Date.parse(status.until) - ejectedAt;
     assert.ok(until_ > 1000 && until_ <= 1600, `ejected for about baseEjectionTime (${until_}ms)`);
 

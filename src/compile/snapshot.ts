@@ -448,7 +448,14 @@ export interface LocalityLb {
 
 export type HashKey =
   | { header: string }
-  | { cookie: { name: string; path?: string; ttlMs?: number } }
+  | {
+      cookie: {
+        name: string;
+        path?: string;
+        ttlMs?: number;
+        attributes?: { name: string; value?: string }[];
+      };
+    }
   | { sourceIp: true }
   | { queryParameter: string };
 

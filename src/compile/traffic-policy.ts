@@ -75,6 +75,7 @@ export function loadBalancerPolicy(lb: LoadBalancerSettings | undefined): LoadBa
               name: ch.httpCookie.name,
               ...(ch.httpCookie.path ? { path: ch.httpCookie.path } : {}),
               ...(ch.httpCookie.ttl !== undefined ? { ttlMs: ms(ch.httpCookie.ttl) } : {}),
+              ...(ch.httpCookie.attributes?.length ? { attributes: ch.httpCookie.attributes } : {}),
             },
           }
         : ch.useSourceIp

@@ -67,15 +67,26 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   processMetrics(registry);
   const metrics = createIstioMetrics(registry);
   const peers = new PeerPool(creds);
-  // Ejections go to the control plane (trellis proxy-config endpoints shows them), a moment after
-  // they change so a burst of them is one report.
+  // What the proxy learns about its upstreams goes to the control plane (trellis proxy-config shows
+  // it): a moment after an ejection changes, so a burst is one report, and every few seconds while
+  // the counters move.
+  let lastReport = '';
+  const report = () => {
+    const clusters = upstreamState.counters();
+    const ejections = upstreamState.ejected();
+    const text = JSON.stringify([ejections, clusters]);
+    if (text === lastReport) return;
+    lastReport = text;
+    agent.reportUpstream(ejections, clusters);
+  };
   let ejectionReport: NodeJS.Timeout | undefined;
   const upstreamState = new UpstreamState(() => {
     ejectionReport ??= setTimeout(() => {
       ejectionReport = undefined;
-      agent.reportEjections(upstreamState.ejected());
+      report();
     }, 50).unref();
   });
+  const counterReports = setInterval(report, 3000).unref();
   const pipeline = new Pipeline({
     self: selfPeer(node, identity),
     peers,
@@ -214,6 +225,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     current: () => pipeline.config?.snapshot,
     async close() {
       health?.stop();
+      clearInterval(counterReports);
       agent.stop();
       // Graceful drain: stop accepting, let in-flight exchanges finish, then drop pooled sessions.
       await Promise.all([...servers, ...[...gateways.values()].map((g) => g.server)].map(closeServer));

@@ -21,8 +21,12 @@ export type ProxyMessage =
   | { type: 'ack'; version: string }
   | { type: 'nack'; version: string; reason: string }
   | { type: 'health'; healthy: boolean }
-  /** The endpoints outlier detection has ejected now, sent whenever that set changes. */
-  | { type: 'ejections'; ejections: Ejection[] }
+  /**
+   * What the proxy has learnt about its upstreams: the endpoints outlier detection has ejected now,
+   * and each cluster's counters. Sent when an ejection changes, and every few seconds while counters
+   * move.
+   */
+  | { type: 'upstream'; ejections: Ejection[]; clusters: Record<string, ClusterCounters> }
   | { type: 'trust-ack'; version: string }
   /** The certificate chain the proxy now presents (leaf first), after hello and after every renewal. */
   | { type: 'certificate'; certChain: string };
@@ -36,6 +40,9 @@ export interface Ejection {
   /** ISO time. */
   until: string;
 }
+
+/** Envoy-like per-cluster counters of one proxy (`cluster.<name>.upstream_rq_retry`, ...). */
+export type ClusterCounters = Record<string, number>;
 
 export type ControlPlaneMessage =
   | { type: 'snapshot'; snapshot: ProxySnapshot }

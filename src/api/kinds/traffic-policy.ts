@@ -211,7 +211,8 @@ const consistentHash: Validator = object(
     ringHash: object({ minimumRingSize: uint32({ max: Number.MAX_SAFE_INTEGER }) }),
     maglev: object({
       tableSize: uint32({
-        max: Number.MAX_SAFE_INTEGER,
+        // Envoy's limit for a maglev table.
+        max: 5_000_011,
         check: (v, path, ctx) => {
           if (!isPrime(v)) fail(ctx, path, `maglev tableSize ${v} must be a prime number, e.g. 65537`);
         },

@@ -6,7 +6,7 @@ import type {
   RouteMatch,
   StringMatch,
 } from '../../compile/snapshot.ts';
-import type { Ejection } from '../../push/protocol.ts';
+import type { ClusterCounters, Ejection } from '../../push/protocol.ts';
 import { CONNECTION_FLAGS, maxPositionals, oneOf, parseArgs, UsageError } from '../args.ts';
 import { connect, connectionFrom } from '../client.ts';
 import { json, table, write, yamlDocs } from '../output.ts';
@@ -113,15 +113,49 @@ export function routesTable(s: ProxySnapshot): string {
   return table(['TABLE', 'VIRTUAL HOST', 'DOMAINS', 'MATCH', 'CLUSTERS', 'ORIGIN'], rows);
 }
 
-export function clustersTable(s: ProxySnapshot): string {
+/** What the proxy reported of its upstreams beside its status; empty before its first report. */
+export interface UpstreamReport {
+  ejections: readonly Ejection[];
+  clusters: Readonly<Record<string, ClusterCounters>>;
+}
+
+const NO_REPORT: UpstreamReport = { ejections: [], clusters: {} };
+
+/** The proxy's own counters for a cluster, Envoy's `cluster.<name>.*` in a few columns. */
+function counters(c: ClusterCounters | undefined): string[] {
+  if (!c) return ['-', '-', '-', '-'];
+  const n = (k: string) => String(c[k] ?? 0);
+  return [
+    n('upstream_rq_total'),
+    `${n('upstream_rq_retry')} (${n('upstream_rq_retry_limit_exceeded')} URX)`,
+    n('upstream_rq_pending_overflow'),
+    `${n('outlier_detection_ejections_active')}/${n('outlier_detection_ejections_enforced_total')}`,
+  ];
+}
+
+export function clustersTable(s: ProxySnapshot, report: UpstreamReport = NO_REPORT): string {
   return table(
-    ['NAME', 'DIRECTION', 'SUBSET', 'ENDPOINTS', 'TLS', 'ORIGIN'],
+    [
+      'NAME',
+      'DIRECTION',
+      'SUBSET',
+      'ENDPOINTS',
+      'TLS',
+      'LB',
+      'REQUESTS',
+      'RETRIES',
+      'OVERFLOWS',
+      'EJECTED',
+      'ORIGIN',
+    ],
     s.clusters.map((c) => [
       c.name,
       c.direction,
       c.subset ?? '-',
       String(c.endpoints.length),
       c.tls.mode,
+      c.lb.type,
+      ...counters(report.clusters[c.name]),
       c.origin ?? '-',
     ]),
   );
@@ -167,7 +201,7 @@ export function endpointsTable(s: ProxySnapshot, ejections: readonly Ejection[] 
 export function formatProxyConfig(
   s: ProxySnapshot,
   section: Section = 'all',
-  ejections: readonly Ejection[] = [],
+  report: UpstreamReport = NO_REPORT,
 ): string {
   switch (section) {
     case 'listeners':
@@ -175,29 +209,33 @@ export function formatProxyConfig(
     case 'routes':
       return routesTable(s);
     case 'clusters':
-      return clustersTable(s);
+      return clustersTable(s, report);
     case 'endpoints':
-      return endpointsTable(s, ejections);
+      return endpointsTable(s, report.ejections);
     case 'all':
-      return [listenersTable(s), routesTable(s), clustersTable(s), endpointsTable(s, ejections)].join('\n');
+      return [
+        listenersTable(s),
+        routesTable(s),
+        clustersTable(s, report),
+        endpointsTable(s, report.ejections),
+      ].join('\n');
   }
 }
 
 /** What `-o json|yaml` prints: the whole snapshot for `all`, else the section's list. */
-export function sectionData(
-  s: ProxySnapshot,
-  section: Section,
-  ejections: readonly Ejection[] = [],
-): unknown {
+export function sectionData(s: ProxySnapshot, section: Section, report: UpstreamReport = NO_REPORT): unknown {
   switch (section) {
     case 'listeners':
       return s.listeners;
     case 'routes':
       return s.routeTables;
     case 'clusters':
-      return s.clusters;
+      return s.clusters.map((c) => ({
+        ...c,
+        ...(report.clusters[c.name] ? { counters: report.clusters[c.name] } : {}),
+      }));
     case 'endpoints':
-      return endpointRows(s, ejections).map(({ cluster, endpoint, ejection }) => ({
+      return endpointRows(s, report.ejections).map(({ cluster, endpoint, ejection }) => ({
         cluster: cluster.name,
         ...endpoint,
         ...(ejection ? { ejected: { reason: ejection.reason, until: ejection.until } } : {}),
@@ -220,14 +258,14 @@ export async function run(args: string[]): Promise<number> {
     'all';
   const client = await connect(connectionFrom(flags));
   const snap = await client.get<ProxySnapshot>('proxy-config', proxy);
-  // Ejections are the proxy's own run-time state, which it reports beside its status.
-  const ejections =
-    section === 'endpoints' || section === 'all'
-      ? ((await client.get<ProxyStatusResponse>('proxy-status')).proxies.find((p) => p.id === proxy)
-          ?.ejections ?? [])
-      : [];
-  if (output === 'json') write(json(sectionData(snap, section, ejections)));
-  else if (output === 'yaml') write(yamlDocs([sectionData(snap, section, ejections)]));
-  else write(formatProxyConfig(snap, section, ejections));
+  // Ejections and counters are the proxy's own run-time state, which it reports beside its status.
+  let report = NO_REPORT;
+  if (section === 'clusters' || section === 'endpoints' || section === 'all') {
+    const st = (await client.get<ProxyStatusResponse>('proxy-status')).proxies.find((p) => p.id === proxy);
+    report = { ejections: st?.ejections ?? [], clusters: st?.clusters ?? {} };
+  }
+  if (output === 'json') write(json(sectionData(snap, section, report)));
+  else if (output === 'yaml') write(yamlDocs([sectionData(snap, section, report)]));
+  else write(formatProxyConfig(snap, section, report));
   return 0;
 }

@@ -14,6 +14,7 @@ import type { Logger } from '../../lib/log.ts';
 import { peerIdentity } from '../../lib/spiffe.ts';
 import { encodeDeltaMessage, encodeSnapshotMessage } from '../../push/encode.ts';
 import {
+  type ClusterCounters,
   DELTA_BASE_MISMATCH,
   type Ejection,
   LineBuffer,
@@ -41,6 +42,8 @@ export interface ProxyStatus {
   status: 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT';
   /** Endpoints its outlier detection has ejected, as it last reported. */
   ejections?: Ejection[];
+  /** Its clusters' counters, as it last reported. */
+  clusters?: Record<string, ClusterCounters>;
 }
 
 /** The certificate a proxy reported it presents, as the control plane checked it. */
@@ -94,6 +97,7 @@ interface Connection {
   certificate?: ReportedCertificate;
   /** What its outlier detection ejected, as it last reported. */
   ejections: Ejection[];
+  clusters: Record<string, ClusterCounters>;
 }
 
 export interface Convergence {
@@ -315,6 +319,7 @@ export class PushServer {
         inFlight: false,
         fullOnly: false,
         ejections: [],
+        clusters: {},
       };
       this.conns.get(node.id)?.stream.close();
       this.conns.set(node.id, c);
@@ -364,8 +369,9 @@ export class PushServer {
     } else if (msg.type === 'health') {
       conn.node = { ...conn.node, healthy: msg.healthy };
       this.registry.setHealth(conn.node.id, msg.healthy);
-    } else if (msg.type === 'ejections') {
+    } else if (msg.type === 'upstream') {
       conn.ejections = Array.isArray(msg.ejections) ? msg.ejections : [];
+      conn.clusters = msg.clusters !== null && typeof msg.clusters === 'object' ? msg.clusters : {};
     } else if (msg.type === 'trust-ack') {
       conn.trustAcked = msg.version;
       this.trustChanged();
@@ -482,6 +488,7 @@ export class PushServer {
             : undefined,
           nack: c.nack ? { ...c.nack, at: c.nack.at.toISOString() } : undefined,
           ...(c.ejections.length ? { ejections: c.ejections } : {}),
+          ...(Object.keys(c.clusters).length ? { clusters: c.clusters } : {}),
           status: !latest
             ? 'NOT SENT'
             : nacked

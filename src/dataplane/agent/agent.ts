@@ -12,6 +12,7 @@ import type { Logger } from '../../lib/log.ts';
 import { chainRootPem, pemCertificates } from '../../lib/trust-chain.ts';
 import type {
   CertificateResponse,
+  ClusterCounters,
   ControlPlaneMessage,
   Ejection,
   ProxyMessage,
@@ -212,7 +213,7 @@ export class Agent {
     });
     this.send({ type: 'hello', node: this.o.node, running: this.running?.version });
     this.send({ type: 'certificate', certChain: certChainPem });
-    if (this.ejections.length) this.send({ type: 'ejections', ejections: this.ejections });
+    if (this.upstream) this.send(this.upstream);
     const lines = new LineBuffer();
     let chain = Promise.resolve();
     stream.setEncoding('utf8');
@@ -255,12 +256,12 @@ export class Agent {
     if (this.stream && !this.stream.closed) this.stream.write(`${JSON.stringify(msg)}\n`);
   }
 
-  /** The latest set, sent again after a reconnect. */
-  private ejections: Ejection[] = [];
+  /** The latest report, sent again after a reconnect. */
+  private upstream: Extract<ProxyMessage, { type: 'upstream' }> | undefined;
 
-  reportEjections(ejections: Ejection[]): void {
-    this.ejections = ejections;
-    this.send({ type: 'ejections', ejections });
+  reportUpstream(ejections: Ejection[], clusters: Record<string, ClusterCounters>): void {
+    this.upstream = { type: 'upstream', ejections, clusters };
+    this.send(this.upstream);
   }
 
   reportHealth(healthy: boolean): void {

@@ -51,6 +51,7 @@ const FLAG_TEXT: Record<string, string> = {
   UF: 'upstream connect error',
   UC: 'upstream connection termination',
   UT: 'upstream request timeout',
+  UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
 };
 
 export class Exchange {
@@ -110,7 +111,9 @@ export class Exchange {
       this.down.destroy();
       return;
     }
-    const text = body ?? `${FLAG_TEXT[flags] ?? 'error'}\n`;
+    // Combined flags (`UF,URX`, `DI,FI`) read as their first.
+    const comma = flags.indexOf(',');
+    const text = body ?? `${FLAG_TEXT[comma < 0 ? flags : flags.slice(0, comma)] ?? 'error'}\n`;
     const headers: OutgoingHttpHeaders = {
       'content-type': 'text/plain',
       ...extra,

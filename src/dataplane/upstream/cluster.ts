@@ -79,6 +79,8 @@ export class ClusterRuntime {
   /** The endpoints requests may go to now; with too few, outlier ejections are ignored (panic). */
   private available(): EndpointRuntime[] {
     const ready = this.endpoints.filter((e) => e.endpoint.healthy);
+    // Ejections from an outlier detection the cluster no longer has do not count, as Envoy drops them.
+    if (!this.outlier) return ready;
     const up = ready.filter((e) => e.state.ejectedUntil === 0);
     const min = this.cluster.outlierDetection?.minHealthPercent ?? 0;
     if (min > 0 && ready.length > 0 && (up.length * 100) / ready.length < min) return ready;
@@ -171,6 +173,7 @@ function hashInput(key: HashKey, req: HashedRequest): string | undefined {
   const attrs = [`${name}="${value}"`];
   if (key.cookie.path) attrs.push(`Path=${key.cookie.path}`);
   if (key.cookie.ttlMs > 0) attrs.push(`Max-Age=${Math.floor(key.cookie.ttlMs / 1000)}`);
+  for (const a of key.cookie.attributes ?? []) attrs.push(a.value ? `${a.name}=${a.value}` : a.name);
   attrs.push('HttpOnly');
   req.setCookie = attrs.join('; ');
   return `"${value}"`;

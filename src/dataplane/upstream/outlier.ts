@@ -69,7 +69,8 @@ export class OutlierDetector {
     ep.consecutive5xx = 0;
     ep.consecutiveGateway = 0;
     ep.consecutiveLocal = 0;
-    if ((100 * (c.ejected + 1)) / this.size > this.od.maxEjectionPercent) {
+    // Envoy ejects at least one endpoint whatever the percentage allows.
+    if (c.ejected > 0 && (100 * (c.ejected + 1)) / this.size > this.od.maxEjectionPercent) {
       c.stats.outlier_detection_ejections_overflow++;
       return;
     }

@@ -113,6 +113,8 @@ describe('retryOn conditions', () => {
     ['connect-failure', { fail: 'connect' }, true],
     ['connect-failure', { fail: 'reset' }, false],
     ['connect-failure', { fail: 'timeout' }, false],
+    ['reset-before-request', { fail: 'connect' }, true],
+    ['reset-before-request', { fail: 'reset' }, false],
     ['refused-stream', { fail: 'reset', refused: true }, true],
     ['refused-stream', { fail: 'reset' }, false],
     ['retriable-4xx', { status: 409 }, true],
@@ -203,11 +205,11 @@ describe('retries', () => {
     assert.equal(r.req.attempts, 1);
   });
 
-  test('backoff: a random wait below base × 2^n, the ceiling capped at 10 × base', () => {
+  test('backoff: a random wait up to (2^n - 1) × base, the ceiling capped at 10 × base', () => {
     const max = () => 0.999999;
     assert.deepEqual(
       [1, 2, 3, 4, 5].map((n) => backoff(25, n, max)),
-      [49, 99, 199, 249, 249],
+      [24, 74, 174, 249, 249],
     );
     assert.equal(
       backoff(25, 3, () => 0),

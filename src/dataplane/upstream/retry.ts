@@ -45,7 +45,8 @@ export class RetryConditions {
     this.any5xx = on.has('5xx');
     this.gateway = on.has('gateway-error');
     this.reset = on.has('reset');
-    this.connect = on.has('connect-failure');
+    // Before the request went out: for this proxy, a connection that never came up.
+    this.connect = on.has('connect-failure') || on.has('reset-before-request');
     this.refused = on.has('refused-stream');
     this.conflict = on.has('retriable-4xx');
     this.rateLimited = on.has('envoy-ratelimited');
@@ -101,9 +102,9 @@ export interface RetryOptions {
   random?: () => number;
 }
 
-/** Envoy's jittered backoff before retry `n` (1, 2, ...): below base × 2^n, capped at 10 × base. */
+/** Envoy's jittered backoff before retry `n` (1, 2, ...): up to (2^n - 1) × base, capped at 10 × base. */
 export function backoff(baseMs: number, n: number, random: () => number): number {
-  return Math.floor(random() * Math.min(baseMs * 2 ** n, baseMs * 10));
+  return Math.floor(random() * Math.min(baseMs * (2 ** n - 1), baseMs * 10));
 }
 
 export function withRetries(o: RetryOptions): (next: Dispatch) => Dispatch {

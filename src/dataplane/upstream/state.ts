@@ -52,6 +52,13 @@ export const CLUSTER_GAUGES = [
   'outlier_detection_ejections_active',
 ] as const;
 
+const GAUGE: Record<(typeof CLUSTER_GAUGES)[number], (c: ClusterState) => number> = {
+  upstream_rq_active: (c) => c.active,
+  upstream_rq_pending_active: (c) => c.pending,
+  upstream_rq_retry_active: (c) => c.activeRetries,
+  outlier_detection_ejections_active: (c) => c.ejected,
+};
+
 export class ClusterState {
   readonly name: string;
   /** Where round robin goes next. */
@@ -147,6 +154,17 @@ export class UpstreamState {
     for (const name of this.clusters.keys()) if (!clusters.has(name)) this.clusters.delete(name);
   }
 
+  /** Each cluster's counters and gauges, for the report to the control plane. */
+  counters(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const c of this.clusters.values()) {
+      const all: Record<string, number> = { ...c.stats };
+      for (const g of CLUSTER_GAUGES) all[g] = GAUGE[g](c);
+      out[c.name] = all;
+    }
+    return out;
+  }
+
   has(key: string): boolean {
     return this.endpoints.has(key);
   }
@@ -161,15 +179,9 @@ export class UpstreamState {
       for (const c of this.clusters.values())
         lines.push(`envoy_cluster_${stat}${label(c.name)} ${c.stats[stat]}`);
     }
-    const gauge: Record<(typeof CLUSTER_GAUGES)[number], (c: ClusterState) => number> = {
-      upstream_rq_active: (c) => c.active,
-      upstream_rq_pending_active: (c) => c.pending,
-      upstream_rq_retry_active: (c) => c.activeRetries,
-      outlier_detection_ejections_active: (c) => c.ejected,
-    };
     for (const g of CLUSTER_GAUGES) {
       lines.push(`# TYPE envoy_cluster_${g} gauge`);
-      for (const c of this.clusters.values()) lines.push(`envoy_cluster_${g}${label(c.name)} ${gauge[g](c)}`);
+      for (const c of this.clusters.values()) lines.push(`envoy_cluster_${g}${label(c.name)} ${GAUGE[g](c)}`);
     }
     return `${lines.join('\n')}\n`;
   }
