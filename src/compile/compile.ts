@@ -42,6 +42,8 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
       namespace: node.namespace,
       identity: endpointIdentity(index.mesh.trustDomain, node),
       ...localityOf(node.labels),
+      // failoverPriority ranks endpoints by the labels they share with this proxy.
+      ...(view.shared.clusters.some((c) => c.locality?.failoverPriority) ? { labels: node.labels } : {}),
     },
     trustDomain: index.mesh.trustDomain,
     listeners,

@@ -47,6 +47,8 @@ export interface ProxySnapshot {
     identity: string;
     /** `region/zone/subzone` from the workload's topology labels, for locality-aware balancing. */
     locality?: string;
+    /** The workload's labels, when a cluster's `failoverPriority` ranks endpoints by them. */
+    labels?: Record<string, string>;
   };
   trustDomain: string;
   listeners: Listener[];

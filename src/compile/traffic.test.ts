@@ -417,6 +417,16 @@ ${routedToV2}`,
     });
   }
 
+  test('failoverPriority: the proxy gets its labels to rank endpoints by', () => {
+    const plain = snapshotFor(vs('- route: [{destination: {host: reviews}}]'));
+    assert.equal(plain.proxy.labels, undefined);
+    const s = snapshotFor(
+      `${dr('trafficPolicy:\n  outlierDetection: {}\n  loadBalancer: {localityLbSetting: {failoverPriority: [version]}}')}---\n${vs('- route: [{destination: {host: reviews}}]')}`,
+    );
+    assert.deepEqual(reviewsCluster(s).locality, { failoverPriority: ['version'] });
+    assert.equal(s.proxy.labels?.app, 'productpage');
+  });
+
   test('mesh config: connectTimeout, h2UpgradePolicy and localityLbSetting are the defaults a rule overrides', () => {
     const s = snapshotFor(
       `${dr('trafficPolicy: {outlierDetection: {}}')}---\n${vs('- route: [{destination: {host: reviews}}]')}---\n${meshConfigMap(

@@ -60,7 +60,7 @@ export class ProxyConfig {
     }
     const cfg = new ProxyConfig(snapshot);
     const [region = '', zone = '', subzone = ''] = (snapshot.proxy.locality ?? '').split('/');
-    const self = { locality: { region, zone, subzone } };
+    const self = { locality: { region, zone, subzone }, labels: snapshot.proxy.labels };
     for (const c of snapshot.clusters) {
       try {
         cfg.clusters.set(c.name, new ClusterRuntime(c, state, self));

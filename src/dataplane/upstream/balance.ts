@@ -43,7 +43,8 @@ export function balance(
     if (!ep) return failed(handler, none);
     req.endpoint = ep;
     ep.state.active++;
-    const counted = new InFlight(ep, cluster.outlier, handler);
+    cluster.state.active++;
+    const counted = new InFlight(ep, cluster, handler);
     counted.call = transports[ep.index][upgrade ? 'HTTP/2' : req.protocol](req, counted);
     return counted;
   };
@@ -55,19 +56,22 @@ function pick(cluster: ClusterRuntime, req: UpstreamRequest): EndpointRuntime | 
 
 class InFlight implements DispatchHandler, UpstreamCall {
   private readonly ep: EndpointRuntime;
+  private readonly cluster: ClusterRuntime;
   private readonly outlier: OutlierDetector | undefined;
   private readonly handler: DispatchHandler;
   call: UpstreamCall | undefined;
   private over = false;
-  constructor(ep: EndpointRuntime, outlier: OutlierDetector | undefined, handler: DispatchHandler) {
+  constructor(ep: EndpointRuntime, cluster: ClusterRuntime, handler: DispatchHandler) {
     this.ep = ep;
-    this.outlier = outlier;
+    this.cluster = cluster;
+    this.outlier = cluster.outlier;
     this.handler = handler;
   }
   private done(): void {
     if (this.over) return;
     this.over = true;
     this.ep.state.active--;
+    this.cluster.state.active--;
   }
   onHead(status: number, headers: IncomingHttpHeaders): void {
     if (this.outlier) {

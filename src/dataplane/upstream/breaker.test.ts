@@ -6,15 +6,17 @@ import type { Dispatch, DispatchHandler, UpstreamFailure } from './dispatch.ts';
 import { upstreamRequest } from './dispatch.ts';
 import { ClusterState } from './state.ts';
 
-/** An upstream that answers only when told to. */
-function held() {
+/** An upstream that answers only when told to; it counts requests in flight as the balancer does. */
+function held(state: ClusterState) {
   const waiting: DispatchHandler[] = [];
   const dispatch: Dispatch = (_req, h) => {
+    state.active++;
     waiting.push(h);
     return { resume() {}, abort() {} };
   };
   const finish = () => {
     const h = waiting.shift()!;
+    state.active--;
     h.onHead(200, {});
     h.onEnd();
   };
@@ -44,7 +46,7 @@ describe('circuit breaking', () => {
 
   test('maxConnections 1, http1MaxPendingRequests 1: one in flight, one waiting, the third overflows (UO)', () => {
     const state = new ClusterState('c');
-    const up = held();
+    const up = held(state);
     const d = circuitBreaker({ maxConnections: 1, maxPendingRequests: 1 }, state)!(up.dispatch);
     const a = send(d);
     const b = send(d);
@@ -64,7 +66,7 @@ describe('circuit breaking', () => {
 
   test('a waiting request the client abandons leaves the queue', () => {
     const state = new ClusterState('c');
-    const up = held();
+    const up = held(state);
     const d = circuitBreaker({ maxConnections: 1, maxPendingRequests: 5 }, state)!(up.dispatch);
     send(d);
     const b = send(d);
@@ -76,7 +78,7 @@ describe('circuit breaking', () => {
 
   test('http2MaxRequests: requests in flight over the limit overflow at once, whatever the protocol', () => {
     const state = new ClusterState('c');
-    const up = held();
+    const up = held(state);
     const d = circuitBreaker({ maxRequests: 2 }, state)!(up.dispatch);
     send(d, 'HTTP/2');
     send(d, 'HTTP/2');

@@ -39,13 +39,11 @@ export function circuitBreaker(
   return (next) => {
     const start = (req: UpstreamRequest, handler: DispatchHandler, hold: Held): void => {
       const h1 = req.protocol === 'HTTP/1.1';
-      state.active++;
       if (h1) state.activeH1++;
       let over = false;
       const done = () => {
         if (over) return;
         over = true;
-        state.active--;
         if (h1) {
           state.activeH1--;
           // A connection is free again: the oldest waiting request takes it.
