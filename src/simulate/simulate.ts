@@ -207,11 +207,15 @@ function healthy(cfg: ProxyConfig, cluster: string): Endpoint[] {
     .map((e) => e.endpoint);
 }
 
-/** Every phase that decides before the request goes upstream: what the proxy would do, without doing it. */
+/**
+ * Every phase that decides before the request goes upstream: what the proxy would do, without doing
+ * it. Fault injection is left out: it waits and draws at random, so the route's `fault` is reported
+ * with the route instead.
+ */
 const DECIDING_PHASES = PHASES.slice(
   0,
   PHASES.findIndex((p) => p.name === 'upstream'),
-);
+).filter((p) => p.name !== 'fault');
 
 /** The deciding phases need none of this; it is there to satisfy their setup's shape. */
 const DEPS: PhaseDeps = {

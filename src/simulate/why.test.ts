@@ -121,3 +121,35 @@ describe('why: hop by hop', () => {
     );
   });
 });
+
+describe('why: fault injection', () => {
+  const input = bookinfoInput(
+    bookinfoRouting(
+      'destination-rule-all.yaml',
+      'virtual-service-all-v1.yaml',
+      'virtual-service-ratings-test-abort.yaml',
+    ),
+  );
+  const mesh = view(input);
+
+  test('an abort for every matching request is where the request ends; others pass', async () => {
+    const jason = await why(mesh, {
+      source: 'reviews-v1',
+      method: 'GET',
+      url: 'http://ratings:9080/ratings/0',
+      headers: { 'end-user': 'jason' },
+    });
+    assert.deepEqual(outcomes(jason.hops), [
+      {
+        proxy: 'reviews-v1-0.default',
+        answered: { status: 500, flag: 'FI', reason: 'VirtualService default/ratings http[0] fault abort' },
+      },
+    ]);
+    const other = await why(mesh, {
+      source: 'reviews-v1',
+      method: 'GET',
+      url: 'http://ratings:9080/ratings/0',
+    });
+    assert.deepEqual(outcomes(other.hops), [{ proxy: 'ratings-v1-0.default', app: { port: 9080 } }]);
+  });
+});

@@ -113,7 +113,14 @@ export function outcomes(hops: readonly Hop[]): Outcome[] {
   const out: Outcome[] = [];
   for (const hop of hops) {
     const sim = hop.simulation;
+    const abort = sim.action?.type === 'forward' ? sim.action.fault?.abort : undefined;
     if (sim.refused) out.push({ proxy: hop.proxy, answered: sim.refused });
+    // An abort for every request answers there; a share of them is shown with the route.
+    else if (abort && abort.percent >= 100)
+      out.push({
+        proxy: hop.proxy,
+        answered: { status: abort.status, flag: 'FI', reason: `${sim.route?.origin} fault abort` },
+      });
     else if (hop.kind === 'inbound') out.push({ proxy: hop.proxy, app: { port: sim.targetPort! } });
     else if (hop.next?.length) out.push(...outcomes(hop.next));
     else if (sim.action && sim.action.type !== 'forward')

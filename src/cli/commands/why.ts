@@ -1,4 +1,4 @@
-import type { ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
+import type { ForwardAction, ProxyNode, ProxySnapshot } from '../../compile/snapshot.ts';
 import { type Hop, type MeshView, outcomes, type WhyAnswer, why } from '../../simulate/why.ts';
 import { CONNECTION_FLAGS, oneOf, parseArgs, UsageError } from '../args.ts';
 import { type ApiClient, connect, connectionFrom } from '../client.ts';
@@ -170,9 +170,33 @@ function phaseDetail(hop: Hop, phase: string, verdict: 'passed' | 'answered'): s
           : a
             ? `${a.type} ${a.status}`
             : '';
-      return `  ${sim.route.origin} → ${to}`;
+      return [`  ${sim.route.origin} → ${to}`, ...(a?.type === 'forward' ? routePolicy(a) : [])].join('\n');
     }
     default:
       return '';
   }
+}
+
+/** What a forwarding route does besides choosing clusters, one line each. */
+function routePolicy(a: ForwardAction): string[] {
+  const lines: string[] = [];
+  const f = a.fault;
+  if (f?.delay) lines.push(`fault: delay ${f.delay.ms}ms for ${f.delay.percent}% of requests (flag DI)`);
+  if (f?.abort)
+    lines.push(
+      `fault: abort ${f.abort.grpcStatus !== undefined ? `grpc-status ${f.abort.grpcStatus}` : f.abort.status} for ${f.abort.percent}% of requests (flag FI)`,
+    );
+  if (a.timeoutMs) lines.push(`timeout ${a.timeoutMs}ms`);
+  if (a.retry) {
+    const on = [...a.retry.on, ...a.retry.statusCodes.map(String)].join(',');
+    const perTry = a.retry.perTryTimeoutMs ? `, ${a.retry.perTryTimeoutMs}ms per try` : '';
+    lines.push(`retries: up to ${a.retry.attempts} on ${on}${perTry} (${a.retry.origin})`);
+  }
+  if (a.rewrite?.uri !== undefined || a.rewrite?.regex)
+    lines.push(
+      `rewrite: path ${a.rewrite.regex ? `~${a.rewrite.regex.match} → ${a.rewrite.regex.rewrite}` : `${a.rewrite.prefix ?? ''}* → ${a.rewrite.uri}`}`,
+    );
+  if (a.rewrite?.authority) lines.push(`rewrite: authority ${a.rewrite.authority}`);
+  for (const m of a.mirrors ?? []) lines.push(`mirror: ${m.percent}% to ${m.cluster}`);
+  return lines.map((l) => `    ${l}`);
 }
