@@ -203,6 +203,18 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
         proxies: [proxy(client.id), proxy(guarded.id)],
       },
       {
+        name: 'mesh-plain',
+        what: 'as mesh, on a route without retries and a cluster without outlier detection: the baseline of mesh-resilient',
+        target: (h2) => ({ url: `http://127.0.0.1:${client.outboundPort}/`, authority: 'plain', h2 }),
+        proxies: [proxy(client.id), proxy(up.id)],
+      },
+      {
+        name: 'mesh-resilient',
+        what: "as mesh, with Istio's default retry policy and outlier detection on the client sidecar",
+        target: (h2) => ({ url: `http://127.0.0.1:${client.outboundPort}/`, authority: 'resilient', h2 }),
+        proxies: [proxy(client.id), proxy(up.id)],
+      },
+      {
         name: 'gateway',
         what: 'ingress gateway → mTLS HTTP/2 → server sidecar → upstream',
         target: (h2) => ({ url: `http://127.0.0.1:${Object.values(gw.gatewayPorts!)[0]}/`, h2 }),

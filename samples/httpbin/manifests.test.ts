@@ -63,31 +63,20 @@ describe('httpbin.yaml', () => {
 });
 
 describe('networking/', () => {
-  it('holds the circuit-breaking and mirroring task files, valid with only "not yet enforced" warnings', () => {
+  it('holds the circuit-breaking, mirroring, retries and CORS task files, valid with no warnings', () => {
     assert.deepEqual(files.sort(), [
       'destination-rule-httpbin-circuit-breaker.yaml',
       'destination-rule-httpbin-v1-v2.yaml',
+      'virtual-service-httpbin-cors.yaml',
       'virtual-service-httpbin-mirror.yaml',
+      'virtual-service-httpbin-retries.yaml',
       'virtual-service-httpbin-v1.yaml',
     ]);
-    const notEnforced = new Map<string, string[]>();
     for (const f of files) {
       const r = validateText(readFileSync(join(networkingDir, f), 'utf8'), f);
-      assert.deepEqual(r.errors, [], f);
-      for (const w of r.warnings) assert.match(w.message, /not yet enforced/, `${f}: ${w.path}`);
-      notEnforced.set(
-        f,
-        r.warnings.map((w) => w.path),
-      );
+      assert.deepEqual([...r.errors, ...r.warnings], [], f);
       for (const d of scenarios.get(f)!) assert.equal(d.apiVersion, 'networking.istio.io/v1', f);
     }
-    // Today's gaps, named so that a newly enforced field shows up here.
-    assert.deepEqual(Object.fromEntries(notEnforced), {
-      'destination-rule-httpbin-circuit-breaker.yaml': ['spec.trafficPolicy'],
-      'destination-rule-httpbin-v1-v2.yaml': [],
-      'virtual-service-httpbin-mirror.yaml': ['spec.http[0].mirror', 'spec.http[0].mirrorPercentage'],
-      'virtual-service-httpbin-v1.yaml': [],
-    });
   });
 
   it("the circuit breaker has the task's limits", () => {
