@@ -43,7 +43,10 @@ export function balance(
     if (!ep) return failed(handler, none);
     req.endpoint = ep;
     ep.state.active++;
-    cluster.state.active++;
+    const state = cluster.state;
+    state.active++;
+    // Envoy's upstream_rq_total: every try sent to an endpoint.
+    state.stats.upstream_rq_total++;
     const counted = new InFlight(ep, cluster, handler);
     counted.call = transports[ep.index][upgrade ? 'HTTP/2' : req.protocol](req, counted);
     return counted;

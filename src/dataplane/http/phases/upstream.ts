@@ -161,16 +161,7 @@ function clusterDispatch(
     })(d);
   }
   if (action.timeoutMs) d = withTimeout(action.timeoutMs, origin, () => stats.upstream_rq_timeout++)(d);
-  return counting(c, d);
-}
-
-/** Counts every request a route sends to the cluster (Envoy's upstream_rq_total). */
-function counting(c: ClusterRuntime, next: Dispatch): Dispatch {
-  const stats = c.state.stats;
-  return (req, handler) => {
-    stats.upstream_rq_total++;
-    return next(req, handler);
-  };
+  return d;
 }
 
 function edits(...ops: (HeaderOps | undefined)[]): HeaderOps[] | undefined {
