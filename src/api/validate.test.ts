@@ -300,13 +300,17 @@ describe('validateText: results', () => {
 
   test('warnings come back with valid resources', () => {
     const result = validateText(
-      reviews.replace('subset: v1}', 'subset: v1}\n    retries: {attempts: 3}'),
+      reviews.replace('subset: v1}', 'subset: v1}\n    retries: {attempts: 0, perTryTimeout: 1s}'),
       'vs.yaml',
     );
     assert.equal(result.resources.length, 1);
     expectIssue(
       result.warnings,
-      { path: 'spec.http[0].retries', message: 'accepted but not yet enforced by Trellis', line: 10 },
+      {
+        path: 'spec.http[0].retries',
+        message: 'retries are disabled and perTryTimeout has no effect',
+        line: 10,
+      },
       'warning',
     );
     assert.equal(result.warnings[0].resource, 'VirtualService default/reviews');

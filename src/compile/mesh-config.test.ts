@@ -37,6 +37,8 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
     pathNormalization: 'BASE',
     trustDomainAliases: [],
     extensionProviders: [],
+    h2UpgradePolicy: 'DO_NOT_UPGRADE',
+    connectTimeoutMs: 10_000,
   });
   assert.deepEqual(
     resolveMeshConfig(
@@ -49,6 +51,8 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
       pathNormalization: 'NONE',
       trustDomainAliases: ['old.td'],
       extensionProviders: [],
+      h2UpgradePolicy: 'DO_NOT_UPGRADE',
+      connectTimeoutMs: 10_000,
     },
   );
 });

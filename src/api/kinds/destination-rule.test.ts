@@ -18,7 +18,7 @@ table('DestinationRule', [
     warnings: 'none',
   },
   {
-    name: 'traffic policies are accepted but not enforced, at the top and in subsets',
+    name: 'traffic policies at the top and in subsets are enforced; what is not yet is named',
     spec: `
       host: reviews.default.svc.cluster.local
       trafficPolicy:
@@ -38,8 +38,7 @@ table('DestinationRule', [
             maxEjectionPercent: 50
     `,
     warnings: [
-      { path: 'spec.trafficPolicy', message: NE, line: 7 },
-      { path: 'spec.subsets[0].trafficPolicy', message: NE, line: 13 },
+      { path: 'spec.subsets[0].trafficPolicy.connectionPool.tcp.idleTimeout', message: NE, line: 15 },
     ],
   },
   {
@@ -67,8 +66,11 @@ table('DestinationRule', [
         retryBudget: {percent: 20, minRetryConcurrency: 3}
     `,
     warnings: [
-      { path: 'spec.trafficPolicy', message: NE },
       { path: 'spec.exportTo', message: NE },
+      { path: 'spec.trafficPolicy.loadBalancer.warmup', message: NE },
+      { path: 'spec.trafficPolicy.tunnel', message: NE },
+      { path: 'spec.trafficPolicy.proxyProtocol', message: NE },
+      { path: 'spec.trafficPolicy.loadBalancer.consistentHash', message: 'together with consistentHash' },
     ],
   },
   {

@@ -562,5 +562,16 @@ export const trafficPolicy: Validator = object(
       { notEnforced: ['budgetInterval'] },
     ),
   },
-  { notEnforced: ['tunnel', 'proxyProtocol'] },
+  {
+    notEnforced: ['tunnel', 'proxyProtocol'],
+    check: (v, path, ctx) => {
+      const lb = isObject(v.loadBalancer) ? v.loadBalancer : {};
+      if (lb.consistentHash != null && (lb.localityLbSetting != null || v.outlierDetection != null))
+        warn(
+          ctx,
+          join(join(path, 'loadBalancer'), 'consistentHash'),
+          `${NOT_ENFORCED}: locality-aware balancing together with consistentHash; requests are hashed over every endpoint`,
+        );
+    },
+  },
 );

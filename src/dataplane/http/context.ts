@@ -54,6 +54,14 @@ const FLAG_TEXT: Record<string, string> = {
   UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
 };
 
+/** Combined flags (`UF,URX`, `DI,UT,URX`) read as the first one that has a text of its own. */
+function flagText(flags: string): string {
+  const direct = FLAG_TEXT[flags];
+  if (direct) return direct;
+  for (const f of flags.split(',')) if (FLAG_TEXT[f]) return FLAG_TEXT[f];
+  return 'error';
+}
+
 export class Exchange {
   readonly start = performance.now();
   readonly down: Downstream;
@@ -111,9 +119,7 @@ export class Exchange {
       this.down.destroy();
       return;
     }
-    // Combined flags (`UF,URX`, `DI,FI`) read as their first.
-    const comma = flags.indexOf(',');
-    const text = body ?? `${FLAG_TEXT[comma < 0 ? flags : flags.slice(0, comma)] ?? 'error'}\n`;
+    const text = body ?? `${flagText(flags)}\n`;
     const headers: OutgoingHttpHeaders = {
       'content-type': 'text/plain',
       ...extra,

@@ -72,6 +72,15 @@ export class ClusterRuntime {
     this.outlier = cluster.outlierDetection
       ? new OutlierDetector(cluster.outlierDetection, this.state, this.endpoints.length)
       : undefined;
+    // Without outlier detection, ejections an earlier rule made are over, as Envoy drops them.
+    if (!this.outlier && this.state.ejected > 0) {
+      for (const e of this.endpoints) {
+        e.state.ejectedUntil = 0;
+        e.state.ejectReason = '';
+      }
+      this.state.ejected = 0;
+      this.state.healthChanged();
+    }
     // Refuses a policy this proxy cannot balance with, when the snapshot is applied.
     this.rebuild();
   }

@@ -177,15 +177,12 @@ class RetryCall implements UpstreamCall, DispatchHandler {
     if (this.body) this.req.body = this.body.attempt();
     this.req.bodyStarted = false;
     this.req.fresh = false;
-    // Envoy: a random wait below base × 2^n, the ceiling capped at ten times the base.
-    const base = o.policy.backoffMs;
-    const ceiling = Math.min(base * 2 ** this.retries, base * 10);
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
         if (!this.aborted) this.send();
       },
-      Math.floor((o.random ?? Math.random)() * ceiling),
+      backoff(o.policy.backoffMs, this.retries, o.random ?? Math.random),
     );
   }
 
