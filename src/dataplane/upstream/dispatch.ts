@@ -1,8 +1,8 @@
 // One interface for sending a request upstream, over HTTP/1.1 or HTTP/2, in the spirit of undici's
-// `dispatch(opts, handler)`. Layers are functions that take a Dispatch and return one: a timeout, the
-// stale-connection replay, the load balancer over endpoints; later retries, breakers and outlier
-// detection. A layer sees the response head before anything goes downstream: it may hold it, drop
-// the attempt and dispatch again, as long as the request body has not started to stream.
+// `dispatch(opts, handler)`. Layers are functions that take a Dispatch and return one: timeouts,
+// retries, the circuit breaker, the load balancer with outlier detection, the stale-connection
+// replay. A layer sees the response head before anything goes downstream: it may hold it, drop the
+// attempt and dispatch again, as long as the request body can be sent again.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { EndpointRuntime } from './cluster.ts';

@@ -1,7 +1,8 @@
-// upstream: hands the request to the route's dispatch stack (timeout → load balancer → endpoint
-// transport, see ../../upstream/) and relays the answer. Stacks are built per route and cluster when
-// the snapshot is applied; per request this phase picks among weighted clusters, writes the
-// upstream headers and streams the response back.
+// upstream: hands the request to the route's dispatch stack (timeout → retries → circuit breaker →
+// load balancer with outlier detection → per-try timeout → endpoint transport, see ../../upstream/)
+// and relays the answer. Stacks are built per route and cluster when the snapshot is applied; per
+// request this phase picks among weighted clusters, applies the route's rewrites and header edits,
+// fires the mirror copies and streams the response back.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HeaderOps, Route } from '../../../compile/snapshot.ts';
