@@ -1,5 +1,5 @@
-// HTTP/1.1 upstream on raw keep-alive sockets: to the app beside the proxy on loopback, and to other
-// proxies over mutual TLS (peer-pool.ts). Node's http client costs as much CPU per request as the
+// HTTP/1.1 upstream on raw keep-alive sockets: to the app beside the proxy on loopback, to other
+// proxies over mutual TLS (peer-pool.ts), and to upstreams outside the mesh (external-pool.ts). Node's http client costs as much CPU per request as the
 // rest of a sidecar (bench/README.md). Here the request is ours to write, so it is always well formed,
 // and the other end is the app or an authenticated proxy. So the codec is small: it writes requests
 // and parses responses framed by content-length, chunked encoding, or the connection's close.
@@ -308,7 +308,11 @@ class Connection implements UpstreamRequest {
 
   private fail(err: Error): void {
     const h = this.handler;
-    const stage: FailureStage = this.body !== undefined ? 'response' : this.connected ? 'sent' : 'connect';
+    // A TLS alert before any response byte is the server refusing the handshake: in TLS 1.3 the
+    // client's side completes before the server has checked the client's certificate.
+    const refused = this.received === 0 && (err as NodeJS.ErrnoException).code?.startsWith('ERR_SSL_');
+    const stage: FailureStage =
+      this.body !== undefined ? 'response' : this.connected && !refused ? 'sent' : 'connect';
     this.done = true;
     this.handler = undefined;
     this.socket.destroy();
