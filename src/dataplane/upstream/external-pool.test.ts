@@ -45,6 +45,9 @@ before(async () => {
   files.ca = await file('ca.pem', ca.pem);
   files.other = await file('other.pem', other.pem);
   files.cert = await file('client.pem', client.pem);
+  const stranger = await makeLeaf(other, 'stranger', { client: true });
+  files.strangerCert = await file('stranger.pem', stranger.pem);
+  files.strangerKey = await file('stranger-key.pem', stranger.keyPem);
   files.key = await file('client-key.pem', client.keyPem);
   const answer: http.RequestListener = (req, res) => {
     const peer = (req.socket as TLSSocket).getPeerCertificate?.() as PeerCertificate | undefined;
@@ -181,6 +184,21 @@ test('MUTUAL: the client certificate files are presented; without one the server
   );
   assert.ok(without instanceof Error);
   assert.equal(without.kind, 'connect');
+  assert.match(without.message, /alert certificate required/);
+  const stranger = await get(
+    pool.transports(
+      cluster(mtlsPort, {
+        mode: 'MUTUAL',
+        sni: 'api.example.com',
+        caCertificates: files.ca,
+        clientCertificate: files.strangerCert,
+        privateKey: files.strangerKey,
+      }),
+    ),
+  );
+  assert.ok(stranger instanceof Error);
+  assert.equal(stranger.kind, 'connect');
+  assert.match(stranger.message, /refused the client certificate/);
   pool.close();
 });
 
