@@ -1,7 +1,8 @@
-// Outbound clusters: one per (service, port, subset), built from the registry's instances and the
-// host's DestinationRule. They do not depend on who looks at them, so each is built once per index.
+// Outbound clusters: one per (service, port, subset), built from the registry's instances — or, for
+// a ServiceEntry host, the entry's endpoints (service-entries.ts) — and the host's DestinationRule. They do not depend on who looks at them, so each is built once per index.
 import { outboundClusterName, outboundSni } from './hosts.ts';
 import { endpointIdentity, endpointOf, labelsMatch, type MeshIndex } from './mesh-index.ts';
+import { routedEntryCluster } from './service-entries.ts';
 import type { Cluster } from './snapshot.ts';
 import {
   connectionPool,
@@ -43,7 +44,9 @@ export class ClusterSet {
     if (this.clusters.has(name)) return name;
     let cluster = this.built.get(name);
     if (!cluster) {
-      cluster = outboundCluster(this.index, name, fqdn, port, subset);
+      cluster =
+        (this.index.services.has(fqdn) ? undefined : routedEntryCluster(this.index, fqdn, port, subset)) ??
+        outboundCluster(this.index, name, fqdn, port, subset);
       this.built.set(name, cluster);
     }
     this.clusters.set(name, cluster);

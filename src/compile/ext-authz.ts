@@ -9,12 +9,10 @@ import {
   type ExtAuthzHttpSpec,
   type ExtensionProvider,
 } from '../api/kinds/extension-provider.ts';
-import type { ServiceEntrySpec } from '../api/kinds/service-entry.ts';
-import type { Resource } from '../api/resource.ts';
 import { parseDuration } from '../api/schema.ts';
 import { ClusterSet } from './clusters.ts';
-import { outboundClusterName } from './hosts.ts';
 import type { MeshIndex } from './mesh-index.ts';
+import { serviceEntryCluster } from './service-entries.ts';
 import type { AuthorizationPolicyRules, Cluster, ExtAuthz, ExtAuthzProvider } from './snapshot.ts';
 
 /** Where providers are defined, for messages. */
@@ -125,8 +123,8 @@ function providerOf(p: ExtensionProvider, protocol: 'HTTP' | 'GRPC', cluster: st
 
 /**
  * A mesh service is reached as any other upstream, over mutual TLS through its sidecar; a host a
- * ServiceEntry defines with endpoints (an authorizer beside the proxy, or outside the mesh) in
- * plaintext to those endpoints. gRPC needs the second: the sidecar speaks HTTP/1.1 to its app.
+ * ServiceEntry defines with endpoints (an authorizer beside the proxy, or outside the mesh) at those
+ * endpoints, in plaintext unless its DestinationRule sets TLS. gRPC needs the second: the sidecar speaks HTTP/1.1 to its app.
  */
 function authorizerCluster(
   index: MeshIndex,
@@ -137,7 +135,6 @@ function authorizerCluster(
   const slash = service.indexOf('/');
   const host = slash < 0 ? service : service.slice(slash + 1);
   const namespace = slash < 0 ? undefined : service.slice(0, slash);
-  const name = outboundClusterName(port, undefined, host);
   const svc = index.services.get(host);
   if (svc && (namespace === undefined || svc.namespace === namespace)) {
     if (!svc.ports.some((p) => p.port === port))
@@ -153,7 +150,7 @@ function authorizerCluster(
   const entry = index.serviceEntries.find(
     (se) => se.spec.hosts.includes(host) && (namespace === undefined || se.metadata.namespace === namespace),
   );
-  if (entry) return serviceEntryCluster(entry, host, port, name);
+  if (entry) return serviceEntryCluster(index, entry, host, port, undefined);
   return {
     error: `service ${service} is neither a Service in the registry nor a ServiceEntry host`,
   };
@@ -164,40 +161,4 @@ function meshCluster(index: MeshIndex, host: string, port: number): Cluster {
   // A throwaway set: the cluster itself is memoized per index, so this builds it at most once.
   const set = new ClusterSet(index);
   return set.clusters.get(set.outbound(host, port, undefined))!;
-}
-
-function serviceEntryCluster(
-  se: Resource<ServiceEntrySpec>,
-  host: string,
-  port: number,
-  name: string,
-): { cluster: Cluster } | { error: string } {
-  const ref = `ServiceEntry ${se.metadata.namespace}/${se.metadata.name}`;
-  const sePort = se.spec.ports?.find((p) => p.number === port);
-  if (!sePort) return { error: `${ref} has no port ${port} for ${host}` };
-  const resolution = se.spec.resolution ?? 'NONE';
-  if (resolution !== 'STATIC' && resolution !== 'DNS')
-    return { error: `${ref} has resolution ${resolution}: an authorizer needs STATIC or DNS endpoints` };
-  const endpoints = (se.spec.endpoints ?? [])
-    .filter((e) => e.address && !e.address.startsWith('unix://'))
-    .map((e) => ({
-      address: e.address!,
-      port: e.ports?.[sePort.name] ?? sePort.targetPort ?? port,
-      healthy: true,
-    }));
-  // DNS without endpoints: the host itself, resolved when connecting.
-  if (endpoints.length === 0 && resolution === 'DNS') endpoints.push({ address: host, port, healthy: true });
-  if (endpoints.length === 0) return { error: `${ref} lists no endpoint addresses` };
-  return {
-    cluster: {
-      name,
-      direction: 'outbound',
-      service: host,
-      port,
-      origin: ref,
-      lb: { type: 'ROUND_ROBIN' },
-      tls: { mode: 'DISABLE' },
-      endpoints,
-    },
-  };
 }

@@ -83,7 +83,7 @@ export interface MeshIndex {
   jwks: ReadonlyMap<string, JwksState>;
   /** Sorted by namespace and name. */
   authorizationPolicies: Resource<AuthorizationPolicySpec>[];
-  /** Oldest first. Only ext-authz providers read them so far (their static endpoints). */
+  /** Oldest first: sidecar routes to their hosts (service-entries.ts) and ext-authz providers. */
   serviceEntries: Resource<ServiceEntrySpec>[];
 }
 

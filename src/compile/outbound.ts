@@ -1,10 +1,12 @@
-// The sidecar's outbound route table: one virtual host per service port, with the VirtualService that
-// wins the service's host for sidecars (the `mesh` gateway), or a default route without one.
+// The sidecar's outbound route table: one virtual host per service port and per routed ServiceEntry
+// host port, with the VirtualService that wins the host for sidecars (the `mesh` gateway), or a
+// default route without one.
 import type { Resource } from '../api/resource.ts';
 import { ClusterSet } from './clusters.ts';
 import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
 import { defaultRoute, vsRoutes } from './routes.ts';
+import { type EntryPort, routedEntries } from './service-entries.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
 
 /**
@@ -19,6 +21,8 @@ interface OutboundMemo {
    * that VirtualService's routes depend on who asks (sourceLabels, sourceNamespace).
    */
   sidecarServices: { svc: MeshService; vs?: Resource<VirtualServiceSpec>; scoped: boolean }[];
+  /** ServiceEntry host ports the same way, in host order. */
+  sidecarEntries: { entry: EntryPort; vs?: Resource<VirtualServiceSpec>; scoped: boolean }[];
   /**
    * `fqdn:port|same` or `|other` (is the proxy in the service's namespace?) → a sidecar's virtual host
    * for it and the clusters its routes use, when the routes depend on no proxy.
@@ -69,7 +73,11 @@ function memoOf(index: MeshIndex): OutboundMemo {
       const vs = vsFor(svc.fqdn);
       return { svc, vs, scoped: vs ? sourceScoped(vs) : false };
     });
-  memo = { meshVs, sidecarServices, virtualHosts: new Map() };
+  const sidecarEntries = [...routedEntries(index).values()].map((entry) => {
+    const vs = vsFor(entry.host);
+    return { entry, vs, scoped: vs ? sourceScoped(vs) : false };
+  });
+  memo = { meshVs, sidecarServices, sidecarEntries, virtualHosts: new Map() };
   memos.set(index, memo);
   return memo;
 }
@@ -83,30 +91,48 @@ export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: Clu
   const memo = memoOf(index);
   const claimed = new Set<string>();
   const virtualHosts: VirtualHost[] = [];
+  /** A host port's virtual host, shared through the memo under `key` unless its routes are scoped. */
+  const add = (key: string, scoped: boolean, build: (used: ClusterSet) => VirtualHost) => {
+    const hit = scoped ? undefined : memo.virtualHosts.get(key);
+    if (hit) {
+      virtualHosts.push(hit.virtualHost);
+      for (const c of hit.clusters) clusters.add(c);
+      return;
+    }
+    const used = new ClusterSet(index);
+    const virtualHost = build(used);
+    const names = [...used.clusters.keys()];
+    for (const c of names) clusters.add(c);
+    virtualHosts.push(virtualHost);
+    if (!scoped) memo.virtualHosts.set(key, { virtualHost, clusters: names });
+  };
   for (const { svc, vs, scoped } of memo.sidecarServices) {
     // Unless its routes depend on the proxy, a service port's virtual host differs between proxies
     // only in whether the short name is among its domains: built once per index for each case.
     const same = svc.namespace === node.namespace;
     for (const sp of svc.ports) {
       const name = `${svc.fqdn}:${sp.port}`;
-      const key = `${name}|${same ? 'same' : 'other'}`;
-      const hit = scoped ? undefined : memo.virtualHosts.get(key);
-      if (hit) {
-        virtualHosts.push(hit.virtualHost);
-        for (const c of hit.clusters) clusters.add(c);
-      } else {
-        const used = new ClusterSet(index);
-        const routes = vs
+      add(`${name}|${same ? 'same' : 'other'}`, scoped, (used) => ({
+        name,
+        domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
+        routes: vs
           ? vsRoutes(vs, used, index, { node, port: sp.port })
-          : [defaultRoute(index, used, svc, sp.port)];
-        const names = [...used.clusters.keys()];
-        for (const c of names) clusters.add(c);
-        const virtualHost = { name, domains: serviceDomains(svc.fqdn, sp.port, node.namespace), routes };
-        virtualHosts.push(virtualHost);
-        if (!scoped) memo.virtualHosts.set(key, { virtualHost, clusters: names });
-      }
+          : [defaultRoute(index, used, svc.fqdn, sp.port, `Service ${svc.namespace}/${svc.name}`)],
+      }));
       if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
     }
+  }
+  for (const { entry: e, vs, scoped } of memo.sidecarEntries) {
+    const name = `${e.host}:${e.port}`;
+    const owner = `ServiceEntry ${e.entry.metadata.namespace}/${e.entry.metadata.name}`;
+    add(`${name}|entry`, scoped, (used) => ({
+      name,
+      domains: [e.host, name],
+      routes: vs
+        ? vsRoutes(vs, used, index, { node, port: e.port })
+        : [defaultRoute(index, used, e.host, e.port, owner)],
+    }));
+    if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
   }
   // VirtualServices for hosts that are not services (e.g. a name that only exists in the mesh).
   for (const vs of memo.meshVs) {

@@ -5,8 +5,9 @@ import type { Resource } from '../api/resource.ts';
 import { parseDuration } from '../api/schema.ts';
 import type { ClusterSet } from './clusters.ts';
 import { resolveHost } from './hosts.ts';
-import { labelsMatch, type MeshIndex, type MeshService, type VirtualServiceSpec } from './mesh-index.ts';
+import { labelsMatch, type MeshIndex, type VirtualServiceSpec } from './mesh-index.ts';
 import { corsPolicy, faultPolicy, headerEdits, retryPolicy } from './route-policy.ts';
+import { entryPorts } from './service-entries.ts';
 import type {
   HeaderMatch,
   MirrorPolicy,
@@ -284,9 +285,8 @@ function destinationOf(
 ): string {
   const fqdn = resolveHost(d.host, ns);
   const svc = index.services.get(fqdn);
-  const port =
-    d.port?.number ??
-    (svc?.ports.length === 1 ? svc.ports[0].port : (listenPort ?? svc?.ports[0]?.port ?? 80));
+  const ports = svc ? svc.ports.map((p) => p.port) : entryPorts(index, fqdn);
+  const port = d.port?.number ?? (ports.length === 1 ? ports[0] : (listenPort ?? ports[0] ?? 80));
   return clusters.outbound(fqdn, port, d.subset);
 }
 
@@ -378,16 +378,25 @@ function decodeBase64(b?: string): string | undefined {
   return new TextDecoder().decode(Uint8Array.from(atob(b), (c) => c.charCodeAt(0)));
 }
 
-/** A service port's only route when no VirtualService claims its host: all traffic to the service. */
-export function defaultRoute(index: MeshIndex, clusters: ClusterSet, svc: MeshService, port: number): Route {
+/**
+ * A service port's only route when no VirtualService claims its host: all traffic to the service.
+ * `owner` is the Service or ServiceEntry that defines the host, as `Kind ns/name`.
+ */
+export function defaultRoute(
+  index: MeshIndex,
+  clusters: ClusterSet,
+  fqdn: string,
+  port: number,
+  owner: string,
+): Route {
   const retry = retryPolicy(undefined, '', undefined, index.meshConfig.defaultHttpRetryPolicy);
   return {
     name: 'default',
-    origin: `Service ${svc.namespace}/${svc.name} (no VirtualService)`,
+    origin: `${owner} (no VirtualService)`,
     matches: [],
     action: {
       type: 'forward',
-      clusters: [{ cluster: clusters.outbound(svc.fqdn, port, undefined), weight: 100 }],
+      clusters: [{ cluster: clusters.outbound(fqdn, port, undefined), weight: 100 }],
       ...(retry ? { retry } : {}),
     },
   };

@@ -22,6 +22,7 @@ import {
   outboundServer,
 } from './listeners.ts';
 import { selfPeer } from './telemetry.ts';
+import { ExternalPool } from './upstream/external-pool.ts';
 import { PeerPool } from './upstream/peer-pool.ts';
 import { UpstreamState } from './upstream/state.ts';
 
@@ -67,6 +68,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   processMetrics(registry);
   const metrics = createIstioMetrics(registry);
   const peers = new PeerPool(creds);
+  const external = new ExternalPool();
   // What the proxy learns about its upstreams goes to the control plane (trellis proxy-config shows
   // it): a moment after an ejection changes, so a burst is one report, and every few seconds while
   // the counters move.
@@ -90,6 +92,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const pipeline = new Pipeline({
     self: selfPeer(node, identity),
     peers,
+    external,
     appPort: (p) => o.appPorts.get(p) ?? p,
     metrics,
     log,
@@ -107,12 +110,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     pipeline.use(chains);
     const live = next.liveState();
     upstreamState.retain(live.endpoints, live.clusters);
-    const keep = new Set<string>();
-    for (const c of next.clusters.values()) {
-      if (c.cluster.tls.mode === 'ISTIO_MUTUAL')
-        for (const e of c.cluster.endpoints) keep.add(PeerPool.key(e, c.cluster.tls.sni));
+    const keepPeers = new Set<string>();
+    const keepExternal = new Set<string>();
+    for (const { cluster: c } of next.clusters.values()) {
+      const tls = c.tls;
+      if (tls.mode === 'ISTIO_MUTUAL') for (const e of c.endpoints) keepPeers.add(PeerPool.key(e, tls.sni));
+      else for (const e of c.endpoints) keepExternal.add(ExternalPool.key(e, tls));
     }
-    peers.retain(keep);
+    peers.retain(keepPeers);
+    external.retain(keepExternal);
     log.info('snapshot applied', { version: snapshot.version, revision: snapshot.revision });
   }
 
@@ -230,6 +236,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       // Graceful drain: stop accepting, let in-flight exchanges finish, then drop pooled sessions.
       await Promise.all([...servers, ...[...gateways.values()].map((g) => g.server)].map(closeServer));
       peers.close();
+      external.close();
       pipeline.close();
     },
   };

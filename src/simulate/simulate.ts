@@ -18,6 +18,7 @@ import type { Downstream } from '../dataplane/http/downstream.ts';
 import { Chain, type Phase, type PhaseDeps } from '../dataplane/http/phase.ts';
 import { PHASES } from '../dataplane/http/pipeline.ts';
 import { RequestTelemetry, UNKNOWN_PEER } from '../dataplane/telemetry.ts';
+import { ExternalPool } from '../dataplane/upstream/external-pool.ts';
 import { PeerPool } from '../dataplane/upstream/peer-pool.ts';
 import { TrellisError } from '../lib/errors.ts';
 import { SILENT } from '../lib/log.ts';
@@ -220,6 +221,7 @@ const DECIDING_PHASES = PHASES.slice(
 /** The deciding phases need none of this; it is there to satisfy their setup's shape. */
 const DEPS: PhaseDeps = {
   peers: new PeerPool(new CredentialStore()),
+  external: new ExternalPool(),
   selfHeader: '',
   selfIdentity: '',
   telemetry: new RequestTelemetry(createIstioMetrics(new Registry()), UNKNOWN_PEER),

@@ -78,6 +78,43 @@ export async function makeIntermediate(
   return { cert, keys, pem: cert.toString('pem'), keyPem };
 }
 
+/**
+ * A server or client certificate for TLS outside the mesh, signed by `issuer`: `dns` names become
+ * DNS SANs; `client` makes it a client certificate.
+ */
+export async function makeLeaf(
+  issuer: TestCa,
+  cn: string,
+  opts: { dns?: string[]; client?: boolean } = {},
+): Promise<TestCa> {
+  const keys = await crypto.subtle.generateKey(EC, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: [{ CN: [cn] }],
+    issuer: issuer.cert.subjectName,
+    publicKey: keys.publicKey,
+    signingKey: issuer.keys.privateKey,
+    signingAlgorithm: EC,
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 30 * 86400_000),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([
+        opts.client ? x509.ExtendedKeyUsage.clientAuth : x509.ExtendedKeyUsage.serverAuth,
+      ]),
+      ...(opts.dns?.length
+        ? [
+            new x509.SubjectAlternativeNameExtension(
+              opts.dns.map((value) => ({ type: 'dns' as const, value })),
+            ),
+          ]
+        : []),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer.keys.publicKey),
+    ],
+  });
+  return { cert, keys, pem: cert.toString('pem'), keyPem: pkcs8(keys.privateKey) };
+}
+
 function pkcs8(key: webcrypto.CryptoKey): string {
   return KeyObject.from(key).export({ format: 'pem', type: 'pkcs8' }) as string;
 }

@@ -16,7 +16,6 @@ import {
   port,
   string,
   type Validator,
-  warn,
 } from '../schema.ts';
 import {
   isDns1123Label,
@@ -423,14 +422,6 @@ export function exportTo(opts: { allowNone?: boolean } = {}): Validator {
 }
 
 // ---- messages ------------------------------------------------------------------------------------
-
-/** Marks a whole kind as validated but not acted on yet. */
-export function notEnforcedKind(spec: Validator, what: string): Validator {
-  return (v, path, ctx) => {
-    spec(v, path, ctx);
-    warn(ctx, path, `${NOT_ENFORCED}: ${what}`);
-  };
-}
 
 /** An enum compared case-insensitively, as Istio parses protocol names. */
 export function caseInsensitiveEnum(values: readonly string[], what: string): Validator {

@@ -42,6 +42,15 @@ table('DestinationRule', [
     ],
   },
   {
+    name: 'credentialName is named as not enforced: Trellis reads TLS files only',
+    spec: `
+      host: api.example.com
+      trafficPolicy:
+        tls: {mode: SIMPLE, credentialName: api-ca}
+    `,
+    warnings: [{ path: 'spec.trafficPolicy.tls.credentialName', message: `${NE}: credentialName`, line: 8 }],
+  },
+  {
     name: 'every traffic policy field validates',
     spec: `
       host: "*.example.com"

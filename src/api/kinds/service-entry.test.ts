@@ -4,7 +4,7 @@ const NE = 'accepted but not yet enforced by Trellis';
 
 table('ServiceEntry', [
   {
-    name: 'bookinfo googleapis egress (one warning for the whole kind)',
+    name: 'bookinfo googleapis egress: the HTTP port is routed, the HTTPS one is named as not',
     spec: `
       hosts: [www.googleapis.com]
       ports:
@@ -13,7 +13,19 @@ table('ServiceEntry', [
       resolution: DNS
       location: MESH_EXTERNAL
     `,
-    warnings: [{ path: 'spec', message: NE, line: 5 }],
+    warnings: [
+      { path: 'spec.ports[1].protocol', message: `${NE}: port 443 (protocol HTTPS) is not routed`, line: 9 },
+    ],
+  },
+  {
+    name: 'an HTTP port of a DNS entry, and a STATIC one: nothing to warn about',
+    spec: `
+      hosts: [api.example.com]
+      ports: [{number: 80, name: http, protocol: HTTP, targetPort: 443}]
+      resolution: STATIC
+      endpoints: [{address: 10.0.0.7}]
+    `,
+    warnings: 'none',
   },
   {
     name: 'static endpoints with ports and a unix socket',
@@ -32,7 +44,30 @@ table('ServiceEntry', [
       - address: unix:///var/run/mysql.sock
       exportTo: ["~"]
     `,
-    warnings: [{ path: 'spec', message: NE }],
+    warnings: [
+      {
+        path: 'spec.ports[0].protocol',
+        message: 'port 3306 (protocol TCP) is not routed: sidecars route HTTP ports only',
+      },
+      { path: 'spec.addresses', message: NE },
+      { path: 'spec.location', message: 'plaintext unless a DestinationRule sets tls mode ISTIO_MUTUAL' },
+      { path: 'spec.exportTo', message: NE },
+      { path: 'spec.endpoints[0].locality', message: NE },
+      { path: 'spec.endpoints[0].weight', message: NE },
+      { path: 'spec.endpoints[1].address', message: 'unix domain socket endpoints are not routed' },
+    ],
+  },
+  {
+    name: 'resolution NONE and DYNAMIC_DNS, wildcard hosts: not routed',
+    spec: `
+      hosts: ["*.example.com"]
+      ports: [{number: 80, name: http, protocol: HTTP}]
+      resolution: DYNAMIC_DNS
+    `,
+    warnings: [
+      { path: 'spec.resolution', message: 'resolution DYNAMIC_DNS needs the original destination address' },
+      { path: 'spec.hosts[0]', message: 'wildcard host *.example.com is not routed' },
+    ],
   },
   {
     name: 'NONE mode cannot set endpoints',

@@ -20,9 +20,9 @@ import {
   host,
   ipOrCidr,
   labels,
+  NOT_ENFORCED,
   networkingWorkloadSelector,
   nonEmptyString,
-  notEnforcedKind,
   portNumber,
   stringList,
 } from './common.ts';
@@ -282,12 +282,59 @@ const serviceEntryFields = object(
   { check: checkServiceEntry },
 );
 
-export const serviceEntrySpec: Validator = notEnforcedKind((v, path, ctx) => {
+/** Why the limits below: the outbound listener is an HTTP proxy apps are pointed at (no capture). */
+const HTTP_ONLY =
+  'sidecars route HTTP ports only (their outbound listener is an HTTP proxy, without transparent capture)';
+
+/**
+ * What Trellis does with a valid entry (compile/service-entries.ts) is narrower than Istio: each
+ * part it does not act on gets its own warning, so that what is left is what runs.
+ */
+function warnNotEnforced(v: Record<string, unknown>, path: string, ctx: Ctx): void {
+  const at = (field: string) => join(path, field);
+  const ne = (p: string, what: string) => warn(ctx, p, `${NOT_ENFORCED}: ${what}`);
+  const resolution = (v.resolution as string | undefined) ?? 'NONE';
+  if (resolution === 'NONE' || resolution === 'DYNAMIC_DNS')
+    ne(
+      at('resolution'),
+      `resolution ${resolution} needs the original destination address, which only transparent capture gives: the hosts are not routed; use STATIC or DNS`,
+    );
+  eachString(v.hosts).forEach((h, i) => {
+    if (h.includes('*')) ne(join(at('hosts'), i), `wildcard host ${h} is not routed; list the host names`);
+  });
+  list(v.ports).forEach((p, i) => {
+    if (!isObject(p) || String(p.protocol ?? '').toUpperCase() === 'HTTP') return;
+    const protocol = p.protocol === undefined ? 'no protocol' : `protocol ${p.protocol}`;
+    ne(
+      join(join(at('ports'), i), 'protocol'),
+      `port ${p.number} (${protocol}) is not routed: ${HTTP_ONLY}; for TLS to the upstream, declare the port HTTP and set a DestinationRule tls mode SIMPLE`,
+    );
+  });
+  if (v.addresses != null) ne(at('addresses'), `addresses: ${HTTP_ONLY}, so apps name the host`);
+  if (v.workloadSelector != null) ne(at('workloadSelector'), 'workloadSelector: the entry is not routed');
+  if (v.exportTo != null) ne(at('exportTo'), 'exportTo: the hosts are visible to every namespace');
+  if (v.location === 'MESH_INTERNAL')
+    ne(
+      at('location'),
+      'location MESH_INTERNAL: endpoints are reached in plaintext unless a DestinationRule sets tls mode ISTIO_MUTUAL',
+    );
+  list(v.endpoints).forEach((e, i) => {
+    if (!isObject(e)) return;
+    const ep = join(at('endpoints'), i);
+    for (const f of ['network', 'locality', 'weight']) if (e[f] != null) ne(join(ep, f), `endpoint ${f}`);
+    if (typeof e.address === 'string' && e.address.startsWith('unix://'))
+      ne(join(ep, 'address'), 'unix domain socket endpoints are not routed');
+  });
+}
+
+export const serviceEntrySpec: Validator = (v, path, ctx) => {
   serviceEntryFields(v, path, ctx);
-  if (isObject(v) && eachString(v.hosts).length === 0) {
+  if (!isObject(v)) return;
+  if (eachString(v.hosts).length === 0) {
     fail(ctx, join(path, 'hosts'), 'service entry must have at least one host');
   }
-}, 'ServiceEntry hosts are not added to the mesh yet');
+  warnNotEnforced(v, path, ctx);
+};
 
 export const serviceEntry: KindInfo = {
   group: 'networking.istio.io',

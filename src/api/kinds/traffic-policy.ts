@@ -467,6 +467,7 @@ const clientTls: Validator = object(
     caCrl: nonEmptyString(),
   },
   {
+    notEnforced: ['caCrl'],
     check: (v, path, ctx) => {
       const mode = v.mode ?? 'DISABLE';
       if (mode === 'ISTIO_MUTUAL') {
@@ -475,6 +476,12 @@ const clientTls: Validator = object(
           fail(ctx, path, `ISTIO_MUTUAL uses the mesh's own certificates: remove ${extra.join(', ')}`);
         }
       }
+      if (v.credentialName != null)
+        warn(
+          ctx,
+          join(path, 'credentialName'),
+          `${NOT_ENFORCED}: credentialName (Trellis has no credential store yet); give caCertificates, clientCertificate and privateKey as files on the proxy`,
+        );
       if (mode === 'MUTUAL' && v.credentialName == null) {
         if (v.clientCertificate == null)
           fail(ctx, join(path, 'clientCertificate'), 'client certificate required for mutual tls');

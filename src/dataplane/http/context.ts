@@ -127,7 +127,8 @@ export class Exchange {
       'content-length': Buffer.byteLength(text),
     };
     // Inside the mesh the caller may learn which rule answered; at the edge that stays in the log.
-    if (!this.site.edge) headers[RULE_HEADER] = rule;
+    // Rules may quote an upstream's error (OpenSSL's end in a newline), which a header cannot hold.
+    if (!this.site.edge) headers[RULE_HEADER] = rule.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
     this.down.respond(status, headers, text);
     this.responseBytes = Buffer.byteLength(text);
     this.site.log.info('proxy response', {

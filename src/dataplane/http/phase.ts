@@ -6,6 +6,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { RequestTelemetry } from '../telemetry.ts';
 import type { Dispatch } from '../upstream/dispatch.ts';
+import type { ExternalPool } from '../upstream/external-pool.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import type { Exchange, ListenerKind, Site } from './context.ts';
 import type { ExtAuthzClients } from './ext-authz/clients.ts';
@@ -20,6 +21,8 @@ export type Step = (ex: Exchange) => boolean;
 /** What lives as long as the proxy, for the phases' setup. */
 export interface PhaseDeps {
   peers: PeerPool;
+  /** Upstreams outside the mesh (tls DISABLE, SIMPLE, MUTUAL). */
+  external: ExternalPool;
   /** Who we are, as the peer header says it. */
   selfHeader: string;
   /** Our SPIFFE identity. */

@@ -7,6 +7,7 @@ import { Registry } from '../../telemetry/metrics.ts';
 import { CredentialStore } from '../agent/credentials.ts';
 import { ProxyConfig } from '../config.ts';
 import { UNKNOWN_PEER } from '../telemetry.ts';
+import { ExternalPool } from '../upstream/external-pool.ts';
 import { PeerPool } from '../upstream/peer-pool.ts';
 import { PHASES, Pipeline } from './pipeline.ts';
 
@@ -35,6 +36,7 @@ const pipeline = () =>
   new Pipeline({
     self: UNKNOWN_PEER,
     peers: new PeerPool(new CredentialStore()),
+    external: new ExternalPool(),
     appPort: (p) => p,
     metrics: createIstioMetrics(new Registry()),
     log: createLogger(),

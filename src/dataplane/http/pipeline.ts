@@ -6,6 +6,7 @@ import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
 import { encodePeer, type PeerInfo, RequestTelemetry, UNKNOWN_PEER } from '../telemetry.ts';
 import type { Dispatch } from '../upstream/dispatch.ts';
+import type { ExternalPool } from '../upstream/external-pool.ts';
 import { H1Pool } from '../upstream/h1-pool.ts';
 import { h1Transport } from '../upstream/h1-transport.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
@@ -29,6 +30,7 @@ export const PHASES: readonly Phase[] = [normalize, authenticate, authorize, rou
 export interface PipelineDeps {
   self: PeerInfo;
   peers: PeerPool;
+  external: ExternalPool;
   /** Where the app listens for a workload port. */
   appPort(workloadPort: number): number;
   metrics: IstioMetrics;
@@ -60,6 +62,7 @@ export class Pipeline {
     this.appPort = deps.appPort;
     this.deps = {
       peers: deps.peers,
+      external: deps.external,
       selfHeader: encodePeer(deps.self),
       selfIdentity: deps.self.principal,
       telemetry: this.telemetry,

@@ -1,5 +1,5 @@
-// HTTP/1.1 upstream on raw keep-alive sockets: to the app beside the proxy on loopback, and to other
-// proxies over mutual TLS (peer-pool.ts). Node's http client costs as much CPU per request as the
+// HTTP/1.1 upstream on raw keep-alive sockets: to the app beside the proxy on loopback, to other
+// proxies over mutual TLS (peer-pool.ts), and to upstreams outside the mesh (external-pool.ts). Node's http client costs as much CPU per request as the
 // rest of a sidecar (bench/README.md). Here the request is ours to write, so it is always well formed,
 // and the other end is the app or an authenticated proxy. So the codec is small: it writes requests
 // and parses responses framed by content-length, chunked encoding, or the connection's close.
@@ -71,14 +71,24 @@ class Connection implements UpstreamRequest {
   readonly opened = Date.now();
   /** Connected (and for TLS, handshaken). */
   private connected = false;
+  private tls13 = false;
+  /** A TLS 1.3 server sends session tickets only once it has accepted the client's certificate. */
+  private ticketed = false;
   private done = true;
 
   constructor(pool: H1Pool) {
     this.pool = pool;
     this.socket = pool.connect();
-    this.socket.once(this.socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => {
-      this.connected = true;
-    });
+    const socket = this.socket;
+    if (socket instanceof TLSSocket) {
+      socket.once('secureConnect', () => {
+        this.connected = true;
+        this.tls13 = socket.getProtocol() === 'TLSv1.3';
+      });
+      socket.once('session', () => {
+        this.ticketed = true;
+      });
+    } else socket.once('connect', () => (this.connected = true));
     this.socket.on('data', (c: Buffer) => this.onData(c));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => this.onClose());
@@ -308,11 +318,27 @@ class Connection implements UpstreamRequest {
 
   private fail(err: Error): void {
     const h = this.handler;
-    const stage: FailureStage = this.body !== undefined ? 'response' : this.connected ? 'sent' : 'connect';
+    const refused =
+      this.unanswered() && ((err as NodeJS.ErrnoException).code?.startsWith('ERR_SSL_') || this.unticketed());
+    const stage: FailureStage =
+      this.body !== undefined ? 'response' : this.connected && !refused ? 'sent' : 'connect';
     this.done = true;
     this.handler = undefined;
     this.socket.destroy();
     h?.onError(err, stage, this.reused && this.received === 0);
+  }
+
+  /**
+   * In TLS 1.3 the client's side of the handshake completes before the server has checked the
+   * client's certificate: a TLS alert, or a close with neither a session ticket nor a response
+   * byte, on a new connection is the server refusing the handshake, not the request.
+   */
+  private unanswered(): boolean {
+    return this.received === 0 && !this.reused;
+  }
+
+  private unticketed(): boolean {
+    return this.tls13 && !this.ticketed;
   }
 
   private onClose(): void {
@@ -324,7 +350,11 @@ class Connection implements UpstreamRequest {
     }
     this.fail(
       new Error(
-        this.body ? 'the upstream closed the connection mid-response' : 'the upstream closed the connection',
+        this.body
+          ? 'the upstream closed the connection mid-response'
+          : this.unanswered() && this.unticketed()
+            ? 'the upstream closed the connection right after the TLS 1.3 handshake, without a session ticket: it refused the client certificate (or wanted one)'
+            : 'the upstream closed the connection',
       ),
     );
   }

@@ -10,6 +10,7 @@ import type { ConnectionPool, Endpoint } from '../../compile/snapshot.ts';
 import { peerIdentity } from '../../lib/spiffe.ts';
 import type { CredentialStore } from '../agent/credentials.ts';
 import type { Transports } from './balance.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, tuneUpstreamSocket } from './connect.ts';
 import { H1Pool } from './h1-pool.ts';
 import { h1Transport } from './h1-transport.ts';
 import { h2Transport } from './h2-transport.ts';
@@ -29,7 +30,7 @@ export class PeerPool {
   private readonly creds: CredentialStore;
   private readonly connectTimeoutMs: number;
 
-  constructor(creds: CredentialStore, connectTimeoutMs = 10_000) {
+  constructor(creds: CredentialStore, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
     this.creds = creds;
     this.connectTimeoutMs = connectTimeoutMs;
   }
@@ -56,16 +57,7 @@ export class PeerPool {
         );
       },
     });
-    // Small writes (request heads, HEADERS and WINDOW_UPDATE frames) must not wait on Nagle for the
-    // peer's delayed ACK.
-    socket.setNoDelay(true);
-    const keepalive = pool?.tcpKeepalive;
-    if (keepalive) socket.setKeepAlive(true, keepalive.timeMs ?? 0);
-    const connectTimeout = pool?.connectTimeoutMs ?? this.connectTimeoutMs;
-    socket.setTimeout(connectTimeout, () =>
-      socket.destroy(new Error(`connect timeout after ${connectTimeout}ms`)),
-    );
-    socket.once('secureConnect', () => socket.setTimeout(0));
+    tuneUpstreamSocket(socket, pool, 'secureConnect', this.connectTimeoutMs);
     return socket;
   }
 

@@ -6,8 +6,6 @@
 import type { Cluster, ExtAuthzProvider } from '../../../compile/snapshot.ts';
 import type { ProxyConfig } from '../../config.ts';
 import { balance, type Transports } from '../../upstream/balance.ts';
-import { h1Transport } from '../../upstream/h1-transport.ts';
-import { replayStale } from '../../upstream/replay.ts';
 import { withTimeout } from '../../upstream/timeout.ts';
 import type { Exchange } from '../context.ts';
 import type { PhaseDeps } from '../phase.ts';
@@ -55,19 +53,15 @@ export function externalAuthorizer(
   };
 }
 
+/** Throws when the cluster has no transports (an unreadable certificate file): the snapshot is refused. */
 function transportsOf(cluster: Cluster, cfg: ProxyConfig, deps: PhaseDeps): Transports[] {
   const c = cfg.clusters.get(cluster.name)!;
   const tls = cluster.tls;
   if (tls.mode === 'ISTIO_MUTUAL')
     return c.endpoints.map((ep) => deps.peers.transports(ep.endpoint, tls.sni, tls.identities));
-  if (tls.mode !== 'DISABLE')
-    throw new Error(`cluster ${cluster.name}: TLS mode ${tls.mode} is not supported for an authorizer`);
-  return c.endpoints.map((ep) => {
-    const d = replayStale(
-      h1Transport(() => deps.extAuthz!.h1(ep.endpoint), `${ep.endpoint.address}:${ep.endpoint.port}`),
-    );
-    return { 'HTTP/1.1': d, 'HTTP/2': d };
-  });
+  const ts = deps.external.transports({ ...cluster, tls });
+  if (typeof ts === 'string') throw new Error(ts);
+  return ts;
 }
 
 async function ask(

@@ -1,28 +1,15 @@
-// Connections to external authorizers outside the mesh (a ServiceEntry's endpoints, in plaintext),
-// kept as long as the proxy and shared by every snapshot that uses them: keep-alive HTTP/1.1 pools
-// and gRPC channels, one per endpoint. Authorizers in the mesh go through the proxy's PeerPool, as
-// any other mesh upstream. Those no snapshot asks for any more are closed when a snapshot applies.
-import net from 'node:net';
+// gRPC channels to external authorizers outside the mesh (a ServiceEntry's endpoints, in plaintext),
+// kept as long as the proxy and shared by every snapshot that uses them, one per endpoint. HTTP
+// authorizers go through the proxy's pools as any other upstream: PeerPool in the mesh, ExternalPool
+// outside it. Channels no snapshot asks for any more are closed when a snapshot applies.
 import * as grpc from '@grpc/grpc-js';
 import type { Endpoint, ProxySnapshot } from '../../../compile/snapshot.ts';
-import { H1Pool } from '../../upstream/h1-pool.ts';
 import { AuthorizationClient, grpcTarget } from './grpc.ts';
 
 const key = (ep: Endpoint) => `${ep.address}:${ep.port}`;
 
 export class ExtAuthzClients {
-  private readonly pools = new Map<string, H1Pool>();
   private readonly channels = new Map<string, grpc.Client>();
-
-  h1(ep: Endpoint): H1Pool {
-    const k = key(ep);
-    let pool = this.pools.get(k);
-    if (!pool) {
-      pool = new H1Pool(() => net.connect({ host: ep.address, port: ep.port, noDelay: true }));
-      this.pools.set(k, pool);
-    }
-    return pool;
-  }
 
   grpc(ep: Endpoint): grpc.Client {
     const k = key(ep);
@@ -40,14 +27,9 @@ export class ExtAuthzClients {
     const clusters = new Map((snapshot?.clusters ?? []).map((c) => [c.name, c]));
     for (const l of snapshot?.listeners ?? []) {
       const ext = l.type === 'outbound' ? undefined : l.authorization?.extAuthz;
-      const c = ext && 'cluster' in ext ? clusters.get(ext.cluster) : undefined;
+      const c = ext && 'cluster' in ext && ext.protocol === 'GRPC' ? clusters.get(ext.cluster) : undefined;
       if (c?.tls.mode === 'DISABLE') for (const ep of c.endpoints) keep.add(key(ep));
     }
-    for (const [k, pool] of this.pools)
-      if (!keep.has(k)) {
-        pool.close();
-        this.pools.delete(k);
-      }
     for (const [k, client] of this.channels)
       if (!keep.has(k)) {
         client.close();

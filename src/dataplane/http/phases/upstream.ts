@@ -105,19 +105,24 @@ function pick(t: RouteTarget): number {
   return n - 1;
 }
 
-/** The endpoints' transports of a cluster, built once per snapshot however many routes lead to it. */
-type TransportCache = Map<ClusterRuntime, Transports[]>;
+/**
+ * The endpoints' transports of a cluster (or why it has none), built once per snapshot however many
+ * routes lead to it: an external cluster's certificate files are read once.
+ */
+type TransportCache = Map<ClusterRuntime, Transports[] | string>;
 
 function transportsFor(c: ClusterRuntime, deps: PhaseDeps, cache: TransportCache): Transports[] | string {
-  const tls = c.cluster.tls;
-  if (tls.mode !== 'ISTIO_MUTUAL') return `cluster ${c.cluster.name} is not a mesh cluster`;
   let ts = cache.get(c);
-  if (!ts) {
-    ts = c.endpoints.map((ep) =>
-      deps.peers.transports(ep.endpoint, tls.sni, tls.identities, c.cluster.connectionPool),
-    );
-    cache.set(c, ts);
-  }
+  if (ts) return ts;
+  const cluster = c.cluster;
+  const tls = cluster.tls;
+  ts =
+    tls.mode === 'ISTIO_MUTUAL'
+      ? c.endpoints.map((ep) =>
+          deps.peers.transports(ep.endpoint, tls.sni, tls.identities, cluster.connectionPool),
+        )
+      : deps.external.transports({ ...cluster, tls });
+  cache.set(c, ts);
   return ts;
 }
 

@@ -1,0 +1,171 @@
+// Connections to upstreams outside the mesh: a ServiceEntry's endpoints, or any cluster whose
+// DestinationRule sets tls DISABLE, SIMPLE or MUTUAL. Plaintext or TLS as the cluster says; always
+// HTTP/1.1, whatever the downstream spoke, since a server outside the mesh cannot be assumed to speak
+// HTTP/2 (h2c or ALPN h2 would need the port's protocol, which the snapshot does not carry yet).
+// The certificate files are read when a snapshot is applied, as Istio's sidecar reads its mounted
+// files: a file that cannot be read or parsed fails that cluster (503 UF naming the file), not the
+// snapshot, so one bad path does not hold back the rest of the mesh's configuration.
+// Pools outlive snapshots, per endpoint and TLS settings, and are replaced when the files' contents
+// or the connection settings change; those no snapshot uses are closed.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls, { type PeerCertificate } from 'node:tls';
+import type { Cluster, ConnectionPool, Endpoint, UpstreamTls } from '../../compile/snapshot.ts';
+import { errorMessage } from '../../lib/errors.ts';
+import type { Transports } from './balance.ts';
+import { tuneUpstreamSocket } from './connect.ts';
+import { H1Pool } from './h1-pool.ts';
+import { h1Transport } from './h1-transport.ts';
+import { replayStale } from './replay.ts';
+
+export type ExternalTls = Exclude<UpstreamTls, { mode: 'ISTIO_MUTUAL' }>;
+
+/** What a cluster's TLS settings come to once its files are read: shared by its endpoints' pools. */
+interface Client {
+  /** Undefined for plaintext. */
+  tls?: tls.ConnectionOptions;
+  /** Names the upstream in failure messages, with what it was checked against. */
+  describe: (ep: Endpoint) => string;
+  /** Equal fingerprints: the same connections will do. */
+  fingerprint: string;
+}
+
+interface Held {
+  pool: H1Pool;
+  fingerprint: string;
+}
+
+const FILES = ['caCertificates', 'clientCertificate', 'privateKey'] as const;
+
+export class ExternalPool {
+  private readonly pools = new Map<string, Held>();
+
+  /** The transports of each of the cluster's endpoints, or why it has none. */
+  transports(cluster: Cluster & { tls: ExternalTls }): Transports[] | string {
+    const client = clientOf(cluster);
+    if (typeof client === 'string') return `cluster ${cluster.name}: ${client}`;
+    return cluster.endpoints.map((ep) => {
+      const pool = this.pool(ep, cluster.tls, client, cluster.connectionPool);
+      const d = replayStale(h1Transport(() => pool, client.describe(ep)));
+      return { 'HTTP/1.1': d, 'HTTP/2': d };
+    });
+  }
+
+  private pool(ep: Endpoint, t: ExternalTls, client: Client, settings: ConnectionPool | undefined): H1Pool {
+    const key = ExternalPool.key(ep, t);
+    const fingerprint = `${client.fingerprint}|${JSON.stringify(settings ?? {})}`;
+    const held = this.pools.get(key);
+    if (held?.fingerprint === fingerprint) return held.pool;
+    held?.pool.close();
+    const opts = client.tls;
+    const connect = opts
+      ? () => {
+          const socket = tls.connect({ ...opts, host: ep.address, port: ep.port });
+          tuneUpstreamSocket(socket, settings, 'secureConnect');
+          return socket;
+        }
+      : () => {
+          const socket = net.connect({ host: ep.address, port: ep.port });
+          tuneUpstreamSocket(socket, settings, 'connect');
+          return socket;
+        };
+    const pool = new H1Pool(connect, 64, {
+      maxRequestsPerConnection: settings?.maxRequestsPerConnection,
+      idleTimeoutMs: settings?.idleTimeoutMs,
+      maxConnectionDurationMs: settings?.maxConnectionDurationMs,
+    });
+    this.pools.set(key, { pool, fingerprint });
+    return pool;
+  }
+
+  /** Closes the pools whose keys (`ExternalPool.key`) are not in `keep`. */
+  retain(keep: Set<string>): void {
+    for (const [key, held] of this.pools) {
+      if (!keep.has(key)) {
+        this.pools.delete(key);
+        held.pool.close();
+      }
+    }
+  }
+
+  static key(ep: Endpoint, t: ExternalTls): string {
+    return `${ep.address}:${ep.port}/${JSON.stringify(t)}`;
+  }
+
+  close(): void {
+    this.retain(new Set());
+  }
+}
+
+/** Reads and parses the cluster's files; a string says which one failed and why. */
+function clientOf(cluster: Cluster & { tls: ExternalTls }): Client | string {
+  const t = cluster.tls;
+  if (t.mode === 'DISABLE') return { describe: (ep) => `${ep.address}:${ep.port}`, fingerprint: 'plaintext' };
+  const pem: Partial<Record<(typeof FILES)[number], string>> = {};
+  const hash = createHash('sha256');
+  for (const f of FILES) {
+    const file = t[f];
+    if (file === undefined) continue;
+    try {
+      pem[f] = readFileSync(file, 'utf8');
+    } catch (err) {
+      return `cannot read ${f} ${file}: ${errorMessage(err)}`;
+    }
+    hash.update(`${f}\0${pem[f]}\0`);
+  }
+  let secureContext: tls.SecureContext;
+  try {
+    secureContext = tls.createSecureContext({
+      ...(pem.caCertificates !== undefined ? { ca: pem.caCertificates } : {}),
+      ...(pem.clientCertificate !== undefined ? { cert: pem.clientCertificate, key: pem.privateKey } : {}),
+    });
+  } catch (err) {
+    const files = FILES.flatMap((f) => (t[f] ? [`${f} ${t[f]}`] : [])).join(', ');
+    return `the certificate files (${files}) do not make a TLS client: ${errorMessage(err)}`;
+  }
+  const sni = t.sni ?? cluster.service ?? '';
+  const sans = t.subjectAltNames;
+  const trust = t.insecureSkipVerify
+    ? 'server certificate not verified (insecureSkipVerify)'
+    : `${t.caCertificates ? `CA ${t.caCertificates}` : 'system CAs'}, ${sans ? `SAN ${sans.join('|')}` : `SAN ${sni}`}`;
+  return {
+    tls: {
+      secureContext,
+      // RFC 6066 allows host names only, and Node warns on an address.
+      ...(sni && !net.isIP(sni) ? { servername: sni } : {}),
+      ALPNProtocols: ['http/1.1'],
+      rejectUnauthorized: !t.insecureSkipVerify,
+      checkServerIdentity: (host: string, cert: PeerCertificate) =>
+        sans ? matchSubjectAltNames(sans, cert) : tls.checkServerIdentity(sni || host, cert),
+    },
+    describe: (ep) => `${ep.address}:${ep.port} (TLS ${t.mode}, SNI ${sni || '-'}, ${trust})`,
+    fingerprint: `${JSON.stringify(t)}|${hash.digest('hex')}`,
+  };
+}
+
+/**
+ * Envoy's match_subject_alt_names with exact matchers, as Istio configures them: one of the
+ * certificate's DNS, URI or IP SANs must be one of `wanted`; a wildcard DNS SAN covers one label.
+ */
+export function matchSubjectAltNames(wanted: readonly string[], cert: PeerCertificate): Error | undefined {
+  const sans = (cert.subjectaltname ?? '')
+    .split(', ')
+    .filter(Boolean)
+    .map((s) => {
+      const colon = s.indexOf(':');
+      return { type: s.slice(0, colon), value: s.slice(colon + 1) };
+    });
+  for (const w of wanted) {
+    for (const s of sans) {
+      if (s.value === w) return undefined;
+      if (s.type === 'DNS' && s.value.startsWith('*.')) {
+        const dot = w.indexOf('.');
+        if (dot > 0 && w.slice(dot) === s.value.slice(1)) return undefined;
+      }
+    }
+  }
+  return new Error(
+    `server certificate SANs (${cert.subjectaltname || 'none'}) match none of subjectAltNames ${wanted.join(', ')}`,
+  );
+}
