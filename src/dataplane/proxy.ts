@@ -81,10 +81,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     lastReport = text;
     agent.reportUpstream(ejections, clusters);
   };
-  let ejectionReport: NodeJS.Timeout | undefined;
+  let reportSoon = false;
   const upstreamState = new UpstreamState(() => {
-    ejectionReport ??= setTimeout(() => {
-      ejectionReport = undefined;
+    if (reportSoon) return;
+    reportSoon = true;
+    setTimeout(() => {
+      reportSoon = false;
       report();
     }, 50).unref();
   });
