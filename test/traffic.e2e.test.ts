@@ -714,6 +714,8 @@ spec:
     route:
     - destination: {host: web, subset: v1}
       headers: {request: {set: {x-dest: v1}}, response: {add: {x-dest-response: v1}}}
+  - match: [{uri: {prefix: /moved}}]
+    redirect: {prefixRewrite: /echo}
   - match: [{uri: {regex: "/re/.*"}}]
     rewrite: {uriRegexRewrite: {match: "^/re/([a-z]+)/(.*)$", rewrite: "/echo/\\\\2/\\\\1"}}
     route: [{destination: {host: web, subset: v1}}]
@@ -734,6 +736,10 @@ spec:
     assert.equal(r.headers['x-served-by'], 'trellis');
     assert.equal(r.headers['x-dest-response'], 'v1');
     assert.equal(r.headers['x-remove-me'], undefined);
+
+    const moved = await send('http://web:8080/moved/here?x=1');
+    assert.equal(moved.status, 301);
+    assert.equal(moved.headers.location, 'http://web:8080/echo/here?x=1', 'redirect.prefixRewrite');
 
     const re = await send('http://web:8080/re/abc/def');
     assert.equal((JSON.parse(re.body) as { path: string }).path, '/echo/def/abc');

@@ -91,9 +91,13 @@ function redirectLocation(a: RedirectAction, authority: string, pathAndQuery: st
           : reqPort;
   const defaultPort = scheme === 'https' ? '443' : '80';
   let path = pathAndQuery;
-  if (a.uri !== undefined) {
-    const q = pathAndQuery.indexOf('?');
-    path = a.uri + (q >= 0 ? pathAndQuery.slice(q) : '');
+  const q = pathAndQuery.indexOf('?');
+  const query = q >= 0 ? pathAndQuery.slice(q) : '';
+  if (a.uri !== undefined) path = a.uri + query;
+  else if (a.prefixRewrite) {
+    // The matched prefix is replaced, the rest of the path and the query kept.
+    const p = q >= 0 ? pathAndQuery.slice(0, q) : pathAndQuery;
+    path = a.prefixRewrite.replacement + p.slice(a.prefixRewrite.prefix.length) + query;
   }
   return `${scheme}://${host}${port && port !== defaultPort ? `:${port}` : ''}${path}`;
 }
