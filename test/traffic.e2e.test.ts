@@ -219,6 +219,10 @@ describe('HTTP traffic management through real proxies', { timeout: 180_000 }, (
       'topology.kubernetes.io/region': 'r1',
       'topology.kubernetes.io/zone': 'a',
     });
+    await backend('loc-a2', 'loc', {
+      'topology.kubernetes.io/region': 'r1',
+      'topology.kubernetes.io/zone': 'a',
+    });
     await backend('loc-b', 'loc', {
       'topology.kubernetes.io/region': 'r1',
       'topology.kubernetes.io/zone': 'b',
@@ -424,6 +428,25 @@ spec:
     backends.get('cb-1')!.delayMs = 0;
   });
 
+  test('http2MaxRequests: requests in flight over the limit overflow at once (UO)', async () => {
+    backends.get('cb-1')!.delayMs = 100;
+    await applyUntil(
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: cb}
+spec:
+  host: cb
+  trafficPolicy:
+    connectionPool: {http: {http2MaxRequests: 1}}
+`,
+      (s) => cluster(s, fqdn('cb'))?.connectionPool?.maxRequests === 1,
+    );
+    const replies = await Promise.all([1, 2, 3].map(() => send('http://cb:8080/get')));
+    assert.deepEqual(replies.map((r) => r.status).sort(), [200, 503, 503]);
+    assert.ok(replies.filter((r) => r.status === 503).every((r) => r.headers[FLAGS] === 'UO'));
+    backends.get('cb-1')!.delayMs = 0;
+  });
+
   test('outlier detection ejects a failing endpoint, shows it, and lets it back after baseEjectionTime', async () => {
     const bad = backends.get('od-3')!;
     bad.failing = true;
@@ -573,6 +596,48 @@ spec:
     for (const [user, set] of owners) assert.equal(set.size, 1, `${user} stays on one endpoint`);
     assert.ok(new Set([...owners.values()].map((s) => [...s][0])).size > 1, 'keys spread over endpoints');
 
+    // Maglev on a query parameter; then the source IP, the same for every request of this client.
+    const pinned = async (hash: string, type: string, key: string, url: (i: number) => string) => {
+      await applyUntil(
+        `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: lb}
+spec:
+  host: lb
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: ${hash}
+`,
+        (s) =>
+          cluster(s, lbCluster)?.lb.type === type && JSON.stringify(cluster(s, lbCluster)?.lb).includes(key),
+      );
+      const seen = new Map<number, Set<string>>();
+      for (let i = 0; i < 40; i++) {
+        const r = await send(url(i % 8));
+        if (!seen.has(i % 8)) seen.set(i % 8, new Set());
+        seen.get(i % 8)!.add(String(r.headers['x-backend']));
+      }
+      return seen;
+    };
+    const byQuery = await pinned(
+      '{httpQueryParameterName: user, maglev: {tableSize: 251}}',
+      'MAGLEV',
+      'queryParameter',
+      (k) => `http://lb:8080/?user=u${k}`,
+    );
+    for (const [k, set] of byQuery) assert.equal(set.size, 1, `user u${k} stays on one endpoint`);
+    const byIp = await pinned(
+      '{useSourceIp: true}',
+      'RING_HASH',
+      'sourceIp',
+      (k) => `http://lb:8080/?n=${k}`,
+    );
+    assert.equal(
+      new Set([...byIp.values()].flatMap((s) => [...s])).size,
+      1,
+      'one client address, one endpoint',
+    );
+
     await applyUntil(
       `apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -610,19 +675,78 @@ spec:
     );
     const local: Reply[] = [];
     for (let i = 0; i < 20; i++) local.push(await send('http://loc:8080/maybe'));
-    assert.deepEqual(
-      countBy(local, (r) => String(r.headers['x-backend'])),
-      { 'loc-a': 20 },
-    );
-    backends.get('loc-a')!.failing = true;
+    assert.deepEqual(Object.keys(countBy(local, (r) => String(r.headers['x-backend']))).sort(), [
+      'loc-a',
+      'loc-a2',
+    ]);
+    const zoneA = [backends.get('loc-a')!, backends.get('loc-a2')!];
+    for (const b of zoneA) b.failing = true;
     const moved: Reply[] = [];
-    for (let i = 0; i < 20; i++) moved.push(await send('http://loc:8080/maybe'));
+    for (let i = 0; i < 30; i++) moved.push(await send('http://loc:8080/maybe'));
     assert.deepEqual(
-      countBy(moved.slice(5), (r) => String(r.headers['x-backend'])),
+      countBy(moved.slice(15), (r) => String(r.headers['x-backend'])),
       { 'loc-b': 15 },
       'once zone a is ejected, zone b takes the traffic',
     );
-    backends.get('loc-a')!.failing = false;
+    for (const b of zoneA) b.failing = false;
+  });
+
+  test('locality: distribute weights zones; retryRemoteLocalities sends a retry to another zone', async () => {
+    // No outlier detection here: the ejections of the test before are over.
+    await applyUntil(
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: loc}
+spec:
+  host: loc
+  trafficPolicy:
+    loadBalancer:
+      localityLbSetting:
+        distribute: [{from: "r1/a/*", to: {"r1/a/*": 80, "r1/b/*": 20}}]
+`,
+      (s) => cluster(s, fqdn('loc'))?.locality?.distribute !== undefined,
+    );
+    const spread: Reply[] = [];
+    for (let i = 0; i < 400; i++) spread.push(await send('http://loc:8080/maybe'));
+    const inB = spread.filter((r) => r.headers['x-backend'] === 'loc-b').length;
+    // Binomial(400, 0.2): σ = 8; ±4σ.
+    assert.ok(inB > 48 && inB < 112, `zone b got ${inB} of 400 for a weight of 20`);
+
+    const retrying = (remote: boolean) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: loc}
+spec:
+  hosts: [loc]
+  http:
+  - retries: {attempts: 1, retryOn: 5xx, retryRemoteLocalities: ${remote}}
+    route: [{destination: {host: loc}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: loc}
+spec:
+  host: loc
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1000}
+`;
+    const a = backends.get('loc-a')!;
+    a.failing = true;
+    const retriedTo = async (remote: boolean) => {
+      await applyUntil(retrying(remote), (s) =>
+        JSON.stringify(s.routeTables).includes(`"remoteLocalities":${remote}`),
+      );
+      const to = new Set<string>();
+      for (let i = 0; i < 30; i++) {
+        const before = a.hits.length;
+        const r = await send('http://loc:8080/maybe');
+        // A request whose first try failed at loc-a: where did its retry go?
+        if (a.hits.length > before && r.status === 200) to.add(String(r.headers['x-backend']));
+      }
+      return [...to].sort();
+    };
+    assert.deepEqual(await retriedTo(false), ['loc-a2'], 'without it, a retry stays in zone a');
+    assert.deepEqual(await retriedTo(true), ['loc-b'], 'with it, the retry leaves the zone tried');
+    a.failing = false;
   });
 
   test('mirroring: v2 gets a -shadow copy; the response and its latency are v1’s alone', async () => {
