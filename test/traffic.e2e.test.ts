@@ -661,6 +661,35 @@ spec:
     }
   });
 
+  test('warmup: an endpoint joining the cluster starts with a small share that grows over the window', async () => {
+    await applyUntil(
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: lb}
+spec:
+  host: lb
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN, warmup: {duration: 3s, minimumPercent: 10}}
+`,
+      (s) => cluster(s, fqdn('lb'))?.warmup?.windowMs === 3000,
+    );
+    await backend('lb-4', 'lb', {});
+    await until('the new endpoint healthy in the client snapshot', async () => {
+      const eps = cluster(client.current()!, fqdn('lb'))?.endpoints ?? [];
+      return eps.length === 4 && eps.every((e) => e.healthy);
+    });
+    const share = async () => {
+      let n = 0;
+      for (let i = 0; i < 200; i++) if ((await send('http://lb:8080/')).headers['x-backend'] === 'lb-4') n++;
+      return n / 200;
+    };
+    const early = await share();
+    assert.ok(early < 0.15, `a share of ${early} early in its window (a full one is 0.25)`);
+    await new Promise((r) => setTimeout(r, 3000));
+    const warm = await share();
+    assert.ok(warm > 0.2, `a share of ${warm} once warm`);
+  });
+
   test('locality failover: traffic stays in the zone, and moves when the zone empties', async () => {
     await applyUntil(
       `apiVersion: networking.istio.io/v1

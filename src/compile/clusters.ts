@@ -11,6 +11,7 @@ import {
   outlierDetection,
   resolvePolicy,
   upstreamTls,
+  warmup,
 } from './traffic-policy.ts';
 
 const built = new WeakMap<MeshIndex, Map<string, Cluster>>();
@@ -90,6 +91,7 @@ function outboundCluster(
   const locality = localityLb(policy.loadBalancer, policy.outlierDetection, mesh.localityLbSetting);
   const pool = connectionPool(policy.connectionPool, policy.retryBudget, mesh);
   const outlier = outlierDetection(policy.outlierDetection);
+  const slowStart = warmup(policy.loadBalancer);
   return {
     name,
     direction: 'outbound',
@@ -98,6 +100,7 @@ function outboundCluster(
     subset,
     origin: dr ? `DestinationRule ${dr.metadata.namespace}/${dr.metadata.name}` : undefined,
     lb: loadBalancerPolicy(policy.loadBalancer),
+    ...(slowStart ? { warmup: slowStart } : {}),
     ...(locality ? { locality } : {}),
     tls: upstreamTls(policy.tls, {
       mode: 'ISTIO_MUTUAL',

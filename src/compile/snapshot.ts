@@ -422,6 +422,11 @@ export interface Cluster {
   /** `DestinationRule ns/name` that shaped this cluster, if any. */
   origin?: string;
   lb: LoadBalancerPolicy;
+  /**
+   * `warmup` (Envoy's slow start, ROUND_ROBIN and LEAST_REQUEST): an endpoint that joins the cluster
+   * gets a share growing from minimumPercent to full over the window.
+   */
+  warmup?: { windowMs: number; minimumPercent: number; aggression: number };
   /** Locality-aware balancing (`localityLbSetting`); Istio turns it on when outlier detection is set. */
   locality?: LocalityLb;
   tls: UpstreamTls;

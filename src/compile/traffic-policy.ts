@@ -11,6 +11,7 @@ import type {
 } from '../api/kinds/index.ts';
 import { parseDuration } from '../api/schema.ts';
 import type {
+  Cluster,
   ConnectionPool,
   LoadBalancerPolicy,
   LocalityLb,
@@ -103,6 +104,18 @@ export function loadBalancerPolicy(lb: LoadBalancerSettings | undefined): LoadBa
       // UNSPECIFIED, LEAST_CONN and unset: pilot's default for Envoy is LEAST_REQUEST.
       return { type: 'LEAST_REQUEST' };
   }
+}
+
+/** Envoy's slow start, for the balancers that take it (ROUND_ROBIN, LEAST_REQUEST and the default). */
+export function warmup(lb: LoadBalancerSettings | undefined): Cluster['warmup'] {
+  if (lb?.consistentHash || lb?.simple === 'RANDOM') return undefined;
+  const windowMs = ms(lb?.warmup?.duration ?? lb?.warmupDurationSecs);
+  if (!windowMs) return undefined;
+  return {
+    windowMs,
+    minimumPercent: lb?.warmup?.minimumPercent ?? 10,
+    aggression: lb?.warmup?.aggression ?? 1,
+  };
 }
 
 /** Locality-aware balancing: on when outlier detection is (Istio needs it to see endpoints fail). */

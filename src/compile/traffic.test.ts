@@ -401,6 +401,16 @@ ${routedToV2}`,
         assert.deepEqual(c.connectionPool, { retryBudget: { percent: 20, minRetryConcurrency: 3 } }),
     },
     {
+      name: 'warmup (and the deprecated warmupDurationSecs) with Envoy’s defaults',
+      policy: 'loadBalancer: {simple: ROUND_ROBIN, warmup: {duration: 30s, aggression: 2}}',
+      expect: (c) => assert.deepEqual(c.warmup, { windowMs: 30_000, minimumPercent: 10, aggression: 2 }),
+    },
+    {
+      name: 'warmupDurationSecs on the default balancer',
+      policy: 'loadBalancer: {warmupDurationSecs: 10s}',
+      expect: (c) => assert.deepEqual(c.warmup, { windowMs: 10_000, minimumPercent: 10, aggression: 1 }),
+    },
+    {
       name: 'tls DISABLE',
       policy: 'tls: {mode: DISABLE}',
       expect: (c) => assert.deepEqual(c.tls, { mode: 'DISABLE' }),

@@ -76,7 +76,10 @@ table('DestinationRule', [
     `,
     warnings: [
       { path: 'spec.exportTo', message: NE },
-      { path: 'spec.trafficPolicy.loadBalancer.warmup', message: NE },
+      {
+        path: 'spec.trafficPolicy.loadBalancer.warmup',
+        message: 'applies to ROUND_ROBIN and LEAST_REQUEST only',
+      },
       { path: 'spec.trafficPolicy.tunnel', message: NE },
       { path: 'spec.trafficPolicy.proxyProtocol', message: NE },
       { path: 'spec.trafficPolicy.loadBalancer.consistentHash', message: 'together with consistentHash' },

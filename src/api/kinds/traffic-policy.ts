@@ -353,8 +353,15 @@ const loadBalancer: Validator = object(
           join(path, 'simple'),
           `${NOT_ENFORCED}: PASSTHROUGH needs the original destination address, which Trellis does not capture yet; requests are balanced with LEAST_REQUEST`,
         );
-      for (const k of ['warmupDurationSecs', 'warmup', 'zoneAwareLbSetting'])
-        if (v[k] != null) warn(ctx, join(path, k), `${NOT_ENFORCED}: ${k}`);
+      if (v.zoneAwareLbSetting != null)
+        warn(ctx, join(path, 'zoneAwareLbSetting'), `${NOT_ENFORCED}: zoneAwareLbSetting`);
+      const warm = v.warmup ?? v.warmupDurationSecs;
+      if (warm != null && (v.consistentHash != null || v.simple === 'RANDOM'))
+        warn(
+          ctx,
+          join(path, v.warmup != null ? 'warmup' : 'warmupDurationSecs'),
+          'warmup applies to ROUND_ROBIN and LEAST_REQUEST only (as in Envoy): it has no effect here',
+        );
     },
   },
 );

@@ -56,6 +56,8 @@ export class ClusterRuntime {
   readonly outlier: OutlierDetector | undefined;
   private readonly self: ClusterSelf;
   private epoch = -1;
+  /** Some endpoint is still in its warmup window: picks are weighted until none is. */
+  private warming = false;
   private lb!: LoadBalancer<EndpointRuntime>;
   /** What the balancer picks from now. */
   private up: readonly EndpointRuntime[] = [];
@@ -81,6 +83,14 @@ export class ClusterRuntime {
       this.state.ejected = 0;
       this.state.healthChanged();
     }
+    // Endpoints that join a cluster already serving warm up (Envoy's slow start); the first ones don't.
+    const now = Date.now();
+    for (const e of this.endpoints) {
+      if (!e.state.fresh) continue;
+      e.state.fresh = false;
+      if (this.state.built) e.state.joinedAt = now;
+    }
+    this.state.built = true;
     // Refuses a policy this proxy cannot balance with, when the snapshot is applied.
     this.rebuild();
   }
@@ -101,6 +111,8 @@ export class ClusterRuntime {
     const policy = this.cluster.lb;
     const available = this.available();
     this.up = available;
+    const w = this.cluster.warmup;
+    this.warming = w !== undefined && available.some((e) => e.state.joinedAt + w.windowMs > Date.now());
     this.hashed = undefined;
     if (policy.type === 'RING_HASH') this.hashed = new RingHash(available, policy.tableSize);
     else if (policy.type === 'MAGLEV') this.hashed = new Maglev(available, policy.tableSize);
@@ -127,6 +139,10 @@ export class ClusterRuntime {
   /** An endpoint for `req`, or undefined when none is available. */
   pick(req?: HashedRequest): EndpointRuntime | undefined {
     if (this.epoch !== this.state.healthEpoch) this.rebuild();
+    if (this.warming) {
+      const ep = this.warmPick();
+      if (ep) return ep;
+    }
     if (this.hashed) {
       const key =
         this.cluster.lb.type === 'RING_HASH' || this.cluster.lb.type === 'MAGLEV'
@@ -137,6 +153,40 @@ export class ClusterRuntime {
       if (value !== undefined) return this.hashed.pick(hashKey(value));
     }
     return this.lb.pick();
+  }
+
+  /**
+   * Envoy's slow start, as a weighted random pick: an endpoint `t` into its window weighs
+   * max(minimumPercent, (t / window)^(1 / aggression)) of a full one. Undefined once no endpoint is
+   * warming any more, and from then on the cluster's own balancer decides.
+   */
+  private warmPick(): EndpointRuntime | undefined {
+    const w = this.cluster.warmup!;
+    const now = Date.now();
+    const up = this.up;
+    const weights = new Float64Array(up.length);
+    let total = 0;
+    let warming = false;
+    for (let i = 0; i < up.length; i++) {
+      const t = now - up[i].state.joinedAt;
+      let weight = 1;
+      if (t < w.windowMs) {
+        warming = true;
+        weight = Math.max(w.minimumPercent / 100, (t / w.windowMs) ** (1 / w.aggression));
+      }
+      weights[i] = weight;
+      total += weight;
+    }
+    if (!warming) {
+      this.warming = false;
+      return undefined;
+    }
+    let r = Math.random() * total;
+    for (let i = 0; i < up.length; i++) {
+      r -= weights[i];
+      if (r < 0) return up[i];
+    }
+    return up[up.length - 1];
   }
 
   /**

@@ -21,6 +21,10 @@ export class EndpointState {
   ejections = 0;
   /** When it last came back, for bringing the multiplier down while it stays healthy. */
   returnedAt = 0;
+  /** When it joined a cluster that had endpoints before (slow start); 0: there from the start. */
+  joinedAt = 0;
+  /** Not yet seen by a cluster runtime. */
+  fresh = true;
   constructor(key: string) {
     this.key = key;
   }
@@ -74,6 +78,8 @@ export class ClusterState {
   activeRetries = 0;
   /** Endpoints ejected now. */
   ejected = 0;
+  /** A runtime was built for it before: endpoints that appear from now on are new to it. */
+  built = false;
   /** Changes whenever an endpoint is ejected or returns: the load balancer rebuilds on it. */
   healthEpoch = 0;
   private readonly onHealth: (() => void) | undefined;
