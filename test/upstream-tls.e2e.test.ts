@@ -4,7 +4,7 @@
 // certificate files, insecureSkipVerify — and servers this test runs (https.createServer with test
 // CAs) accept or refuse. Refusals come back to the app as 503 UF with a rule saying why.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -234,10 +234,36 @@ describe('DestinationRule tls toward a ServiceEntry host outside the mesh', { ti
       `{mode: MUTUAL, caCertificates: ${files.ca}, clientCertificate: ${files.strangerCert}, privateKey: ${files.strangerKey}}`,
     );
     const r = await get();
-    console.log('STRANGER', r);
     refused(r, /TLS MUTUAL.*(alert|refused the client certificate)/);
     await upstream(ports.mtls, `{mode: SIMPLE, caCertificates: ${files.ca}}`);
     refused(await get(), /TLS SIMPLE.*alert certificate required/);
+  });
+
+  test("credentialName: the certificate, key and CA come from the control plane's credential store", async () => {
+    // As a TLS Secret's keys, under <state-dir>/credentials/<namespace>/<name>/.
+    const stored = path.join(dir, 'state', 'credentials', 'default', 'client-credential');
+    await mkdir(stored, { recursive: true });
+    await writeFile(path.join(stored, 'ca.crt'), await readFile(files.ca));
+    await writeFile(path.join(stored, 'tls.crt'), await readFile(files.cert));
+    await writeFile(path.join(stored, 'tls.key'), await readFile(files.key));
+    await upstream(ports.mtls, '{mode: MUTUAL, credentialName: client-credential}');
+    // The store is read a moment after its files change, and the change is pushed like a config change.
+    const r = await until('the credential to reach the proxy', async () => {
+      const got = await get();
+      return got.status === 200 ? got : undefined;
+    });
+    assert.equal(r.body, `${HOST} sni=${HOST} client=trellis-client`);
+    // Operators see the snapshot without the private key.
+    const snap = (await (
+      await fetch(`${cp.info.api}/api/v1/proxy-config/client-0`, { headers: adminHeaders(cp.info) })
+    ).json()) as ProxySnapshot;
+    const tls = snap.clusters.find((c) => c.name === `outbound|80||${HOST}`)?.tls;
+    assert.ok(tls && 'credential' in tls && tls.credential);
+    assert.equal(tls.credential.privateKey, '<redacted>');
+    assert.match(tls.credential.certificateChain ?? '', /BEGIN CERTIFICATE/);
+
+    await upstream(ports.mtls, '{mode: MUTUAL, credentialName: nowhere}');
+    refused(await get(), /credential default\/nowhere has no tls\.crt and tls\.key/);
   });
 
   test('insecureSkipVerify: a server of an unknown CA is accepted without checks', async () => {

@@ -6,6 +6,7 @@ import { routedEntryCluster } from './service-entries.ts';
 import type { Cluster } from './snapshot.ts';
 import {
   connectionPool,
+  credentialIn,
   loadBalancerPolicy,
   localityLb,
   outlierDetection,
@@ -102,11 +103,11 @@ function outboundCluster(
     lb: loadBalancerPolicy(policy.loadBalancer),
     ...(slowStart ? { warmup: slowStart } : {}),
     ...(locality ? { locality } : {}),
-    tls: upstreamTls(policy.tls, {
-      mode: 'ISTIO_MUTUAL',
-      sni: outboundSni(port, subset, fqdn),
-      identities,
-    }),
+    tls: upstreamTls(
+      policy.tls,
+      { mode: 'ISTIO_MUTUAL', sni: outboundSni(port, subset, fqdn), identities },
+      credentialIn(index, dr?.metadata.namespace),
+    ),
     ...(pool ? { connectionPool: pool } : {}),
     ...(outlier ? { outlierDetection: outlier } : {}),
     endpoints: selected.map((i) => endpointOf(index, i.node)),

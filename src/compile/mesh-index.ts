@@ -35,6 +35,15 @@ export interface CompileInput {
    * registry, an input compile reads and never fetches.
    */
   jwks?: ReadonlyMap<string, JwksState>;
+  /** The state directory's credential store (`tls.credentialName`), by `namespace/name`. */
+  credentials?: ReadonlyMap<string, Credential>;
+}
+
+/** PEM texts of one credential, as the control plane read them; any may be missing. */
+export interface Credential {
+  certificateChain?: string;
+  privateKey?: string;
+  caCertificates?: string;
 }
 
 /** A fetched key set: the last good one (kept when a refresh fails), or why there is none. */
@@ -81,6 +90,7 @@ export interface MeshIndex {
   /** Oldest first. */
   requestAuthentications: Resource<RequestAuthenticationSpec>[];
   jwks: ReadonlyMap<string, JwksState>;
+  credentials: ReadonlyMap<string, Credential>;
   /** Sorted by namespace and name. */
   authorizationPolicies: Resource<AuthorizationPolicySpec>[];
   /** Oldest first: sidecar routes to their hosts (service-entries.ts) and ext-authz providers. */
@@ -213,6 +223,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     peerAuthentications: peerAuthentications.sort(byAge),
     requestAuthentications: requestAuthentications.sort(byAge),
     jwks: input.jwks ?? new Map(),
+    credentials: input.credentials ?? new Map(),
     authorizationPolicies: authorizationPolicies.sort(byName),
     serviceEntries: serviceEntries.sort(byAge),
   };

@@ -12,6 +12,7 @@ import { labelsMatch, type MeshIndex } from './mesh-index.ts';
 import type { Cluster, Endpoint, UpstreamTls } from './snapshot.ts';
 import {
   connectionPool,
+  credentialIn,
   loadBalancerPolicy,
   localityLb,
   outlierDetection,
@@ -141,7 +142,7 @@ export function serviceEntryCluster(
       origin: dr ? `${ref}, DestinationRule ${dr.metadata.namespace}/${dr.metadata.name}` : ref,
       lb: loadBalancerPolicy(policy.loadBalancer),
       ...(locality ? { locality } : {}),
-      tls: entryTls(policy.tls, index, se, host, port, subset),
+      tls: entryTls(policy.tls, index, se, host, port, subset, dr?.metadata.namespace),
       ...(pool ? { connectionPool: pool } : {}),
       ...(outlier ? { outlierDetection: outlier } : {}),
       endpoints,
@@ -157,6 +158,7 @@ function entryTls(
   host: string,
   port: number,
   subset: string | undefined,
+  drNamespace: string | undefined,
 ): UpstreamTls {
   if (tls?.mode === 'ISTIO_MUTUAL') {
     const td = index.mesh.trustDomain;
@@ -166,6 +168,6 @@ function entryTls(
     const identities = [...new Set([...(se.spec.subjectAltNames ?? []), ...accounts])].sort();
     return { mode: 'ISTIO_MUTUAL', sni: outboundSni(port, subset, host), identities };
   }
-  const out = upstreamTls(tls, { mode: 'DISABLE' });
+  const out = upstreamTls(tls, { mode: 'DISABLE' }, credentialIn(index, drNamespace));
   return out.mode === 'SIMPLE' || out.mode === 'MUTUAL' ? { ...out, sni: out.sni ?? host } : out;
 }

@@ -481,6 +481,11 @@ export type UpstreamTls =
       /** Client certificate chain and key, for MUTUAL. */
       clientCertificate?: string;
       privateKey?: string;
+      /**
+       * `credentialName`: the credential's PEM texts from the control plane's store, in place of the
+       * files; a field it lacks is absent. Only this proxy's snapshot carries them.
+       */
+      credential?: { name: string; certificateChain?: string; privateKey?: string; caCertificates?: string };
     }
   /** Plaintext: the local app, or an upstream a DestinationRule sets to DISABLE. */
   | { mode: 'DISABLE' };

@@ -10,6 +10,7 @@ import type {
   TrafficPolicy,
 } from '../api/kinds/index.ts';
 import { parseDuration } from '../api/schema.ts';
+import type { Credential, MeshIndex } from './mesh-index.ts';
 import type {
   Cluster,
   ConnectionPool,
@@ -208,8 +209,15 @@ export function outlierDetection(od: OutlierDetectionSpec | undefined): OutlierD
   };
 }
 
-/** `mesh` is the cluster's auto-mTLS setting, used unless the policy says otherwise. */
-export function upstreamTls(tls: ClientTLSSettings | undefined, mesh: UpstreamTls): UpstreamTls {
+/**
+ * `mesh` is the cluster's auto-mTLS setting, used unless the policy says otherwise. `credentials`
+ * resolves `credentialName` in the DestinationRule's namespace.
+ */
+export function upstreamTls(
+  tls: ClientTLSSettings | undefined,
+  mesh: UpstreamTls,
+  credential?: (name: string) => { name: string } & Credential,
+): UpstreamTls {
   switch (tls?.mode) {
     case 'DISABLE':
       return { mode: 'DISABLE' };
@@ -224,8 +232,17 @@ export function upstreamTls(tls: ClientTLSSettings | undefined, mesh: UpstreamTl
         ...(tls.mode === 'MUTUAL' && tls.clientCertificate
           ? { clientCertificate: tls.clientCertificate, privateKey: tls.privateKey }
           : {}),
+        ...(tls.credentialName && credential ? { credential: credential(tls.credentialName) } : {}),
       };
     default:
       return mesh;
   }
+}
+
+/** `credentialName` looked up in the DestinationRule's namespace of the credential store. */
+export function credentialIn(index: MeshIndex, namespace: string | undefined) {
+  return (name: string) => {
+    const key = `${namespace ?? ''}/${name}`;
+    return { name: key, ...index.credentials.get(key) };
+  };
 }

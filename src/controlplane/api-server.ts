@@ -8,6 +8,7 @@ import { customPolicyWarnings } from '../compile/ext-authz-warnings.ts';
 import { CONVERTED_FROM_ANNOTATION } from '../compile/legacy-rbac.ts';
 import { isMeshConfigMap } from '../compile/mesh-config.ts';
 import { buildMeshIndex } from '../compile/mesh-index.ts';
+import type { ProxySnapshot } from '../compile/snapshot.ts';
 import { type Issue, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { checkAccess, readJsonBody } from './api-access.ts';
@@ -293,7 +294,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       const why = deps.push.connected(rest[0]) ? 'has not ACKed any snapshot yet' : 'is not connected';
       throw new TrellisError('TRL_NOT_FOUND', `proxy "${rest[0]}" ${why}; see trellis proxy-status`);
     }
-    return send(res, 200, snap);
+    return send(res, 200, redactCredentials(snap));
   }
   if (what === 'registry' && method === 'GET') return send(res, 200, { instances: deps.registry.list() });
   if (what === 'ca' && deps.ca) {
@@ -364,4 +365,17 @@ export function createApiServer(deps: ApiDeps): http.Server {
       send(res, 500, { code: 'TRL_INTERNAL', message: 'internal error; see the control plane log' });
     });
   });
+}
+
+/** A snapshot as operators see it: a credential's private key stays between the control plane and its proxy. */
+function redactCredentials(snap: ProxySnapshot): ProxySnapshot {
+  if (!snap.clusters.some((c) => 'credential' in c.tls && c.tls.credential?.privateKey)) return snap;
+  return {
+    ...snap,
+    clusters: snap.clusters.map((c) =>
+      'credential' in c.tls && c.tls.credential?.privateKey
+        ? { ...c, tls: { ...c.tls, credential: { ...c.tls.credential, privateKey: '<redacted>' } } }
+        : c,
+    ),
+  };
 }

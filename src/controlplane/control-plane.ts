@@ -11,6 +11,7 @@ import type { Logger } from '../lib/log.ts';
 import { createApiServer } from './api-server.ts';
 import { CertificateAuthority, type ServingCert } from './ca/ca.ts';
 import { RootRotation } from './ca/rotation.ts';
+import { CredentialStore } from './credentials.ts';
 import { JwksResolver } from './jwks.ts';
 import { createProxyServer } from './proxy-server.ts';
 import { PushServer } from './push/push.ts';
@@ -98,12 +99,14 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
   const registry = new Registry({ stateDir: o.stateDir, log });
   await registry.restore(o.registryGraceMs ?? 10_000);
   const jwks = new JwksResolver({ log, refreshMs: o.jwksRefreshMs, retryMs: o.jwksRetryMs });
+  const credentials = new CredentialStore(path.join(o.stateDir, 'credentials'), log);
   const push = new PushServer({
     store,
     registry,
     mesh: { trustDomain: ca.trustDomain },
     log,
     jwks,
+    credentials,
     trust: ca,
   });
   const instances = await PlatformInstances.open(o.stateDir);
@@ -148,6 +151,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Running
     rotation.close();
     await tlsUpdate;
     push.close();
+    credentials.close();
     await Promise.all([closeQuietly(api), closeQuietly(xds)]);
     api.closeAllConnections();
     await registry.close();

@@ -42,13 +42,13 @@ table('DestinationRule', [
     ],
   },
   {
-    name: 'credentialName is named as not enforced: Trellis reads TLS files only',
+    name: 'credentialName is enforced (the control plane's credential store): no warning',
     spec: `
       host: api.example.com
       trafficPolicy:
         tls: {mode: SIMPLE, credentialName: api-ca}
     `,
-    warnings: [{ path: 'spec.trafficPolicy.tls.credentialName', message: `${NE}: credentialName`, line: 8 }],
+    warnings: 'none',
   },
   {
     name: 'every traffic policy field validates',

@@ -483,12 +483,6 @@ const clientTls: Validator = object(
           fail(ctx, path, `ISTIO_MUTUAL uses the mesh's own certificates: remove ${extra.join(', ')}`);
         }
       }
-      if (v.credentialName != null)
-        warn(
-          ctx,
-          join(path, 'credentialName'),
-          `${NOT_ENFORCED}: credentialName (Trellis has no credential store yet); give caCertificates, clientCertificate and privateKey as files on the proxy`,
-        );
       if (mode === 'MUTUAL' && v.credentialName == null) {
         if (v.clientCertificate == null)
           fail(ctx, join(path, 'clientCertificate'), 'client certificate required for mutual tls');

@@ -21,6 +21,7 @@ import {
   type ProxyMessage,
   type TrustBundle,
 } from '../../push/protocol.ts';
+import type { CredentialStore } from '../credentials.ts';
 import type { JwksResolver } from '../jwks.ts';
 import { type InstanceRecord, mismatches } from '../registry/instances.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -111,6 +112,7 @@ export class PushServer {
   private readonly store: Store;
   private readonly registry: Registry;
   private readonly jwks: JwksResolver | undefined;
+  private readonly credentials: CredentialStore | undefined;
   private readonly trust: TrustSource | undefined;
   private readonly trustListeners: (() => void)[] = [];
   private readonly mesh: MeshConfig;
@@ -148,6 +150,8 @@ export class PushServer {
     registryMaxDelayMs?: number;
     /** Fetches the remote key sets RequestAuthentications name; a change of keys is pushed like a config change. */
     jwks?: JwksResolver;
+    /** The state directory's credential store; a change is pushed like a config change. */
+    credentials?: CredentialStore;
     /** The trust bundle sent to every proxy (and its ACKs and certificate reports). */
     trust?: TrustSource;
   }) {
@@ -155,6 +159,11 @@ export class PushServer {
     this.trust = o.trust;
     this.registry = o.registry;
     this.jwks = o.jwks;
+    this.credentials = o.credentials;
+    this.credentials?.onChange(() => {
+      this.configDue ??= performance.now() + this.debounceMs;
+      this.arm();
+    });
     this.mesh = o.mesh;
     this.log = o.log;
     this.debounceMs = o.debounceMs ?? 10;
@@ -218,6 +227,7 @@ export class PushServer {
       proxies: this.registry.list(),
       mesh: this.mesh,
       jwks: this.jwks?.states,
+      credentials: this.credentials?.states,
     });
     let sent = 0;
     for (const conn of conns) {

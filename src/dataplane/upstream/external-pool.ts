@@ -114,6 +114,16 @@ function clientOf(cluster: Cluster & { tls: ExternalTls }): Client | string {
     }
     hash.update(`${f}\0${pem[f]}\0`);
   }
+  // credentialName: the control plane sent the PEM texts; they take the place of the files.
+  const cred = t.credential;
+  if (cred) {
+    if (cred.caCertificates !== undefined) pem.caCertificates = cred.caCertificates;
+    if (cred.certificateChain !== undefined) pem.clientCertificate = cred.certificateChain;
+    if (cred.privateKey !== undefined) pem.privateKey = cred.privateKey;
+    if (t.mode === 'MUTUAL' && (pem.clientCertificate === undefined || pem.privateKey === undefined))
+      return `credential ${cred.name} has no tls.crt and tls.key in the control plane's credential store`;
+    hash.update(`credential\0${JSON.stringify(cred)}`);
+  }
   let secureContext: tls.SecureContext;
   try {
     secureContext = tls.createSecureContext({
@@ -128,7 +138,7 @@ function clientOf(cluster: Cluster & { tls: ExternalTls }): Client | string {
   const sans = t.subjectAltNames;
   const trust = t.insecureSkipVerify
     ? 'server certificate not verified (insecureSkipVerify)'
-    : `${t.caCertificates ? `CA ${t.caCertificates}` : 'system CAs'}, ${sans ? `SAN ${sans.join('|')}` : `SAN ${sni}`}`;
+    : `${t.caCertificates ? `CA ${t.caCertificates}` : cred?.caCertificates ? `CA of credential ${cred.name}` : 'system CAs'}, ${sans ? `SAN ${sans.join('|')}` : `SAN ${sni}`}`;
   return {
     tls: {
       secureContext,
