@@ -42,7 +42,7 @@ table('DestinationRule', [
     ],
   },
   {
-    name: 'credentialName is enforced (the control plane's credential store): no warning',
+    name: "credentialName is enforced (the control plane's credential store): no warning",
     spec: `
       host: api.example.com
       trafficPolicy:
