@@ -506,6 +506,10 @@ export interface ConnectionPool {
   idleTimeoutMs?: number;
   /** `h2UpgradePolicy: UPGRADE`: HTTP/1.1 requests go upstream as HTTP/2. */
   h2Upgrade?: boolean;
+  /** `useClientProtocol: false` (without UPGRADE): every request goes upstream as HTTP/1.1. */
+  http1Only?: boolean;
+  /** `http2KeepAlive`: a PING on each idle HTTP/2 connection every interval, closed unanswered after timeout. */
+  http2KeepAlive?: { intervalMs: number; timeoutMs: number };
   maxConcurrentStreams?: number;
   /** DestinationRule `retryBudget`: retries in flight limited to a share of requests in flight. */
   retryBudget?: { percent: number; minRetryConcurrency: number };

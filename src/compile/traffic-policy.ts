@@ -182,6 +182,11 @@ export function connectionPool(
   const upgrade = http?.h2UpgradePolicy ?? 'DEFAULT';
   if (upgrade === 'UPGRADE' || (upgrade === 'DEFAULT' && mesh?.h2UpgradePolicy === 'UPGRADE'))
     out.h2Upgrade = true;
+  // Trellis follows the client's protocol unless told otherwise: only an explicit false downgrades.
+  else if (http?.useClientProtocol === false) out.http1Only = true;
+  const ka = http?.http2KeepAlive;
+  if (ka?.interval)
+    out.http2KeepAlive = { intervalMs: ms(ka.interval)!, timeoutMs: ms(ka.timeout) ?? 20_000 };
   set('maxConcurrentStreams', http?.maxConcurrentStreams);
   if (budget) {
     out.retryBudget = {

@@ -395,6 +395,15 @@ ${routedToV2}`,
         }),
     },
     {
+      name: 'useClientProtocol false downgrades to HTTP/1.1; http2KeepAlive with its default timeout',
+      policy: 'connectionPool: {http: {useClientProtocol: false, http2KeepAlive: {interval: 10s}}}',
+      expect: (c) =>
+        assert.deepEqual(c.connectionPool, {
+          http1Only: true,
+          http2KeepAlive: { intervalMs: 10_000, timeoutMs: 20_000 },
+        }),
+    },
+    {
       name: 'retryBudget with Istio’s defaults',
       policy: 'retryBudget: {}',
       expect: (c) =>

@@ -401,13 +401,12 @@ const connectionPool: Validator = object(
         http2KeepAlive: object({ interval: duration(), timeout: duration() }),
       },
       {
-        notEnforced: ['http2KeepAlive'],
         check: (v, path, ctx) => {
-          if (v.useClientProtocol === false)
+          if (v.useClientProtocol === false && v.h2UpgradePolicy === 'UPGRADE')
             warn(
               ctx,
               join(path, 'useClientProtocol'),
-              `${NOT_ENFORCED}: Trellis proxies always speak the client's protocol upstream (unless h2UpgradePolicy is UPGRADE)`,
+              'h2UpgradePolicy UPGRADE sends HTTP/2 upstream whatever useClientProtocol says',
             );
         },
       },

@@ -37,7 +37,9 @@ export function balance(
     'no-healthy-upstream',
     `no healthy upstream in ${cluster.cluster.name} (${origin})`,
   );
-  const upgrade = cluster.cluster.connectionPool?.h2Upgrade === true;
+  const pool = cluster.cluster.connectionPool;
+  const upgrade = pool?.h2Upgrade === true;
+  const http1Only = pool?.http1Only === true;
   return (req, handler) => {
     const ep = pick(cluster, req);
     if (!ep) return failed(handler, none);
@@ -48,7 +50,8 @@ export function balance(
     // Envoy's upstream_rq_total: every try sent to an endpoint.
     state.stats.upstream_rq_total++;
     const counted = new InFlight(ep, cluster, handler);
-    counted.call = transports[ep.index][upgrade ? 'HTTP/2' : req.protocol](req, counted);
+    const protocol = upgrade ? 'HTTP/2' : http1Only ? 'HTTP/1.1' : req.protocol;
+    counted.call = transports[ep.index][protocol](req, counted);
     return counted;
   };
 }

@@ -96,6 +96,8 @@ export class PeerPool {
     session.on('close', forget);
     session.on('goaway', forget);
     session.on('error', forget);
+    const ka = settings?.http2KeepAlive;
+    if (ka) keepAlive(session, ka.intervalMs, ka.timeoutMs);
     this.sessions.set(key, session);
     return session;
   }
@@ -141,4 +143,18 @@ export class PeerPool {
     for (const p of this.pools.values()) p.pool.close();
     this.pools.clear();
   }
+}
+
+/** `http2KeepAlive`: a PING every interval; a peer that does not answer within the timeout is gone. */
+export function keepAlive(session: ClientHttp2Session, intervalMs: number, timeoutMs: number): void {
+  const timer = setInterval(() => {
+    const dead = setTimeout(
+      () => session.destroy(new Error(`no PING answer within ${timeoutMs}ms`)),
+      timeoutMs,
+    );
+    dead.unref();
+    if (!session.ping(() => clearTimeout(dead))) clearTimeout(dead);
+  }, intervalMs);
+  timer.unref();
+  session.once('close', () => clearInterval(timer));
 }
