@@ -16,6 +16,7 @@ import type { ProxySnapshot } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import { SILENT } from '../src/lib/log.ts';
+import { x509 } from '../src/lib/x509.ts';
 import { until } from './support/mesh.ts';
 import { makeLeaf, makeRoot } from './support/pki.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
@@ -26,13 +27,18 @@ let client: RunningProxy;
 let dir: string;
 const servers: http.Server[] = [];
 const ports = { plain: 0, tls: 0, mtls: 0 };
-const files: Record<'ca' | 'otherCa' | 'cert' | 'key' | 'strangerCert' | 'strangerKey', string> = {
+const files: Record<
+  'ca' | 'otherCa' | 'cert' | 'key' | 'strangerCert' | 'strangerKey' | 'revoked' | 'unrelatedCrl',
+  string
+> = {
   ca: '',
   otherCa: '',
   cert: '',
   key: '',
   strangerCert: '',
   strangerKey: '',
+  revoked: '',
+  unrelatedCrl: '',
 };
 let revision = 0;
 
@@ -140,6 +146,23 @@ describe('DestinationRule tls toward a ServiceEntry host outside the mesh', { ti
       return p;
     };
     files.ca = await write('ca.pem', ca.pem);
+    // CRLs of the external CA: one revoking the server's certificate, one revoking another.
+    const crl = async (serialNumber: string) =>
+      (
+        await x509.X509CrlGenerator.create({
+          issuer: ca.cert.subjectName,
+          thisUpdate: new Date(Date.now() - 60_000),
+          nextUpdate: new Date(Date.now() + 86_400_000),
+          entries: [{ serialNumber, revocationDate: new Date(Date.now() - 60_000) }],
+          signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+          signingKey: ca.keys.privateKey,
+        })
+      )
+        .toString('pem')
+        // OpenSSL reads the PEM label "X509 CRL".
+        .replace(/(BEGIN|END) CRL/g, '$1 X509 CRL');
+    files.revoked = await write('revoked.crl.pem', await crl(server.cert.serialNumber));
+    files.unrelatedCrl = await write('unrelated.crl.pem', await crl('0badc0de'));
     files.otherCa = await write('other-ca.pem', other.pem);
     files.cert = await write('client.pem', clientCert.pem);
     files.key = await write('client-key.pem', clientCert.keyPem);
@@ -264,6 +287,13 @@ describe('DestinationRule tls toward a ServiceEntry host outside the mesh', { ti
 
     await upstream(ports.mtls, '{mode: MUTUAL, credentialName: nowhere}');
     refused(await get(), /credential default\/nowhere has no tls\.crt and tls\.key/);
+  });
+
+  test('caCrl: a server whose certificate the CRL revokes is refused; with another CRL, accepted', async () => {
+    await upstream(ports.tls, `{mode: SIMPLE, caCertificates: ${files.ca}, caCrl: ${files.revoked}}`);
+    refused(await get(), /certificate revoked/);
+    await upstream(ports.tls, `{mode: SIMPLE, caCertificates: ${files.ca}, caCrl: ${files.unrelatedCrl}}`);
+    assert.equal((await get()).status, 200);
   });
 
   test('insecureSkipVerify: a server of an unknown CA is accepted without checks', async () => {

@@ -476,6 +476,8 @@ export type UpstreamTls =
       sni?: string;
       /** Files on the proxy's machine, as Istio's sidecar reads them. CA bundle; absent: the system's roots. */
       caCertificates?: string;
+      /** Revoked certificates (PEM CRLs) the server's chain is checked against. */
+      caCrl?: string;
       subjectAltNames?: string[];
       insecureSkipVerify?: boolean;
       /** Client certificate chain and key, for MUTUAL. */

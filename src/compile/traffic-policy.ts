@@ -232,6 +232,7 @@ export function upstreamTls(
         mode: tls.mode,
         ...(tls.sni ? { sni: tls.sni } : {}),
         ...(tls.caCertificates ? { caCertificates: tls.caCertificates } : {}),
+        ...(tls.caCrl ? { caCrl: tls.caCrl } : {}),
         ...(tls.subjectAltNames?.length ? { subjectAltNames: tls.subjectAltNames } : {}),
         ...(tls.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
         ...(tls.mode === 'MUTUAL' && tls.clientCertificate

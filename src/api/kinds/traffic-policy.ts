@@ -473,7 +473,6 @@ const clientTls: Validator = object(
     caCrl: nonEmptyString(),
   },
   {
-    notEnforced: ['caCrl'],
     check: (v, path, ctx) => {
       const mode = v.mode ?? 'DISABLE';
       if (mode === 'ISTIO_MUTUAL') {

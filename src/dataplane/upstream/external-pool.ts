@@ -36,7 +36,7 @@ interface Held {
   fingerprint: string;
 }
 
-const FILES = ['caCertificates', 'clientCertificate', 'privateKey'] as const;
+const FILES = ['caCertificates', 'caCrl', 'clientCertificate', 'privateKey'] as const;
 
 export class ExternalPool {
   private readonly pools = new Map<string, Held>();
@@ -128,6 +128,8 @@ function clientOf(cluster: Cluster & { tls: ExternalTls }): Client | string {
   try {
     secureContext = tls.createSecureContext({
       ...(pem.caCertificates !== undefined ? { ca: pem.caCertificates } : {}),
+      // Node then checks the server's chain against it (OpenSSL's CRL_CHECK and CRL_CHECK_ALL).
+      ...(pem.caCrl !== undefined ? { crl: pem.caCrl } : {}),
       ...(pem.clientCertificate !== undefined ? { cert: pem.clientCertificate, key: pem.privateKey } : {}),
     });
   } catch (err) {
