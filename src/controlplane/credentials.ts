@@ -2,7 +2,7 @@
 // place of Kubernetes Secrets. `<state-dir>/credentials/<namespace>/<name>/` holds the PEM files under
 // a TLS Secret's key names: `tls.crt` (certificate chain), `tls.key` (private key) and `ca.crt` (CA
 // bundle), or Istio's generic `cert`, `key` and `cacert`. The directory is watched: a change is pushed
-// like a config change. Only the proxies whose clusters use a credential get it in their snapshot.
+// like a config change. A credential travels only in the snapshots of the proxies whose clusters use it.
 import { type FSWatcher, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
 import type { Credential } from '../compile/mesh-index.ts';
