@@ -1,6 +1,11 @@
 // What an HTTP route does besides choosing clusters: retries (Istio's default policy when unset),
 // fault injection, header edits and CORS, translated from the VirtualService rule as pilot does.
-import type { CorsPolicy as CorsSpec, HTTPFaultInjection, HTTPRetry } from '../api/kinds/http-route.ts';
+import {
+  type CorsPolicy as CorsSpec,
+  GRPC_STATUSES,
+  type HTTPFaultInjection,
+  type HTTPRetry,
+} from '../api/kinds/http-route.ts';
 import type {
   HeaderOperations,
   Headers,
@@ -70,27 +75,6 @@ function share(p: Percent | undefined, legacy?: number): number {
   return 100;
 }
 
-/** gRPC status names → codes, for `abort.grpcStatus`. */
-const GRPC_CODES: Record<string, number> = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  ABORTED: 10,
-  OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-  UNAUTHENTICATED: 16,
-};
-
 export function faultPolicy(spec: HTTPFaultInjection | undefined): FaultPolicy | undefined {
   if (!spec) return undefined;
   const out: FaultPolicy = {};
@@ -100,7 +84,11 @@ export function faultPolicy(spec: HTTPFaultInjection | undefined): FaultPolicy |
   const a = spec.abort;
   if (a?.httpStatus !== undefined) out.abort = { status: a.httpStatus, percent: share(a.percentage) };
   else if (a?.grpcStatus !== undefined)
-    out.abort = { status: 200, grpcStatus: GRPC_CODES[a.grpcStatus], percent: share(a.percentage) };
+    out.abort = {
+      status: 200,
+      grpcStatus: GRPC_STATUSES.indexOf(a.grpcStatus),
+      percent: share(a.percentage),
+    };
   return out.delay || out.abort ? out : undefined;
 }
 

@@ -415,7 +415,8 @@ export const retries: Validator = object(
   },
 );
 
-const GRPC_STATUSES = [
+/** gRPC status names in code order: a name's index is its code. */
+export const GRPC_STATUSES = [
   'OK',
   'CANCELLED',
   'UNKNOWN',

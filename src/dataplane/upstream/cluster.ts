@@ -40,7 +40,9 @@ export interface HashedRequest {
 }
 
 interface Hashed {
-  pick(hash: number): EndpointRuntime | undefined;
+  /** What the request is hashed on. */
+  key: HashKey;
+  ring: { pick(hash: number): EndpointRuntime | undefined };
 }
 
 /** The proxy's own place, for locality-aware balancing. */
@@ -114,8 +116,10 @@ export class ClusterRuntime {
     const w = this.cluster.warmup;
     this.warming = w !== undefined && available.some((e) => e.state.joinedAt + w.windowMs > Date.now());
     this.hashed = undefined;
-    if (policy.type === 'RING_HASH') this.hashed = new RingHash(available, policy.tableSize);
-    else if (policy.type === 'MAGLEV') this.hashed = new Maglev(available, policy.tableSize);
+    if (policy.type === 'RING_HASH')
+      this.hashed = { key: policy.hash, ring: new RingHash(available, policy.tableSize) };
+    else if (policy.type === 'MAGLEV')
+      this.hashed = { key: policy.hash, ring: new Maglev(available, policy.tableSize) };
     const inner = (eps: readonly EndpointRuntime[]) =>
       loadBalancer(
         policy.type === 'RING_HASH' || policy.type === 'MAGLEV' ? { type: 'RANDOM' } : policy,
@@ -144,13 +148,9 @@ export class ClusterRuntime {
       if (ep) return ep;
     }
     if (this.hashed) {
-      const key =
-        this.cluster.lb.type === 'RING_HASH' || this.cluster.lb.type === 'MAGLEV'
-          ? this.cluster.lb.hash
-          : undefined;
-      const value = key && req ? hashInput(key, req) : undefined;
+      const value = req ? hashInput(this.hashed.key, req) : undefined;
       // No key in the request: Envoy picks at random.
-      if (value !== undefined) return this.hashed.pick(hashKey(value));
+      if (value !== undefined) return this.hashed.ring.pick(hashKey(value));
     }
     return this.lb.pick();
   }
@@ -164,27 +164,20 @@ export class ClusterRuntime {
     const w = this.cluster.warmup!;
     const now = Date.now();
     const up = this.up;
-    const weights = new Float64Array(up.length);
+    const weight = (e: EndpointRuntime) => {
+      const t = now - e.state.joinedAt;
+      return t < w.windowMs ? Math.max(w.minimumPercent / 100, (t / w.windowMs) ** (1 / w.aggression)) : 1;
+    };
     let total = 0;
-    let warming = false;
-    for (let i = 0; i < up.length; i++) {
-      const t = now - up[i].state.joinedAt;
-      let weight = 1;
-      if (t < w.windowMs) {
-        warming = true;
-        weight = Math.max(w.minimumPercent / 100, (t / w.windowMs) ** (1 / w.aggression));
-      }
-      weights[i] = weight;
-      total += weight;
-    }
-    if (!warming) {
+    for (const e of up) total += weight(e);
+    if (total === up.length) {
       this.warming = false;
       return undefined;
     }
     let r = Math.random() * total;
-    for (let i = 0; i < up.length; i++) {
-      r -= weights[i];
-      if (r < 0) return up[i];
+    for (const e of up) {
+      r -= weight(e);
+      if (r < 0) return e;
     }
     return up[up.length - 1];
   }

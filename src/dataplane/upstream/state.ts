@@ -4,6 +4,8 @@
 // is kept across swaps, keyed like the pooled connections (cluster and address), and dropped when a
 // snapshot no longer lists it.
 
+import type { Ejection } from '../../push/protocol.ts';
+
 /** One endpoint as a member of one cluster (Istio's subsets are clusters of their own). */
 export class EndpointState {
   readonly key: string;
@@ -95,15 +97,6 @@ export class ClusterState {
   }
 }
 
-/** An ejected endpoint, as `trellis proxy-config endpoints` shows it. */
-export interface EjectedEndpoint {
-  cluster: string;
-  address: string;
-  port: number;
-  reason: string;
-  until: string;
-}
-
 export class UpstreamState {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly clusters = new Map<string, ClusterState>();
@@ -115,8 +108,8 @@ export class UpstreamState {
   }
 
   /** The endpoints ejected now. */
-  ejected(): EjectedEndpoint[] {
-    const out: EjectedEndpoint[] = [];
+  ejected(): Ejection[] {
+    const out: Ejection[] = [];
     for (const e of this.endpoints.values()) {
       if (e.ejectedUntil === 0) continue;
       const bar = e.key.lastIndexOf('|');
