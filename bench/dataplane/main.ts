@@ -136,10 +136,11 @@ function check(t: Target): Promise<void> {
 export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
   const mesh = await startMesh(o.log);
   const ports = new PortAllocator();
+  const nginxPorts = { h1: await ports.next(), h2: await ports.next() };
   const nginx = await startNginxProxy(
     mesh.info.instances.find((i) => i.workload === 'upstream-v1')!.appPorts!['8080'],
-    await ports.next(),
-    await ports.next(),
+    nginxPorts.h1,
+    nginxPorts.h2,
   );
   try {
     const up = mesh.info.instances.find((i) => i.workload === 'upstream-v1')!;
@@ -165,7 +166,7 @@ export async function runDataPlane(o: DataPlaneOptions): Promise<RunResult[]> {
       {
         name: 'nginx',
         what: 'nginx (1 worker, upstream keepalive) → upstream',
-        target: (h2) => ({ url: `http://127.0.0.1:${h2 ? nginx.h2Port : nginx.h1Port}/`, h2 }),
+        target: (h2) => ({ url: `http://127.0.0.1:${h2 ? nginxPorts.h2 : nginxPorts.h1}/`, h2 }),
         proxies: [{ name: 'nginx', pid: nginx.pid }],
       },
       {
