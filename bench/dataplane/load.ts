@@ -14,6 +14,8 @@ export interface Target {
   authority?: string;
   /** More request headers, e.g. a JWT. */
   headers?: Record<string, string>;
+  /** A file sent as each request's body (POST), e.g. a framed gRPC message. */
+  body?: string;
   h2: boolean;
 }
 
@@ -43,6 +45,7 @@ async function h2load(t: Target, cpu: number, seconds: number, args: string[]): 
   const protocol = t.h2 ? [] : ['--h1'];
   const authority = t.authority ? ['-H', `:authority: ${t.authority}`] : [];
   authority.push(...headerFlags(t));
+  if (t.body) authority.push('-d', t.body);
   const { stdout } = await run(
     'taskset',
     ['-c', String(cpu), 'h2load', ...protocol, ...authority, ...args, '-D', String(seconds), t.url],
@@ -118,6 +121,7 @@ export async function maxThroughput(
   o: { connections: number; seconds: number; cpu: number; streams?: number },
 ): Promise<MaxResult> {
   if (!t.h2) {
+    if (t.body) throw new Error('bench: wrk sends no body; a target with one is HTTP/2 only');
     const headers = [...(t.authority ? ['-H', `Host: ${t.authority}`] : []), ...headerFlags(t)];
     const { stdout } = await run(
       'taskset',

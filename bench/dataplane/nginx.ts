@@ -15,7 +15,9 @@ export interface NginxProxy {
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 function tempPaths(dir: string): string {
-  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((p) => `${p}_temp_path ${dir};`).join('\n  ');
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((p) => `${p}_temp_path ${dir};`)
+    .join('\n  ');
 }
 
 async function startNginx(conf: (dir: string) => string): Promise<NginxProxy> {
@@ -99,7 +101,6 @@ export function startNginxGrpc(upstreamPort: number, port: number): Promise<Ngin
 http {
   access_log off;
   keepalive_requests 10000000;
-  http2_max_requests 10000000;
   ${tempPaths(dir)}
   upstream grpc_app {
     server 127.0.0.1:${upstreamPort};

@@ -81,7 +81,12 @@ function quantile(sorted: number[], q: number): number {
  * `rps` round trips per second over `connections` connections, each started period/connections
  * apart so the proxy sees an even stream, not bursts; `rps` 0 is as fast as each connection goes.
  */
-export async function tcpLoad(t: TcpTarget, rps: number, connections: number, seconds: number): Promise<TcpRun> {
+export async function tcpLoad(
+  t: TcpTarget,
+  rps: number,
+  connections: number,
+  seconds: number,
+): Promise<TcpRun> {
   const sockets = await Promise.all(Array.from({ length: connections }, () => open(t)));
   const latencies: number[] = [];
   let failed = 0;
@@ -129,6 +134,11 @@ if (import.meta.main) {
     },
   });
   const target = { host: values.host, port: Number(values.port), connect: values.connect };
-  const result = await tcpLoad(target, Number(values.rps), Number(values.connections), Number(values.seconds));
+  const result = await tcpLoad(
+    target,
+    Number(values.rps),
+    Number(values.connections),
+    Number(values.seconds),
+  );
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
