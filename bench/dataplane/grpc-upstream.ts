@@ -27,7 +27,7 @@ export function grpcFrame(size = 1024): Buffer {
 }
 
 if (import.meta.main) {
-  const port = Number(process.argv[2]);
+  const port = Number(process.env.PORT ?? process.argv[2]);
   const server = new Server();
   server.addService(service, {
     Echo: (call: { request: Buffer }, cb: (e: null, r: Buffer) => void) => cb(null, call.request),
