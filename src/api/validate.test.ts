@@ -56,9 +56,13 @@ describe('validateText: the envelope', () => {
       },
       {
         name: 'Istio kinds Trellis does not serve yet',
-        yaml: 'apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default}\nspec: {}\n',
+        yaml: 'apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata: {name: default}\nspec: {}\n',
         errors: [
-          { path: 'kind', message: 'Sidecar (networking.istio.io) is not supported by Trellis yet', line: 2 },
+          {
+            path: 'kind',
+            message: 'WorkloadGroup (networking.istio.io) is not supported by Trellis yet',
+            line: 2,
+          },
         ],
       },
       {

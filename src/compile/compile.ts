@@ -5,6 +5,7 @@ import { extAuthzCluster } from './ext-authz.ts';
 import { contentHash } from './hash.ts';
 import { inboundClusters, sidecarInbound } from './inbound.ts';
 import { buildMeshIndex, type CompileInput, endpointIdentity, type MeshIndex } from './mesh-index.ts';
+import { scopeOf } from './sidecar-scope.ts';
 import type { Cluster, HttpOptions, Listener, ProxyNode, ProxySnapshot } from './snapshot.ts';
 import { SNAPSHOT_SCHEMA_VERSION } from './snapshot.ts';
 import { type SharedConfig, viewOf } from './views.ts';
@@ -30,10 +31,21 @@ export interface SnapshotParts {
 export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
   const view = viewOf(index, node);
   const pathNormalization = index.meshConfig.pathNormalization;
+  const scope = scopeOf(index, node);
+  const policy = scope?.outboundTrafficPolicy;
+  const ingress = scope && scope.ingress.size > 0 ? scope.ingress : undefined;
   const listeners: Listener[] =
     node.role === 'gateway'
       ? view.listeners!
-      : [{ name: 'outbound', type: 'outbound', routeTable: 'outbound' }, sidecarInbound(index, node)];
+      : [
+          {
+            name: 'outbound',
+            type: 'outbound',
+            routeTable: 'outbound',
+            ...(policy ? { outboundTrafficPolicy: policy } : {}),
+          },
+          sidecarInbound(index, node, ingress),
+        ];
   const own = {
     schema: SNAPSHOT_SCHEMA_VERSION,
     proxy: {
@@ -52,7 +64,7 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
     clusters:
       node.role === 'gateway'
         ? []
-        : [...inboundClusters(node), ...authorizerOf(index, listeners, view.shared)],
+        : [...inboundClusters(node, ingress), ...authorizerOf(index, listeners, view.shared)],
   };
   // Equal versions are equal snapshots: the hash covers this proxy's part and the shared part's hash.
   const version = contentHash(`${JSON.stringify(own)}\n${view.shared.hash}`);

@@ -29,7 +29,12 @@ function servedBy(index: MeshIndex): Map<string, InboundService[]> {
   return inbound;
 }
 
-export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
+/** `ingress`: workload port → app port, from the proxy's Sidecar ingress listeners' defaultEndpoint. */
+export function sidecarInbound(
+  index: MeshIndex,
+  node: ProxyNode,
+  ingress?: ReadonlyMap<number, number>,
+): Listener {
   const services = servedBy(index).get(node.id) ?? [];
   const targets = new Set<string>();
   for (const s of services) {
@@ -44,12 +49,13 @@ export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
     ...inboundMtls(index.peerAuthentications, node, index.meshConfig.rootNamespace),
     services,
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
+    ...(ingress && { endpoints: Object.fromEntries([...ingress].map(([p, to]) => [String(p), to])) }),
     ...(jwt && { jwtRules: jwt }),
     ...(authorization && { authorization }),
   };
 }
 
-export function inboundClusters(node: ProxyNode): Cluster[] {
+export function inboundClusters(node: ProxyNode, ingress?: ReadonlyMap<number, number>): Cluster[] {
   return node.ports
     .map((p) => p.port)
     .sort((a, b) => a - b)
@@ -60,6 +66,6 @@ export function inboundClusters(node: ProxyNode): Cluster[] {
       lb: { type: 'ROUND_ROBIN' as const },
       tls: { mode: 'DISABLE' as const },
       // The app beside the proxy; the proxy maps the workload port to where the app really listens.
-      endpoints: [{ address: '127.0.0.1', port, healthy: node.healthy }],
+      endpoints: [{ address: '127.0.0.1', port: ingress?.get(port) ?? port, healthy: node.healthy }],
     }));
 }

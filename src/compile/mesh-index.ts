@@ -8,6 +8,7 @@ import type {
   RequestAuthenticationSpec,
   ServiceEntrySpec,
   ServiceSpec,
+  SidecarSpec,
   VirtualServiceSpec,
 } from '../api/kinds/index.ts';
 import type { Resource } from '../api/resource.ts';
@@ -95,6 +96,8 @@ export interface MeshIndex {
   authorizationPolicies: Resource<AuthorizationPolicySpec>[];
   /** Oldest first: sidecar routes to their hosts (service-entries.ts) and ext-authz providers. */
   serviceEntries: Resource<ServiceEntrySpec>[];
+  /** Oldest first: of several Sidecars for one workload the oldest applies (sidecar-scope.ts). */
+  sidecars: Resource<SidecarSpec>[];
 }
 
 const K = {
@@ -106,6 +109,7 @@ const K = {
   requestAuthentication: kindKey('security.istio.io/v1', 'RequestAuthentication'),
   authorizationPolicy: kindKey('security.istio.io/v1', 'AuthorizationPolicy'),
   serviceEntry: kindKey('networking.istio.io/v1', 'ServiceEntry'),
+  sidecar: kindKey('networking.istio.io/v1', 'Sidecar'),
 };
 
 export function labelsMatch(
@@ -140,6 +144,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
   const authorizationPolicies: Resource<AuthorizationPolicySpec>[] = [];
   const drs: Resource<DestinationRuleSpec>[] = [];
   const serviceEntries: Resource<ServiceEntrySpec>[] = [];
+  const sidecarResources: Resource<SidecarSpec>[] = [];
   let meshConfigMap: Resource | undefined;
 
   for (const r of input.resources) {
@@ -169,6 +174,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     else if (key === K.authorizationPolicy)
       authorizationPolicies.push(r as Resource<AuthorizationPolicySpec>);
     else if (key === K.serviceEntry) serviceEntries.push(r as Resource<ServiceEntrySpec>);
+    else if (key === K.sidecar) sidecarResources.push(r as Resource<SidecarSpec>);
   }
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
@@ -226,6 +232,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     credentials: input.credentials ?? new Map(),
     authorizationPolicies: authorizationPolicies.sort(byName),
     serviceEntries: serviceEntries.sort(byAge),
+    sidecars: sidecarResources.sort(byAge),
   };
 }
 

@@ -7,7 +7,16 @@ import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
 import { defaultRoute, vsRoutes } from './routes.ts';
 import { type EntryPort, routedEntries } from './service-entries.ts';
+import { inScope, type SidecarScope } from './sidecar-scope.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
+
+/** A VirtualService that may win a host, and whether its routes depend on who asks. */
+interface Candidate {
+  vs: Resource<VirtualServiceSpec>;
+  /** `namespace/name`. */
+  id: string;
+  scoped: boolean;
+}
 
 /**
  * What the sidecar outbound side works out once per mesh index and shares between proxies. Keyed by
@@ -17,15 +26,16 @@ interface OutboundMemo {
   /** VirtualServices that apply to sidecars, oldest first. */
   meshVs: Resource<VirtualServiceSpec>[];
   /**
-   * Services sorted by FQDN, each with the VirtualService that wins its host for sidecars and whether
-   * that VirtualService's routes depend on who asks (sourceLabels, sourceNamespace).
+   * Services sorted by FQDN, each with the VirtualServices for its host, oldest first: the first one
+   * the proxy sees (its Sidecar may hide some) wins the host.
    */
-  sidecarServices: { svc: MeshService; vs?: Resource<VirtualServiceSpec>; scoped: boolean }[];
+  sidecarServices: { svc: MeshService; candidates: Candidate[] }[];
   /** ServiceEntry host ports the same way, in host order. */
-  sidecarEntries: { entry: EntryPort; vs?: Resource<VirtualServiceSpec>; scoped: boolean }[];
+  sidecarEntries: { entry: EntryPort; candidates: Candidate[] }[];
   /**
-   * `fqdn:port|same` or `|other` (is the proxy in the service's namespace?) → a sidecar's virtual host
-   * for it and the clusters its routes use, when the routes depend on no proxy.
+   * `fqdn:port|same` or `|other` (is the proxy in the service's namespace?) and the winning
+   * VirtualService → a sidecar's virtual host for it and the clusters its routes use, when the routes
+   * depend on no proxy.
    */
   virtualHosts: Map<string, { virtualHost: VirtualHost; clusters: string[] }>;
 }
@@ -48,35 +58,35 @@ function memoOf(index: MeshIndex): OutboundMemo {
   let memo = memos.get(index);
   if (memo) return memo;
   const meshVs = index.virtualServices.filter(appliesToMesh);
-  // Host patterns of the mesh VirtualServices, oldest VirtualService first: the first match wins.
-  const exact = new Map<string, Resource<VirtualServiceSpec>>();
-  const wildcards: { pattern: string; vs: Resource<VirtualServiceSpec>; age: number }[] = [];
-  meshVs.forEach((vs, age) => {
+  // Host patterns of the mesh VirtualServices, by age: the oldest that matches a host wins it.
+  const exact = new Map<string, Candidate[]>();
+  const wildcards: { pattern: string; candidate: Candidate }[] = [];
+  const age = new Map<Candidate, number>();
+  meshVs.forEach((vs, i) => {
+    const candidate = { vs, id: `${vs.metadata.namespace}/${vs.metadata.name}`, scoped: sourceScoped(vs) };
+    age.set(candidate, i);
     for (const h of vs.spec.hosts ?? []) {
       const pattern = resolveHost(h, vs.metadata.namespace);
-      if (pattern.startsWith('*')) wildcards.push({ pattern, vs, age });
-      else if (!exact.has(pattern)) exact.set(pattern, vs);
+      if (pattern.startsWith('*')) wildcards.push({ pattern, candidate });
+      else {
+        const list = exact.get(pattern);
+        if (!list) exact.set(pattern, [candidate]);
+        else if (list.at(-1) !== candidate) list.push(candidate);
+      }
     }
   });
-  const ageOf = new Map(meshVs.map((vs, i) => [vs, i]));
-  const vsFor = (fqdn: string) => {
-    let best = exact.get(fqdn);
-    for (const w of wildcards) {
-      if (best && ageOf.get(best)! <= w.age) break;
-      if (hostMatches(w.pattern, fqdn)) best = w.vs;
-    }
-    return best;
+  const candidatesFor = (fqdn: string): Candidate[] => {
+    const found = new Set(exact.get(fqdn));
+    for (const w of wildcards) if (hostMatches(w.pattern, fqdn)) found.add(w.candidate);
+    return [...found].sort((a, b) => age.get(a)! - age.get(b)!);
   };
   const sidecarServices = [...index.services.values()]
     .sort((a, b) => (a.fqdn < b.fqdn ? -1 : 1))
-    .map((svc) => {
-      const vs = vsFor(svc.fqdn);
-      return { svc, vs, scoped: vs ? sourceScoped(vs) : false };
-    });
-  const sidecarEntries = [...routedEntries(index).values()].map((entry) => {
-    const vs = vsFor(entry.host);
-    return { entry, vs, scoped: vs ? sourceScoped(vs) : false };
-  });
+    .map((svc) => ({ svc, candidates: candidatesFor(svc.fqdn) }));
+  const sidecarEntries = [...routedEntries(index).values()].map((entry) => ({
+    entry,
+    candidates: candidatesFor(entry.host),
+  }));
   memo = { meshVs, sidecarServices, sidecarEntries, virtualHosts: new Map() };
   memos.set(index, memo);
   return memo;
@@ -87,7 +97,30 @@ export function virtualHostCount(index: MeshIndex): number {
   return memos.get(index)?.virtualHosts.size ?? 0;
 }
 
-export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: ClusterSet): RouteTable {
+/** The VirtualService that wins a host port for this proxy: the oldest its Sidecar lets it see. */
+function winner(
+  candidates: Candidate[],
+  scope: SidecarScope | undefined,
+  port: number,
+): Candidate | undefined {
+  if (!scope) return candidates[0];
+  return candidates.find((c) => inScope(scope, c.vs.metadata.namespace, vsHosts(c.vs), port));
+}
+
+function vsHosts(vs: Resource<VirtualServiceSpec>): string[] {
+  return (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace));
+}
+
+/**
+ * `scope` is the proxy's Sidecar, if one applies: host ports it does not import get no virtual host
+ * (a request for them is for an unknown host), and VirtualServices it does not import win no host.
+ */
+export function sidecarOutbound(
+  index: MeshIndex,
+  node: ProxyNode,
+  clusters: ClusterSet,
+  scope?: SidecarScope,
+): RouteTable {
   const memo = memoOf(index);
   const claimed = new Set<string>();
   const virtualHosts: VirtualHost[] = [];
@@ -106,42 +139,46 @@ export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: Clu
     virtualHosts.push(virtualHost);
     if (!scoped) memo.virtualHosts.set(key, { virtualHost, clusters: names });
   };
-  for (const { svc, vs, scoped } of memo.sidecarServices) {
+  for (const { svc, candidates } of memo.sidecarServices) {
     // Unless its routes depend on the proxy, a service port's virtual host differs between proxies
     // only in whether the short name is among its domains: built once per index for each case.
     const same = svc.namespace === node.namespace;
     for (const sp of svc.ports) {
+      if (!inScope(scope, svc.namespace, [svc.fqdn], sp.port)) continue;
       const name = `${svc.fqdn}:${sp.port}`;
-      add(`${name}|${same ? 'same' : 'other'}`, scoped, (used) => ({
+      const won = winner(candidates, scope, sp.port);
+      const vs = won?.vs;
+      add(`${name}|${same ? 'same' : 'other'}|${won?.id ?? ''}`, won?.scoped ?? false, (used) => ({
         name,
         domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
         routes: vs
           ? vsRoutes(vs, used, index, { node, port: sp.port })
           : [defaultRoute(index, used, svc.fqdn, sp.port, `Service ${svc.namespace}/${svc.name}`)],
       }));
-      if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
+      if (won) claimed.add(won.id);
     }
   }
-  for (const { entry: e, vs, scoped } of memo.sidecarEntries) {
+  for (const { entry: e, candidates } of memo.sidecarEntries) {
+    if (!inScope(scope, e.entry.metadata.namespace, [e.host], e.port)) continue;
     const name = `${e.host}:${e.port}`;
     const owner = `ServiceEntry ${e.entry.metadata.namespace}/${e.entry.metadata.name}`;
-    add(`${name}|entry`, scoped, (used) => ({
+    const won = winner(candidates, scope, e.port);
+    const vs = won?.vs;
+    add(`${name}|entry|${won?.id ?? ''}`, won?.scoped ?? false, (used) => ({
       name,
       domains: [e.host, name],
       routes: vs
         ? vsRoutes(vs, used, index, { node, port: e.port })
         : [defaultRoute(index, used, e.host, e.port, owner)],
     }));
-    if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
+    if (won) claimed.add(won.id);
   }
   // VirtualServices for hosts that are not services (e.g. a name that only exists in the mesh).
   for (const vs of memo.meshVs) {
     const id = `${vs.metadata.namespace}/${vs.metadata.name}`;
     if (claimed.has(id)) continue;
-    const hosts = (vs.spec.hosts ?? [])
-      .map((h) => resolveHost(h, vs.metadata.namespace))
-      .filter((h) => !index.services.has(h));
-    if (hosts.length === 0) continue;
+    const hosts = vsHosts(vs).filter((h) => !index.services.has(h));
+    if (hosts.length === 0 || !inScope(scope, vs.metadata.namespace, hosts)) continue;
     virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index, { node }) });
   }
   return { name: 'outbound', virtualHosts };

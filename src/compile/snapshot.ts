@@ -72,6 +72,11 @@ export interface OutboundListener {
   name: 'outbound';
   type: 'outbound';
   routeTable: string;
+  /**
+   * For a host the route table does not know: REGISTRY_ONLY answers 404 NR, ALLOW_ANY passes the
+   * request through to the host the app named. The workload's Sidecar, else the mesh config.
+   */
+  outboundTrafficPolicy?: 'REGISTRY_ONLY' | 'ALLOW_ANY';
 }
 
 /** The mesh-facing mTLS listener of a sidecar; forwards to the app. */
@@ -86,6 +91,8 @@ export interface InboundListener {
   services: InboundService[];
   /** Workload ports this proxy forwards to, each an inbound cluster `inbound|<port>||`. */
   ports: number[];
+  /** Workload port → the app port a Sidecar ingress listener's `defaultEndpoint` sends it to instead. */
+  endpoints?: Record<string, number>;
   /** RequestAuthentication: the JWTs this workload verifies; absent when no policy applies. */
   jwtRules?: JwtRule[];
   /** The AuthorizationPolicies that apply to this workload; absent: none, every request is allowed. */

@@ -5,6 +5,7 @@ import { gatewayConfig } from './gateway.ts';
 import { contentHash } from './hash.ts';
 import type { MeshIndex } from './mesh-index.ts';
 import { sidecarOutbound, virtualHostCount } from './outbound.ts';
+import { scopeOf } from './sidecar-scope.ts';
 import type { Cluster, GatewayListener, ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
 
 /**
@@ -58,8 +59,8 @@ export function compileStats(index: MeshIndex): { views: number; virtualHosts: n
 
 /**
  * Proxies with equal view keys get equal shared configs. A sidecar's outbound side depends on its
- * namespace (short names) and on the labels some sourceLabels match tests; a gateway's on its labels
- * (the Gateway selectors) and namespace.
+ * namespace (short names), its Sidecar (what it imports) and on the labels some sourceLabels match
+ * tests; a gateway's on its labels (the Gateway selectors) and namespace.
  */
 export function viewKey(index: MeshIndex, node: ProxyNode): string {
   if (node.role === 'gateway') {
@@ -69,7 +70,8 @@ export function viewKey(index: MeshIndex, node: ProxyNode): string {
     return JSON.stringify(['gateway', node.namespace, labels]);
   }
   const labels = memoOf(index).sourceLabelKeys.map((k) => node.labels[k] ?? null);
-  return JSON.stringify(['sidecar', node.namespace, labels]);
+  const sidecar = scopeOf(index, node)?.origin ?? null;
+  return JSON.stringify(['sidecar', node.namespace, labels, sidecar]);
 }
 
 /** A piece of a shared part as JSON, and the hash of that JSON. */
@@ -125,7 +127,7 @@ export function viewOf(index: MeshIndex, node: ProxyNode): View {
     const gw = gatewayConfig(index, node, clusters);
     view = { shared: sharedConfig(gw.tables, clusters.list()), listeners: gw.listeners };
   } else {
-    const outbound = sidecarOutbound(index, node, clusters);
+    const outbound = sidecarOutbound(index, node, clusters, scopeOf(index, node));
     view = { shared: sharedConfig([outbound], clusters.list()) };
   }
   memo.views.set(key, view);

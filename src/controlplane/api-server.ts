@@ -8,6 +8,7 @@ import { customPolicyWarnings } from '../compile/ext-authz-warnings.ts';
 import { CONVERTED_FROM_ANNOTATION } from '../compile/legacy-rbac.ts';
 import { isMeshConfigMap } from '../compile/mesh-config.ts';
 import { buildMeshIndex } from '../compile/mesh-index.ts';
+import { sidecarConflicts } from '../compile/sidecar-scope.ts';
 import type { ProxySnapshot } from '../compile/snapshot.ts';
 import { type Issue, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -111,7 +112,7 @@ function parseSources(body: unknown): { sources: Source[]; dryRun: boolean } {
 
 export async function apply(deps: ApiDeps, sources: Source[], dryRun: boolean): Promise<ApplyResult> {
   const { resources, warnings } = validateSources(sources);
-  warnings.push(...customWarnings(deps, resources));
+  warnings.push(...customWarnings(deps, resources), ...sidecarWarnings(deps, resources));
   const results: ApplyResult['results'] = resources.map((r) => {
     const cur = deps.store.get(keyOf(r));
     const same = cur && sameContent(cur, r);
@@ -157,6 +158,25 @@ function customWarnings(deps: ApiDeps, applied: Resource[]): Issue[] {
         applied.some(isMeshConfigMap),
     )
     .map((w) => ({ path: w.path, message: w.message, resource: w.resource }));
+}
+
+/** Sidecars that conflict with others (IST0110, IST0111): the oldest applies, the user is told. */
+function sidecarWarnings(deps: ApiDeps, applied: Resource[]): Issue[] {
+  if (!applied.some((r) => r.kind === 'Sidecar')) return [];
+  const byKey = new Map(deps.store.list().map((r) => [resourceKey(r), r]));
+  // Oldest wins: what this apply creates is newer than what the store holds, as the store will stamp it.
+  const now = new Date().toISOString();
+  for (const r of applied) {
+    const creationTimestamp = byKey.get(resourceKey(r))?.metadata.creationTimestamp ?? now;
+    byKey.set(resourceKey(r), { ...r, metadata: { ...r.metadata, creationTimestamp } });
+  }
+  const index = buildMeshIndex({
+    revision: 0,
+    resources: [...byKey.values()],
+    proxies: [],
+    mesh: { trustDomain: 'cluster.local' },
+  });
+  return sidecarConflicts(index.sidecars, deps.registry.list());
 }
 
 const resourceKey = (r: Resource) =>

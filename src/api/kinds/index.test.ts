@@ -28,7 +28,9 @@ test('lookupKind resolves kinds, plurals, short names and group-qualified names'
     ['wl', 'Workload'],
     ['workloads.trellis.dev', 'Workload'],
     ['vs.security.istio.io', undefined],
-    ['sidecar', undefined],
+    ['sidecar', 'Sidecar'],
+    ['sidecars.networking.istio.io', 'Sidecar'],
+    ['workloadgroup', undefined],
     ['', undefined],
   ];
   for (const [name, want] of cases) assert.equal(lookupKind(name)?.kind, want, name);

@@ -10,6 +10,7 @@ import { clusterRbacConfig, rbacConfig, serviceRole, serviceRoleBinding } from '
 import { requestAuthentication } from './request-authentication.ts';
 import { service } from './service.ts';
 import { serviceEntry } from './service-entry.ts';
+import { sidecar } from './sidecar.ts';
 import type { KindInfo } from './types.ts';
 import { virtualService } from './virtual-service.ts';
 import { workload } from './workload.ts';
@@ -24,6 +25,7 @@ export type * from './rbac.ts';
 export type * from './request-authentication.ts';
 export type * from './service.ts';
 export type * from './service-entry.ts';
+export type * from './sidecar.ts';
 export type { KindInfo } from './types.ts';
 export type * from './virtual-service.ts';
 export type * from './workload.ts';
@@ -33,6 +35,7 @@ export const kinds: KindInfo[] = [
   destinationRule,
   gateway,
   serviceEntry,
+  sidecar,
   peerAuthentication,
   requestAuthentication,
   authorizationPolicy,
@@ -47,7 +50,7 @@ export const kinds: KindInfo[] = [
 
 /** Istio kinds Trellis recognizes but does not serve yet, by group. */
 export const unsupportedKinds: Readonly<Record<string, readonly string[]>> = {
-  'networking.istio.io': ['Sidecar', 'WorkloadEntry', 'WorkloadGroup', 'EnvoyFilter', 'ProxyConfig'],
+  'networking.istio.io': ['WorkloadEntry', 'WorkloadGroup', 'EnvoyFilter', 'ProxyConfig'],
   'telemetry.istio.io': ['Telemetry'],
   'extensions.istio.io': ['WasmPlugin', 'TrafficExtension'],
 };

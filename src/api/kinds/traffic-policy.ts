@@ -376,7 +376,7 @@ const nonNegativeInt32 = (what: string): Validator =>
     },
   });
 
-const connectionPool: Validator = object(
+export const connectionPool: Validator = object(
   {
     tcp: object(
       {

@@ -291,7 +291,7 @@ function mirror(ex: Exchange, t: RouteTarget, headers: OutgoingHttpHeaders): voi
   }
 }
 
-function inbound(deps: PhaseDeps): Step {
+function inbound(deps: PhaseDeps, endpoints: Record<string, number> | undefined): Step {
   const by = `By=${deps.selfIdentity};Hash=`;
   return (ex) => {
     const headers = upstreamHeaders(ex.down.headers, undefined);
@@ -300,7 +300,9 @@ function inbound(deps: PhaseDeps): Step {
     const peer = ex.peerTls;
     if (peer.certHash !== undefined)
       headers[XFCC_HEADER] = `${by}${peer.certHash};Subject="";URI=${peer.identity ?? ''}`;
-    send(ex, deps.app(ex.targetPort!), headers, undefined);
+    // A Sidecar ingress listener's defaultEndpoint sends the port to another app port.
+    const port = ex.targetPort!;
+    send(ex, deps.app(endpoints?.[port] ?? port), headers, undefined);
     return false;
   };
 }
@@ -328,7 +330,7 @@ function send(
 export const upstream: Phase = {
   name: 'upstream',
   setup({ kind, cfg, table, tableName, deps }) {
-    if (kind === 'inbound') return cfg?.inbound ? inbound(deps) : undefined;
+    if (kind === 'inbound') return cfg?.inbound ? inbound(deps, cfg.inbound.endpoints) : undefined;
     if (!cfg || !table) return undefined;
     return outbound(routeTargets(cfg, tableName, deps), deps);
   },
