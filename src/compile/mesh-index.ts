@@ -95,6 +95,8 @@ export interface MeshIndex {
   authorizationPolicies: Resource<AuthorizationPolicySpec>[];
   /** Oldest first: sidecar routes to their hosts (service-entries.ts) and ext-authz providers. */
   serviceEntries: Resource<ServiceEntrySpec>[];
+  /** Every connected proxy: a ServiceEntry's workloadSelector picks its endpoints among them. */
+  proxies: readonly ProxyNode[];
 }
 
 const K = {
@@ -226,6 +228,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     credentials: input.credentials ?? new Map(),
     authorizationPolicies: authorizationPolicies.sort(byName),
     serviceEntries: serviceEntries.sort(byAge),
+    proxies: input.proxies,
   };
 }
 

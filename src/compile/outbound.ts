@@ -6,7 +6,8 @@ import { ClusterSet } from './clusters.ts';
 import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
 import { defaultRoute, vsRoutes } from './routes.ts';
-import { type EntryPort, routedEntries } from './service-entries.ts';
+import { outboundTrafficPolicyHost } from './outbound-traffic-policy.ts';
+import { type EntryPort, entryDomains, entryVisible, routedEntries } from './service-entries.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
 
 /**
@@ -123,11 +124,12 @@ export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: Clu
     }
   }
   for (const { entry: e, vs, scoped } of memo.sidecarEntries) {
+    if (!entryVisible(e.entry, node.namespace)) continue;
     const name = `${e.host}:${e.port}`;
     const owner = `ServiceEntry ${e.entry.metadata.namespace}/${e.entry.metadata.name}`;
     add(`${name}|entry`, scoped, (used) => ({
       name,
-      domains: [e.host, name],
+      domains: entryDomains(e),
       routes: vs
         ? vsRoutes(vs, used, index, { node, port: e.port })
         : [defaultRoute(index, used, e.host, e.port, owner)],
@@ -144,5 +146,6 @@ export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: Clu
     if (hosts.length === 0) continue;
     virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index, { node }) });
   }
+  virtualHosts.push(outboundTrafficPolicyHost(index, clusters));
   return { name: 'outbound', virtualHosts };
 }

@@ -71,13 +71,16 @@ test('HTTP ports of STATIC and DNS entries get a virtual host and a plaintext cl
     c.endpoints.map((e) => `${e.address}:${e.port}`),
     ['192.0.2.10:443', '192.0.2.11:8443'],
   );
-  // DNS without endpoints: the host itself.
-  assert.deepEqual(cluster(s, 'outbound|8080||dns.example.com')?.endpoints, [
-    { address: 'dns.example.com', port: 8080, healthy: true },
-  ]);
-  // Not routed: a TCP port, resolution NONE.
+  // DNS without endpoints: the host itself, which the proxy resolves.
+  const d = cluster(s, 'outbound|8080||dns.example.com')!;
+  assert.deepEqual(d.endpoints, [{ address: 'dns.example.com', port: 8080, healthy: true }]);
+  assert.deepEqual(d.dns, { mode: 'STRICT', refreshMs: 60_000 });
+  // A TCP port has no virtual host (its cluster is the L4 path's).
   assert.equal(vhost(s, 'api.example.com:9000'), undefined);
-  assert.equal(vhost(s, 'none.example.com:80'), undefined);
+  // NONE: original destination, no endpoints.
+  const n = cluster(s, 'outbound|80||none.example.com')!;
+  assert.deepEqual(forwardTo(vhost(s, 'none.example.com:80')!.routes[0]), [n.name]);
+  assert.deepEqual([n.lb, n.endpoints, n.tls], [{ type: 'PASSTHROUGH' }, [], { mode: 'DISABLE' }]);
 });
 
 test("the host's DestinationRule: tls SIMPLE with the host as SNI, lb, pool and outlier as for mesh clusters", () => {
@@ -146,17 +149,23 @@ test('ISTIO_MUTUAL toward an entry: mesh mTLS with its subjectAltNames and servi
     endpoints: [{ address: '10.1.0.5', serviceAccount: 'vm' }],
     subjectAltNames: ['spiffe://cluster.local/ns/legacy/sa/vm'],
   });
-  const plain = snapshot(internal);
-  assert.deepEqual(cluster(plain, 'outbound|80||vm.internal')?.tls, { mode: 'DISABLE' });
-  const dr = res('DestinationRule', 'vm', {
-    host: 'vm.internal',
-    trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } },
-  });
-  assert.deepEqual(cluster(snapshot(internal, dr), 'outbound|80||vm.internal')?.tls, {
+  const mtls = {
     mode: 'ISTIO_MUTUAL',
     sni: 'outbound_.80_._.vm.internal',
     identities: ['spiffe://cluster.local/ns/default/sa/vm', 'spiffe://cluster.local/ns/legacy/sa/vm'],
+  };
+  // MESH_INTERNAL: mesh mTLS by default, as toward mesh services.
+  assert.deepEqual(cluster(snapshot(internal), 'outbound|80||vm.internal')?.tls, mtls);
+  const dr = (mode: string) =>
+    res('DestinationRule', 'vm', { host: 'vm.internal', trafficPolicy: { tls: { mode } } });
+  assert.deepEqual(cluster(snapshot(internal, dr('ISTIO_MUTUAL')), 'outbound|80||vm.internal')?.tls, mtls);
+  assert.deepEqual(cluster(snapshot(internal, dr('DISABLE')), 'outbound|80||vm.internal')?.tls, {
+    mode: 'DISABLE',
   });
+  // MESH_EXTERNAL: plaintext unless the DestinationRule says otherwise.
+  const external = entry('vm', { ...(internal.spec as object), location: 'MESH_EXTERNAL' });
+  assert.deepEqual(cluster(snapshot(external), 'outbound|80||vm.internal')?.tls, { mode: 'DISABLE' });
+  assert.deepEqual(cluster(snapshot(external, dr('ISTIO_MUTUAL')), 'outbound|80||vm.internal')?.tls, mtls);
 });
 
 test('a registry Service of the same name wins; of two entries for a host:port the oldest', () => {
