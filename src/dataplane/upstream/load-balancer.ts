@@ -69,9 +69,6 @@ export const LOAD_BALANCERS: Readonly<Partial<Record<LoadBalancerPolicy['type'],
   ROUND_ROBIN: (healthy, cluster) => new RoundRobin(healthy, cluster),
   LEAST_REQUEST: (healthy) => new LeastRequest(healthy),
   RANDOM: (healthy) => new RandomPick(healthy),
-  // Original destination clusters have no endpoints to pick: the upstream phase sends each request
-  // to the address it names (see external-pool.ts, originalDestination).
-  PASSTHROUGH: (healthy) => new RandomPick(healthy),
 };
 
 export function loadBalancer<E extends Balanced>(
