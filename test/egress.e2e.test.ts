@@ -9,7 +9,7 @@ import { lookup } from 'node:dns/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -25,7 +25,7 @@ import { adminHeaders, meshProxy } from './support/platform.ts';
 
 let cp: RunningControlPlane;
 let client: RunningProxy;
-let egress: RunningProxy;
+let gateway: RunningProxy | undefined;
 let dir: string;
 let caFile = '';
 const servers: http.Server[] = [];
@@ -157,7 +157,7 @@ describe('egress: ServiceEntry, outboundTrafficPolicy and the egress gateway', {
 
   after(async () => {
     await client?.close();
-    await egress?.close();
+    await gateway?.close();
     for (const s of servers) {
       s.closeAllConnections();
       s.close();
@@ -297,5 +297,109 @@ spec:
     assert.equal(r.status, 200, r.rule);
     assert.equal(r.body, `localhost:${ports.plain} sni=- /none`);
     await remove('ServiceEntry', 'passthrough');
+  });
+
+  test('egress gateway: sidecar → egress gateway over mTLS → TLS originated to the server', async () => {
+    // A free port for the gateway's listener, as `trellis up` gives a gateway Workload's hostPort 0.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const hostPort = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    gateway = await meshProxy(
+      cp.info,
+      {
+        id: 'istio-egressgateway-0',
+        role: 'gateway',
+        workload: 'istio-egressgateway',
+        namespace: 'istio-system',
+        serviceAccount: 'istio-egressgateway-service-account',
+        labels: { istio: 'egressgateway', app: 'istio-egressgateway' },
+        ports: [{ name: 'http', port: 80 }],
+        gatewayPorts: { '80': hostPort },
+      },
+      { log: SILENT },
+    );
+    const egw = 'istio-egressgateway.istio-system.svc.cluster.local';
+    // Istio's "egress gateway for HTTP traffic" task, with TLS originated at the gateway.
+    await apply(`apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure}
+spec:
+  hosts: [secure.example.com]
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 443, name: https, protocol: HTTPS}
+  resolution: DNS
+  endpoints: [{address: localhost, ports: {http: ${ports.plain}, https: ${ports.tls}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [secure.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-secure}
+spec:
+  host: ${egw}
+  subsets: [{name: secure}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-secure-through-egress-gateway}
+spec:
+  hosts: [secure.example.com]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: ${egw}, subset: secure, port: {number: 80}}}]
+  - match: [{gateways: [istio-egressgateway], port: 80}]
+    route: [{destination: {host: secure.example.com, port: {number: 443}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: originate-tls-for-secure}
+spec:
+  host: secure.example.com
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 443}
+      tls: {mode: SIMPLE, caCertificates: ${caFile}}
+`);
+    await running('the sidecar route to the gateway', (s) =>
+      s.clusters.some((c) => c.name === `outbound|80|secure|${egw}` && c.endpoints.length === 1),
+    );
+    await running(
+      'the gateway route to the server',
+      (s) => s.clusters.some((c) => c.name === 'outbound|443||secure.example.com' && c.endpoints.length > 0),
+      gateway,
+    );
+    const toGateway = client.current()!.clusters.find((c) => c.name === `outbound|80|secure|${egw}`)!;
+    // Mesh mTLS to the gateway's listener, its identity checked.
+    assert.deepEqual(toGateway.tls, {
+      mode: 'ISTIO_MUTUAL',
+      sni: `outbound_.80_.secure_.${egw}`,
+      identities: ['spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway-service-account'],
+    });
+    assert.equal(toGateway.endpoints[0].port, hostPort);
+    const r = await get('http://secure.example.com/via-gateway');
+    assert.equal(r.status, 200, r.rule);
+    assert.equal(r.body, 'secure.example.com sni=secure.example.com /via-gateway');
+    // The gateway sent it on: its own metrics count the request to the external host.
+    assert.match(
+      await metrics(gateway),
+      /istio_requests_total\{reporter="source",source_workload="istio-egressgateway",[^}]*destination_service="secure.example.com",[^}]*response_code="200"[^}]*\} 1/,
+    );
   });
 });

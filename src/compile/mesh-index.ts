@@ -175,9 +175,8 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
   // come from an index by namespace and one selector label, so this is not services × proxies.
-  const sidecars = [...input.proxies]
-    .filter((p) => p.role === 'sidecar')
-    .sort((a, b) => (a.id < b.id ? -1 : 1));
+  // Gateways too: a Service selecting an egress gateway reaches its listeners (Istio's egress pattern).
+  const sidecars = [...input.proxies].sort((a, b) => (a.id < b.id ? -1 : 1));
   const byLabel = new Map<string, ProxyNode[]>();
   for (const node of sidecars) {
     for (const [k, v] of Object.entries(node.labels)) {

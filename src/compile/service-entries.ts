@@ -171,12 +171,15 @@ export function serviceEntryCluster(
   const dr = index.destinationRules.get(host);
   const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
   const subsetLabels = subsetSpec?.labels;
-  // As for mesh services, a subset the DestinationRule does not define selects nothing.
-  const endpoints = subset
-    ? subsetLabels
-      ? all.filter((e) => labelsMatch(subsetLabels, e.labels ?? {}))
-      : []
-    : all;
+  // As for mesh services, a subset the DestinationRule does not define selects nothing; one without
+  // labels selects every endpoint.
+  const endpoints = !subset
+    ? all
+    : !subsetSpec
+      ? []
+      : subsetLabels
+        ? all.filter((e) => labelsMatch(subsetLabels, e.labels ?? {}))
+        : all;
   const policy = resolvePolicy(dr?.spec.trafficPolicy, subsetSpec?.trafficPolicy, port);
   const locality = localityLb(policy.loadBalancer, policy.outlierDetection, index.meshConfig.localityLbSetting);
   const pool = connectionPool(policy.connectionPool, policy.retryBudget, index.meshConfig);

@@ -143,7 +143,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const ref = { name: table };
       const binding: GatewayBinding = {
         table: ref,
-        server: gatewayServer(pipeline, ref, listener(`0.0.0.0_${port}`)),
+        server: gatewayServer(pipeline, ref, listener(`0.0.0.0_${port}`), creds),
       };
       const hostPort = node.gatewayPorts?.[String(port)] ?? port;
       try {
