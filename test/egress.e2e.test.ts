@@ -68,8 +68,7 @@ async function remove(kind: string, name: string, namespace = 'default'): Promis
   assert.ok(res.status === 200 || res.status === 404, await res.text());
 }
 
-const policy = (mode: string) =>
-  apply(meshConfigMap(`outboundTrafficPolicy:\n  mode: ${mode}`));
+const policy = (mode: string) => apply(meshConfigMap(`outboundTrafficPolicy:\n  mode: ${mode}`));
 
 /** Until the client runs a snapshot `ready` accepts. */
 const running = (what: string, ready: (s: ProxySnapshot) => boolean, proxy = client) =>
@@ -123,13 +122,18 @@ async function metrics(proxy: RunningProxy): Promise<string> {
 describe('egress: ServiceEntry, outboundTrafficPolicy and the egress gateway', { timeout: 120_000 }, () => {
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'trellis-egress-'));
-    localhost = [...new Set((await lookup('localhost', { all: true, order: 'verbatim' })).map((a) => a.address))];
+    localhost = [
+      ...new Set((await lookup('localhost', { all: true, order: 'verbatim' })).map((a) => a.address)),
+    ];
     const ca = await makeRoot('Egress Test CA');
     const cert = await makeLeaf(ca, 'secure.example.com', { dns: ['secure.example.com'] });
     caFile = path.join(dir, 'ca.pem');
     await writeFile(caFile, ca.pem);
     ports.plain = await listen(() => http.createServer(answer), localhost);
-    ports.tls = await listen(() => https.createServer({ cert: cert.pem, key: cert.keyPem }, answer), localhost);
+    ports.tls = await listen(
+      () => https.createServer({ cert: cert.pem, key: cert.keyPem }, answer),
+      localhost,
+    );
     cp = await startControlPlane({
       stateDir: path.join(dir, 'state'),
       host: '127.0.0.1',
@@ -215,7 +219,7 @@ spec:
     await remove('ServiceEntry', 'api');
   });
 
-  test("egress-rule-google-apis: DNS entry, port 80 routed to 443, TLS originated by the DestinationRule", async () => {
+  test('egress-rule-google-apis: DNS entry, port 80 routed to 443, TLS originated by the DestinationRule', async () => {
     await apply(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: secure}
@@ -275,7 +279,10 @@ spec:
       s.clusters.some((x) => x.name === `outbound|${ports.plain}||localhost` && x.endpoints.length === 1),
     );
     const c = client.current()!.clusters.find((x) => x.name === `outbound|${ports.plain}||localhost`)!;
-    assert.deepEqual(c.endpoints.map((e) => e.address), [localhost[0]]);
+    assert.deepEqual(
+      c.endpoints.map((e) => e.address),
+      [localhost[0]],
+    );
     const r = await get(`http://localhost:${ports.plain}/round-robin`);
     assert.equal(r.status, 200, r.rule);
     await remove('ServiceEntry', 'local');

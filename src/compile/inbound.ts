@@ -24,7 +24,8 @@ function servedBy(index: MeshIndex): Map<string, InboundService[]> {
       for (const [port, targetPort] of inst.targetPorts) list.push({ host: svc.fqdn, port, targetPort });
     }
   }
-  for (const [id, entries] of entryInboundServices(index)) inbound.set(id, [...(inbound.get(id) ?? []), ...entries]);
+  for (const [id, entries] of entryInboundServices(index))
+    inbound.set(id, [...(inbound.get(id) ?? []), ...entries]);
   for (const list of inbound.values())
     list.sort((a, b) => (a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1));
   servedByIndex.set(index, inbound);

@@ -5,8 +5,8 @@ import type { Resource } from '../api/resource.ts';
 import { ClusterSet } from './clusters.ts';
 import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
-import { defaultRoute, vsRoutes } from './routes.ts';
 import { outboundTrafficPolicyHost } from './outbound-traffic-policy.ts';
+import { defaultRoute, vsRoutes } from './routes.ts';
 import { type EntryPort, entryDomains, entryVisible, routedEntries } from './service-entries.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
 

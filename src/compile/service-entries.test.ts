@@ -200,3 +200,124 @@ test("a VirtualService destination on an entry host without a port takes the ent
   assert.equal(vh.routes[0].origin, 'VirtualService default/dns http[0]');
   assert.deepEqual(forwardTo(vh.routes[0]), ['outbound|8080||dns.example.com']);
 });
+
+test('exportTo: an entry is visible to the namespaces it names ("." its own, "~" none)', () => {
+  const other: ProxyNode = { ...client, id: 'other-0', namespace: 'other' };
+  const compileFor = (node: ProxyNode, exportTo: string[]) =>
+    compile(
+      {
+        revision: 1,
+        resources: [entry('api', { ...(api.spec as object), exportTo })],
+        proxies: [client, other],
+        mesh: { trustDomain: 'cluster.local' },
+      },
+      node,
+    );
+  const sees = (node: ProxyNode, exportTo: string[]) =>
+    vhost(compileFor(node, exportTo), 'api.example.com:80') !== undefined;
+  assert.deepEqual(
+    [
+      sees(client, ['.']),
+      sees(other, ['.']),
+      sees(other, ['other']),
+      sees(other, ['*']),
+      sees(client, ['~']),
+    ],
+    [true, false, true, true, false],
+  );
+});
+
+test('wildcard NONE entry: original destination for every host under it; single addresses are domains', () => {
+  const wild = entry('wild', {
+    hosts: ['*.wild.example'],
+    addresses: ['192.0.2.80', '2001:db8::1', '10.0.0.0/8'],
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+    resolution: 'NONE',
+  });
+  const s = snapshot(wild);
+  const vh = vhost(s, '*.wild.example:80')!;
+  assert.deepEqual(vh.domains, [
+    '*.wild.example',
+    '*.wild.example:80',
+    '192.0.2.80',
+    '192.0.2.80:80',
+    '[2001:db8::1]:80',
+  ]);
+  const c = cluster(s, forwardTo(vh.routes[0])[0])!;
+  assert.deepEqual([c.name, c.lb, c.endpoints], ['outbound|80||*.wild.example', { type: 'PASSTHROUGH' }, []]);
+});
+
+test('workloadSelector: the selected sidecars are the endpoints, over mesh mTLS, and serve the host inbound', () => {
+  const vm: ProxyNode = {
+    ...client,
+    id: 'legacy-0',
+    workload: 'legacy',
+    serviceAccount: 'legacy',
+    labels: { app: 'legacy' },
+    address: '10.0.0.9',
+    inboundPort: 15006,
+    ports: [{ name: 'http', port: 9090 }],
+  };
+  const selecting = entry('legacy', {
+    hosts: ['legacy.internal'],
+    location: 'MESH_INTERNAL',
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP', targetPort: 9090 }],
+    resolution: 'STATIC',
+    workloadSelector: { labels: { app: 'legacy' } },
+  });
+  const input = {
+    revision: 1,
+    resources: [selecting],
+    proxies: [client, vm],
+    mesh: { trustDomain: 'cluster.local' },
+  };
+  const c = cluster(compile(input, client), 'outbound|80||legacy.internal')!;
+  assert.deepEqual(
+    c.endpoints.map((e) => `${e.address}:${e.port} ${e.identity}`),
+    ['10.0.0.9:15006 spiffe://cluster.local/ns/default/sa/legacy'],
+  );
+  assert.equal(c.tls.mode, 'ISTIO_MUTUAL');
+  const inbound = compile(input, vm).listeners.find((l) => l.type === 'inbound');
+  assert.ok(inbound?.type === 'inbound');
+  assert.deepEqual(inbound.services, [{ host: 'legacy.internal', port: 80, targetPort: 9090 }]);
+});
+
+test('TCP and TLS ports: no virtual host, but their cluster is compiled for the L4 path', async () => {
+  const { buildMeshIndex } = await import('./mesh-index.ts');
+  const { ClusterSet } = await import('./clusters.ts');
+  const index = buildMeshIndex({
+    revision: 1,
+    resources: [api],
+    proxies: [client],
+    mesh: { trustDomain: 'cluster.local' },
+  });
+  const set = new ClusterSet(index);
+  const c = set.clusters.get(set.outbound('api.example.com', 9000, undefined))!;
+  assert.deepEqual(
+    c.endpoints.map((e) => `${e.address}:${e.port}`),
+    ['192.0.2.10:9000', '192.0.2.11:9000'],
+  );
+});
+
+test('outboundTrafficPolicy: REGISTRY_ONLY ends the table with block_all, ALLOW_ANY with allow_any', () => {
+  const s = snapshot(api);
+  const last = s.routeTables[0].virtualHosts.at(-1)!;
+  assert.deepEqual([last.name, last.domains], ['block_all', ['*']]);
+  assert.deepEqual(last.routes[0].action, {
+    type: 'direct',
+    status: 502,
+    flags: 'NR',
+    cluster: 'BlackHoleCluster',
+  });
+  const configMap: Resource = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'istio', namespace: 'istio-system' },
+    spec: { data: { mesh: 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n' } },
+  };
+  const open = snapshot(api, configMap);
+  const any = open.routeTables[0].virtualHosts.at(-1)!;
+  assert.equal(any.name, 'allow_any');
+  assert.deepEqual(forwardTo(any.routes[0]), ['PassthroughCluster']);
+  assert.deepEqual(cluster(open, 'PassthroughCluster')?.lb, { type: 'PASSTHROUGH' });
+});

@@ -85,7 +85,9 @@ export function routedEntries(index: MeshIndex): Map<string, EntryPort> {
 export function entryVisible(entry: Resource<ServiceEntrySpec>, namespace: string): boolean {
   const to = entry.spec.exportTo;
   if (!to || to.length === 0) return true;
-  return to.some((x) => x === '*' || x === namespace || (x === '.' && entry.metadata.namespace === namespace));
+  return to.some(
+    (x) => x === '*' || x === namespace || (x === '.' && entry.metadata.namespace === namespace),
+  );
 }
 
 /**
@@ -95,7 +97,11 @@ export function entryVisible(entry: Resource<ServiceEntrySpec>, namespace: strin
 export function entryDomains(e: EntryPort): string[] {
   const name = `${e.host}:${e.port}`;
   const ips = (e.entry.spec.addresses ?? []).filter((a) => isIP(a));
-  return [e.host, name, ...ips.flatMap((ip) => (ip.includes(':') ? [`[${ip}]:${e.port}`] : [ip, `${ip}:${e.port}`]))];
+  return [
+    e.host,
+    name,
+    ...ips.flatMap((ip) => (ip.includes(':') ? [`[${ip}]:${e.port}`] : [ip, `${ip}:${e.port}`])),
+  ];
 }
 
 /** The ports a routed ServiceEntry host has, for a VirtualService destination that names none. */
@@ -104,7 +110,11 @@ export function entryPorts(index: MeshIndex, host: string): number[] {
 }
 
 /** Topology labels, as locality-aware balancing reads an endpoint's place. */
-const TOPOLOGY = ['topology.kubernetes.io/region', 'topology.kubernetes.io/zone', 'topology.istio.io/subzone'];
+const TOPOLOGY = [
+  'topology.kubernetes.io/region',
+  'topology.kubernetes.io/zone',
+  'topology.istio.io/subzone',
+];
 const NETWORK_LABEL = 'topology.istio.io/network';
 
 function entryEndpointLabels(e: WorkloadEntry): Record<string, string> | undefined {
@@ -120,11 +130,17 @@ function entryEndpointLabels(e: WorkloadEntry): Record<string, string> | undefin
 function selectedWorkloads(index: MeshIndex, se: Resource<ServiceEntrySpec>): ProxyNode[] {
   const labels = se.spec.workloadSelector?.labels;
   return index.proxies.filter(
-    (p) => p.role === 'sidecar' && p.namespace === se.metadata.namespace && labelsMatch(labels ?? {}, p.labels),
+    (p) =>
+      p.role === 'sidecar' && p.namespace === se.metadata.namespace && labelsMatch(labels ?? {}, p.labels),
   );
 }
 
-function entryEndpoints(index: MeshIndex, se: Resource<ServiceEntrySpec>, host: string, sePort: ServiceEntryPort): Endpoint[] {
+function entryEndpoints(
+  index: MeshIndex,
+  se: Resource<ServiceEntrySpec>,
+  host: string,
+  sePort: ServiceEntryPort,
+): Endpoint[] {
   const resolution = se.spec.resolution ?? 'NONE';
   if (resolution === 'NONE') return [];
   if (se.spec.workloadSelector) return selectedWorkloads(index, se).map((n) => endpointOf(index, n));
@@ -133,10 +149,19 @@ function entryEndpoints(index: MeshIndex, se: Resource<ServiceEntrySpec>, host: 
     .filter((e) => e.address && !e.address.startsWith('unix://'))
     .map((e) => {
       const labels = entryEndpointLabels(e);
-      return { address: e.address!, port: e.ports?.[sePort.name] ?? port, ...(labels ? { labels } : {}), healthy: true };
+      return {
+        address: e.address!,
+        port: e.ports?.[sePort.name] ?? port,
+        ...(labels ? { labels } : {}),
+        healthy: true,
+      };
     });
   // DNS without endpoints: the host itself, resolved by the proxy (validation refuses a wildcard).
-  if (endpoints.length === 0 && (resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && !host.includes('*'))
+  if (
+    endpoints.length === 0 &&
+    (resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') &&
+    !host.includes('*')
+  )
     endpoints.push({ address: host, port, healthy: true });
   return endpoints;
 }
@@ -166,7 +191,8 @@ export function serviceEntryCluster(
   const sePort = se.spec.ports?.find((p) => p.number === port);
   if (!sePort) return { error: `${ref} has no port ${port} for ${host}` };
   const resolution = se.spec.resolution ?? 'NONE';
-  if (resolution === 'DYNAMIC_DNS') return { error: `${ref} has resolution DYNAMIC_DNS, which Trellis does not route` };
+  if (resolution === 'DYNAMIC_DNS')
+    return { error: `${ref} has resolution DYNAMIC_DNS, which Trellis does not route` };
   const all = entryEndpoints(index, se, host, sePort);
   const dr = index.destinationRules.get(host);
   const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
@@ -181,7 +207,11 @@ export function serviceEntryCluster(
         ? all.filter((e) => labelsMatch(subsetLabels, e.labels ?? {}))
         : all;
   const policy = resolvePolicy(dr?.spec.trafficPolicy, subsetSpec?.trafficPolicy, port);
-  const locality = localityLb(policy.loadBalancer, policy.outlierDetection, index.meshConfig.localityLbSetting);
+  const locality = localityLb(
+    policy.loadBalancer,
+    policy.outlierDetection,
+    index.meshConfig.localityLbSetting,
+  );
   const pool = connectionPool(policy.connectionPool, policy.retryBudget, index.meshConfig);
   const outlier = outlierDetection(policy.outlierDetection);
   const passthrough = resolution === 'NONE';
@@ -235,7 +265,9 @@ function entryTls(
     return { mode: 'ISTIO_MUTUAL', sni: outboundSni(port, subset, host), identities };
   }
   const out = upstreamTls(tls, { mode: 'DISABLE' }, credentialIn(index, drNamespace));
-  return out.mode === 'SIMPLE' || out.mode === 'MUTUAL' ? { ...out, sni: out.sni ?? (host.includes('*') ? undefined : host) } : out;
+  return out.mode === 'SIMPLE' || out.mode === 'MUTUAL'
+    ? { ...out, sni: out.sni ?? (host.includes('*') ? undefined : host) }
+    : out;
 }
 
 const inboundMemo = new WeakMap<MeshIndex, Map<string, InboundService[]>>();

@@ -218,7 +218,10 @@ export function gatewayServer(
     pipeline,
     (down) => pipeline.gateway(down, table.name),
     (stream, headers, flags) => pipeline.gateway(new H2Downstream(stream, headers, flags), table.name),
-    { tunnels: false, ...(creds ? { mtls: { server: meshTlsServer(creds, listener), plaintext: () => true } } : {}) },
+    {
+      tunnels: false,
+      ...(creds ? { mtls: { server: meshTlsServer(creds, listener), plaintext: () => true } } : {}),
+    },
     listener,
   );
 }

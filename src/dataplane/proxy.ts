@@ -109,7 +109,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   // DNS clusters' names are resolved before a snapshot is applied; new addresses apply it again.
   let received: ProxySnapshot | undefined;
   const dns = new DnsResolver(() => {
-    if (received) apply(received).catch((err) => log.warn('re-applying after DNS change', { error: errorMessage(err) }));
+    if (received)
+      apply(received).catch((err) => log.warn('re-applying after DNS change', { error: errorMessage(err) }));
   });
 
   async function apply(fromControlPlane: ProxySnapshot): Promise<void> {

@@ -87,9 +87,7 @@ table('ServiceEntry', [
       ports: [{number: 80, name: http, protocol: HTTP}]
       resolution: DYNAMIC_DNS
     `,
-    warnings: [
-      { path: 'spec.resolution', message: 'resolution DYNAMIC_DNS: the hosts are not routed' },
-    ],
+    warnings: [{ path: 'spec.resolution', message: 'resolution DYNAMIC_DNS: the hosts are not routed' }],
   },
   {
     name: 'NONE mode cannot set endpoints',

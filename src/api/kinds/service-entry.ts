@@ -299,16 +299,26 @@ function warnNotEnforced(v: Record<string, unknown>, path: string, ctx: Ctx): vo
     if (!isObject(p) || p.protocol === undefined) return;
     const protocol = String(p.protocol).toUpperCase();
     if (protocol === 'HTTP' || protocol === 'HTTP_PROXY') return;
-    ne(join(join(at('ports'), i), 'protocol'), `port ${p.number} (protocol ${p.protocol}) is not routed: ${L4}`);
+    ne(
+      join(join(at('ports'), i), 'protocol'),
+      `port ${p.number} (protocol ${p.protocol}) is not routed: ${L4}`,
+    );
   });
   const cidrs = eachString(v.addresses).filter(isCIDR);
   if (cidrs.length > 0)
-    ne(at('addresses'), `CIDR addresses (${cidrs.join(', ')}) select connections, which is the L4 path's; single addresses name the entry's virtual host`);
+    ne(
+      at('addresses'),
+      `CIDR addresses (${cidrs.join(', ')}) select connections, which is the L4 path's; single addresses name the entry's virtual host`,
+    );
   list(v.endpoints).forEach((e, i) => {
     if (!isObject(e)) return;
     const ep = join(at('endpoints'), i);
     if (e.weight != null) ne(join(ep, 'weight'), 'endpoint weight: endpoints are balanced equally');
-    if (e.network != null) ne(join(ep, 'network'), 'endpoint network: there are no network gateways, the address is reached directly');
+    if (e.network != null)
+      ne(
+        join(ep, 'network'),
+        'endpoint network: there are no network gateways, the address is reached directly',
+      );
     if (typeof e.address === 'string' && e.address.startsWith('unix://'))
       ne(join(ep, 'address'), 'unix domain socket endpoints are not routed');
   });

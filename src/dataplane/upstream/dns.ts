@@ -34,9 +34,13 @@ export class DnsResolver {
     const wanted = new Map<string, number>();
     for (const c of snapshot.clusters) {
       if (!c.dns) continue;
-      const refresh = Math.min(Math.max(c.dns.refreshMs, DNS_REFRESH_BOUNDS_MS.min), DNS_REFRESH_BOUNDS_MS.max);
+      const refresh = Math.min(
+        Math.max(c.dns.refreshMs, DNS_REFRESH_BOUNDS_MS.min),
+        DNS_REFRESH_BOUNDS_MS.max,
+      );
       for (const e of c.endpoints)
-        if (net.isIP(e.address) === 0) wanted.set(e.address, Math.min(wanted.get(e.address) ?? refresh, refresh));
+        if (net.isIP(e.address) === 0)
+          wanted.set(e.address, Math.min(wanted.get(e.address) ?? refresh, refresh));
     }
     for (const [name, n] of this.names) {
       if (wanted.has(name)) continue;

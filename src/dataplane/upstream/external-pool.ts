@@ -48,7 +48,10 @@ export function splitAuthority(authority: string, fallback: number): { host: str
   const hasPort = colon > 0 && !authority.endsWith(']');
   const host = hasPort ? authority.slice(0, colon) : authority;
   const port = hasPort ? Number(authority.slice(colon + 1)) : fallback;
-  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number.isInteger(port) && port > 0 ? port : fallback };
+  return {
+    host: host.startsWith('[') ? host.slice(1, -1) : host,
+    port: Number.isInteger(port) && port > 0 ? port : fallback,
+  };
 }
 
 export class ExternalPool {

@@ -13,10 +13,10 @@ import type { ClusterRuntime } from '../../upstream/cluster.ts';
 import {
   type Dispatch,
   type DispatchHandler,
-  type Layer,
   UpstreamFailure as Failure,
   failed,
   failureReply,
+  type Layer,
   type UpstreamFailure,
   upstreamRequest,
 } from '../../upstream/dispatch.ts';
