@@ -318,10 +318,11 @@ describe('proxy data plane', { timeout: 120_000 }, () => {
   });
 
   test("the proxy's own answers carry a response flag and the rule responsible", async () => {
+    // A host the registry does not know: REGISTRY_ONLY's BlackHoleCluster answers.
     const nr = await send('http://unknown:8080/', { headers: { host: 'unknown:8080' } });
-    assert.equal(nr.status, 404);
+    assert.equal(nr.status, 502);
     assert.equal(nr.headers['x-trellis-response-flags'], 'NR');
-    assert.match(String(nr.headers['x-trellis-rule']), /no virtual host for unknown:8080/);
+    assert.match(String(nr.headers['x-trellis-rule']), /REGISTRY_ONLY \(BlackHoleCluster\)/);
 
     const uh = await send('http://nobody:8080/', { headers: { host: 'nobody:8080' } });
     assert.equal(uh.status, 503);

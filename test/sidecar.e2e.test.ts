@@ -1,6 +1,6 @@
 // The Sidecar resource on `trellis up samples/bookinfo`: a workload Sidecar shrinks what productpage's
 // proxy receives to its egress hosts (proxy-config shows fewer clusters and routes), a host it does not
-// import is unknown to it (404 NR) while the imported ones still work; removing the Sidecar gives
+// import is unknown to it (502 NR, BlackHoleCluster) while the imported ones still work; removing the Sidecar gives
 // everything back. An ingress listener's defaultEndpoint sends ratings' port to another app port.
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -118,9 +118,9 @@ describe('Sidecar on Bookinfo', { timeout: 240_000 }, () => {
     assert.match(listeners.stdout, /"outboundTrafficPolicy": "REGISTRY_ONLY"/);
 
     const unknown = await call('productpage-v1', 'http://ratings:9080/ratings/0');
-    assert.equal(unknown.status, 404, unknown.body);
+    assert.equal(unknown.status, 502, unknown.body);
     assert.equal(unknown.flags, 'NR');
-    assert.match(unknown.rule ?? '', /no virtual host for ratings:9080/);
+    assert.match(unknown.rule ?? '', /^Sidecar \S+ outboundTrafficPolicy REGISTRY_ONLY \(BlackHoleCluster\)/);
     const details = await call('productpage-v1', 'http://details:9080/details/0');
     assert.equal(details.status, 200, details.body);
     // Other workloads keep their view: reviews still reaches ratings, and the page renders.

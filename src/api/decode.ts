@@ -1,6 +1,6 @@
 // Multi-document YAML/JSON decoding that remembers where every field came from, so a validation
 // error can name the file and line of the offending field.
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, Scalar } from 'yaml';
 import type { Issue } from '../lib/errors.ts';
 
 export interface Position {
@@ -43,6 +43,7 @@ export function decodeDocuments(text: string, file?: string): DecodeResult {
       }
       continue;
     }
+    goYamlFlowScalars(doc.contents as Node, text);
     const value = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue; // an empty document between `---` separators
     const positions = new Map<string, Position>();
@@ -51,6 +52,35 @@ export function decodeDocuments(text: string, file?: string): DecodeResult {
     documents.push({ value, file, line: lineCounter.linePos(start).line, positions });
   }
   return { documents, issues };
+}
+
+/**
+ * Kubernetes decodes with go-yaml, where `:` ends a plain scalar only when a blank follows it, in
+ * flow collections too; YAML 1.2 (the `yaml` library) also ends it before `,`, `]` or `}`. So
+ * `[1.2.3.4, 2001:db8::]`, as Istio's examples write IPv6 addresses, is a list of two strings to
+ * Kubernetes but holds the map `{"2001:db8:": null}` here. Such an item — an implicit key whose
+ * `:` a flow indicator follows at once — becomes the string go-yaml reads.
+ */
+function goYamlFlowScalars(node: Node | null, text: string): void {
+  if (isMap(node)) for (const pair of node.items) goYamlFlowScalars(pair.value as Node | null, text);
+  else if (isSeq(node)) {
+    node.items.forEach((item, i) => {
+      // `[k: v]` is a flow map of one pair inside the sequence.
+      const pair = node.flow && isMap(item) && item.items.length === 1 ? item.items[0] : undefined;
+      if (pair && isScalar(pair.key) && pair.key.range) {
+        const [start, end] = pair.key.range;
+        const v = pair.value;
+        const empty = v == null || (isScalar(v) && v.value == null && !v.source);
+        if (empty && text[end] === ':' && ',]}'.includes(text[end + 1] ?? '')) {
+          const s = new Scalar(text.slice(start, end + 1));
+          s.range = [start, end + 1, end + 1];
+          node.items[i] = s;
+          return;
+        }
+      }
+      goYamlFlowScalars(item as Node, text);
+    });
+  }
 }
 
 function firstLine(s: string): string {

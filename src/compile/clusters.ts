@@ -3,7 +3,7 @@
 import { outboundClusterName, outboundSni } from './hosts.ts';
 import { endpointIdentity, endpointOf, labelsMatch, type MeshIndex } from './mesh-index.ts';
 import { routedEntryCluster } from './service-entries.ts';
-import type { Cluster } from './snapshot.ts';
+import type { Cluster, Endpoint, ProxyNode } from './snapshot.ts';
 import {
   connectionPool,
   credentialIn,
@@ -66,6 +66,12 @@ export class ClusterSet {
   }
 }
 
+/** A gateway is reached at the listener of the server port the service port targets, not an inbound port. */
+function gatewayAware(ep: Endpoint, node: ProxyNode, workloadPort: number): Endpoint {
+  if (node.role !== 'gateway') return ep;
+  return { ...ep, port: node.gatewayPorts?.[String(workloadPort)] ?? workloadPort };
+}
+
 function outboundCluster(
   index: MeshIndex,
   name: string,
@@ -78,12 +84,15 @@ function outboundCluster(
   const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
   const subsetLabels = subsetSpec?.labels;
   const instances = svc?.instances.filter((i) => i.targetPorts.has(port)) ?? [];
-  // A subset the DestinationRule does not define selects nothing: requests get 503 (no healthy upstream).
-  const selected = subset
-    ? subsetLabels
-      ? instances.filter((i) => labelsMatch(subsetLabels, i.node.labels))
-      : []
-    : instances;
+  // A subset the DestinationRule does not define selects nothing: requests get 503 (no healthy upstream);
+  // one without labels selects every endpoint, as in Istio (the egress gateway's `subsets: [{name: cnn}]`).
+  const selected = !subset
+    ? instances
+    : !subsetSpec
+      ? []
+      : subsetLabels
+        ? instances.filter((i) => labelsMatch(subsetLabels, i.node.labels))
+        : instances;
   const identities = [
     ...new Set(instances.map((i) => endpointIdentity(index.mesh.trustDomain, i.node))),
   ].sort();
@@ -110,6 +119,6 @@ function outboundCluster(
     ),
     ...(pool ? { connectionPool: pool } : {}),
     ...(outlier ? { outlierDetection: outlier } : {}),
-    endpoints: selected.map((i) => endpointOf(index, i.node)),
+    endpoints: selected.map((i) => gatewayAware(endpointOf(index, i.node), i.node, i.targetPorts.get(port)!)),
   };
 }

@@ -4,6 +4,7 @@ import { authorizationFor } from './authorization.ts';
 import type { MeshIndex } from './mesh-index.ts';
 import { inboundMtls } from './peer-authentication.ts';
 import { jwtRules } from './request-authentication.ts';
+import { entryInboundServices } from './service-entries.ts';
 import type { Cluster, InboundService, Listener, ProxyNode } from './snapshot.ts';
 
 /** Proxy id → the service ports it serves, worked out once per index for every proxy. */
@@ -23,6 +24,8 @@ function servedBy(index: MeshIndex): Map<string, InboundService[]> {
       for (const [port, targetPort] of inst.targetPorts) list.push({ host: svc.fqdn, port, targetPort });
     }
   }
+  for (const [id, entries] of entryInboundServices(index))
+    inbound.set(id, [...(inbound.get(id) ?? []), ...entries]);
   for (const list of inbound.values())
     list.sort((a, b) => (a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1));
   servedByIndex.set(index, inbound);

@@ -32,6 +32,10 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
   assert.deepEqual(resolveMeshConfig(undefined), DEFAULT_MESH_CONFIG);
   assert.deepEqual(resolveMeshConfig(configMap(undefined)), DEFAULT_MESH_CONFIG);
   assert.deepEqual(resolveMeshConfig(configMap('')), DEFAULT_MESH_CONFIG);
+  assert.equal(
+    resolveMeshConfig(configMap('outboundTrafficPolicy: {mode: ALLOW_ANY}')).outboundTrafficPolicy,
+    'ALLOW_ANY',
+  );
   assert.deepEqual(resolveMeshConfig(configMap('pathNormalization: {normalization: DEFAULT}')), {
     rootNamespace: 'istio-system',
     pathNormalization: 'BASE',
@@ -39,6 +43,7 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
     extensionProviders: [],
     h2UpgradePolicy: 'DO_NOT_UPGRADE',
     connectTimeoutMs: 10_000,
+    outboundTrafficPolicy: 'REGISTRY_ONLY',
   });
   assert.deepEqual(
     resolveMeshConfig(
@@ -53,6 +58,7 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
       extensionProviders: [],
       h2UpgradePolicy: 'DO_NOT_UPGRADE',
       connectTimeoutMs: 10_000,
+      outboundTrafficPolicy: 'REGISTRY_ONLY',
     },
   );
 });

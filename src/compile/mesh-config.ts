@@ -24,6 +24,8 @@ export interface ResolvedMeshConfig {
   h2UpgradePolicy: 'DO_NOT_UPGRADE' | 'UPGRADE';
   connectTimeoutMs: number;
   tcpKeepalive?: { probes?: number; time?: string; interval?: string };
+  /** Where a sidecar sends a request for a host the registry does not know; Trellis' default REGISTRY_ONLY. */
+  outboundTrafficPolicy: 'REGISTRY_ONLY' | 'ALLOW_ANY';
 }
 
 export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
@@ -33,6 +35,7 @@ export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
   extensionProviders: [],
   h2UpgradePolicy: 'DO_NOT_UPGRADE',
   connectTimeoutMs: 10_000,
+  outboundTrafficPolicy: 'REGISTRY_ONLY',
 };
 
 const CONFIG_MAP = kindKey('v1', 'ConfigMap');
@@ -61,5 +64,6 @@ export function resolveMeshConfig(configMap: Resource | undefined): ResolvedMesh
     h2UpgradePolicy: mesh?.h2UpgradePolicy ?? 'DO_NOT_UPGRADE',
     connectTimeoutMs: (mesh?.connectTimeout && parseDuration(mesh.connectTimeout)) || 10_000,
     ...(mesh?.tcpKeepalive ? { tcpKeepalive: mesh.tcpKeepalive } : {}),
+    outboundTrafficPolicy: mesh?.outboundTrafficPolicy?.mode ?? DEFAULT_MESH_CONFIG.outboundTrafficPolicy,
   };
 }

@@ -98,6 +98,8 @@ export interface MeshIndex {
   serviceEntries: Resource<ServiceEntrySpec>[];
   /** Oldest first: of several Sidecars for one workload the oldest applies (sidecar-scope.ts). */
   sidecars: Resource<SidecarSpec>[];
+  /** Every connected proxy: a ServiceEntry's workloadSelector picks its endpoints among them. */
+  proxies: readonly ProxyNode[];
 }
 
 const K = {
@@ -179,9 +181,8 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
 
   // A service without a selector has no endpoints from workloads (Kubernetes semantics). Candidates
   // come from an index by namespace and one selector label, so this is not services × proxies.
-  const sidecars = [...input.proxies]
-    .filter((p) => p.role === 'sidecar')
-    .sort((a, b) => (a.id < b.id ? -1 : 1));
+  // Gateways too: a Service selecting an egress gateway reaches its listeners (Istio's egress pattern).
+  const sidecars = [...input.proxies].sort((a, b) => (a.id < b.id ? -1 : 1));
   const byLabel = new Map<string, ProxyNode[]>();
   for (const node of sidecars) {
     for (const [k, v] of Object.entries(node.labels)) {
@@ -233,6 +234,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     authorizationPolicies: authorizationPolicies.sort(byName),
     serviceEntries: serviceEntries.sort(byAge),
     sidecars: sidecarResources.sort(byAge),
+    proxies: input.proxies,
   };
 }
 

@@ -5,8 +5,9 @@ import type { Resource } from '../api/resource.ts';
 import { ClusterSet } from './clusters.ts';
 import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
+import { outboundTrafficPolicyHost } from './outbound-traffic-policy.ts';
 import { defaultRoute, vsRoutes } from './routes.ts';
-import { type EntryPort, routedEntries } from './service-entries.ts';
+import { type EntryPort, entryDomains, entryVisible, routedEntries } from './service-entries.ts';
 import { inScope, type SidecarScope } from './sidecar-scope.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
 
@@ -159,6 +160,7 @@ export function sidecarOutbound(
     }
   }
   for (const { entry: e, candidates } of memo.sidecarEntries) {
+    if (!entryVisible(e.entry, node.namespace)) continue;
     if (!inScope(scope, e.entry.metadata.namespace, [e.host], e.port)) continue;
     const name = `${e.host}:${e.port}`;
     const owner = `ServiceEntry ${e.entry.metadata.namespace}/${e.entry.metadata.name}`;
@@ -166,7 +168,7 @@ export function sidecarOutbound(
     const vs = won?.vs;
     add(`${name}|entry|${won?.id ?? ''}`, won?.scoped ?? false, (used) => ({
       name,
-      domains: [e.host, name],
+      domains: entryDomains(e),
       routes: vs
         ? vsRoutes(vs, used, index, { node, port: e.port })
         : [defaultRoute(index, used, e.host, e.port, owner)],
@@ -181,5 +183,6 @@ export function sidecarOutbound(
     if (hosts.length === 0 || !inScope(scope, vs.metadata.namespace, hosts)) continue;
     virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index, { node }) });
   }
+  virtualHosts.push(outboundTrafficPolicyHost(index, clusters, scope));
   return { name: 'outbound', virtualHosts };
 }

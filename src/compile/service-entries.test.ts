@@ -71,13 +71,16 @@ test('HTTP ports of STATIC and DNS entries get a virtual host and a plaintext cl
     c.endpoints.map((e) => `${e.address}:${e.port}`),
     ['192.0.2.10:443', '192.0.2.11:8443'],
   );
-  // DNS without endpoints: the host itself.
-  assert.deepEqual(cluster(s, 'outbound|8080||dns.example.com')?.endpoints, [
-    { address: 'dns.example.com', port: 8080, healthy: true },
-  ]);
-  // Not routed: a TCP port, resolution NONE.
+  // DNS without endpoints: the host itself, which the proxy resolves.
+  const d = cluster(s, 'outbound|8080||dns.example.com')!;
+  assert.deepEqual(d.endpoints, [{ address: 'dns.example.com', port: 8080, healthy: true }]);
+  assert.deepEqual(d.dns, { mode: 'STRICT', refreshMs: 60_000 });
+  // A TCP port has no virtual host (its cluster is the L4 path's).
   assert.equal(vhost(s, 'api.example.com:9000'), undefined);
-  assert.equal(vhost(s, 'none.example.com:80'), undefined);
+  // NONE: original destination, no endpoints.
+  const n = cluster(s, 'outbound|80||none.example.com')!;
+  assert.deepEqual(forwardTo(vhost(s, 'none.example.com:80')!.routes[0]), [n.name]);
+  assert.deepEqual([n.lb, n.endpoints, n.tls], [{ type: 'PASSTHROUGH' }, [], { mode: 'DISABLE' }]);
 });
 
 test("the host's DestinationRule: tls SIMPLE with the host as SNI, lb, pool and outlier as for mesh clusters", () => {
@@ -146,17 +149,23 @@ test('ISTIO_MUTUAL toward an entry: mesh mTLS with its subjectAltNames and servi
     endpoints: [{ address: '10.1.0.5', serviceAccount: 'vm' }],
     subjectAltNames: ['spiffe://cluster.local/ns/legacy/sa/vm'],
   });
-  const plain = snapshot(internal);
-  assert.deepEqual(cluster(plain, 'outbound|80||vm.internal')?.tls, { mode: 'DISABLE' });
-  const dr = res('DestinationRule', 'vm', {
-    host: 'vm.internal',
-    trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } },
-  });
-  assert.deepEqual(cluster(snapshot(internal, dr), 'outbound|80||vm.internal')?.tls, {
+  const mtls = {
     mode: 'ISTIO_MUTUAL',
     sni: 'outbound_.80_._.vm.internal',
     identities: ['spiffe://cluster.local/ns/default/sa/vm', 'spiffe://cluster.local/ns/legacy/sa/vm'],
+  };
+  // MESH_INTERNAL: mesh mTLS by default, as toward mesh services.
+  assert.deepEqual(cluster(snapshot(internal), 'outbound|80||vm.internal')?.tls, mtls);
+  const dr = (mode: string) =>
+    res('DestinationRule', 'vm', { host: 'vm.internal', trafficPolicy: { tls: { mode } } });
+  assert.deepEqual(cluster(snapshot(internal, dr('ISTIO_MUTUAL')), 'outbound|80||vm.internal')?.tls, mtls);
+  assert.deepEqual(cluster(snapshot(internal, dr('DISABLE')), 'outbound|80||vm.internal')?.tls, {
+    mode: 'DISABLE',
   });
+  // MESH_EXTERNAL: plaintext unless the DestinationRule says otherwise.
+  const external = entry('vm', { ...(internal.spec as object), location: 'MESH_EXTERNAL' });
+  assert.deepEqual(cluster(snapshot(external), 'outbound|80||vm.internal')?.tls, { mode: 'DISABLE' });
+  assert.deepEqual(cluster(snapshot(external, dr('ISTIO_MUTUAL')), 'outbound|80||vm.internal')?.tls, mtls);
 });
 
 test('a registry Service of the same name wins; of two entries for a host:port the oldest', () => {
@@ -190,4 +199,125 @@ test("a VirtualService destination on an entry host without a port takes the ent
   const vh = vhost(snapshot(dns, vs), 'dns.example.com:8080')!;
   assert.equal(vh.routes[0].origin, 'VirtualService default/dns http[0]');
   assert.deepEqual(forwardTo(vh.routes[0]), ['outbound|8080||dns.example.com']);
+});
+
+test('exportTo: an entry is visible to the namespaces it names ("." its own, "~" none)', () => {
+  const other: ProxyNode = { ...client, id: 'other-0', namespace: 'other' };
+  const compileFor = (node: ProxyNode, exportTo: string[]) =>
+    compile(
+      {
+        revision: 1,
+        resources: [entry('api', { ...(api.spec as object), exportTo })],
+        proxies: [client, other],
+        mesh: { trustDomain: 'cluster.local' },
+      },
+      node,
+    );
+  const sees = (node: ProxyNode, exportTo: string[]) =>
+    vhost(compileFor(node, exportTo), 'api.example.com:80') !== undefined;
+  assert.deepEqual(
+    [
+      sees(client, ['.']),
+      sees(other, ['.']),
+      sees(other, ['other']),
+      sees(other, ['*']),
+      sees(client, ['~']),
+    ],
+    [true, false, true, true, false],
+  );
+});
+
+test('wildcard NONE entry: original destination for every host under it; single addresses are domains', () => {
+  const wild = entry('wild', {
+    hosts: ['*.wild.example'],
+    addresses: ['192.0.2.80', '2001:db8::1', '10.0.0.0/8'],
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+    resolution: 'NONE',
+  });
+  const s = snapshot(wild);
+  const vh = vhost(s, '*.wild.example:80')!;
+  assert.deepEqual(vh.domains, [
+    '*.wild.example',
+    '*.wild.example:80',
+    '192.0.2.80',
+    '192.0.2.80:80',
+    '[2001:db8::1]:80',
+  ]);
+  const c = cluster(s, forwardTo(vh.routes[0])[0])!;
+  assert.deepEqual([c.name, c.lb, c.endpoints], ['outbound|80||*.wild.example', { type: 'PASSTHROUGH' }, []]);
+});
+
+test('workloadSelector: the selected sidecars are the endpoints, over mesh mTLS, and serve the host inbound', () => {
+  const vm: ProxyNode = {
+    ...client,
+    id: 'legacy-0',
+    workload: 'legacy',
+    serviceAccount: 'legacy',
+    labels: { app: 'legacy' },
+    address: '10.0.0.9',
+    inboundPort: 15006,
+    ports: [{ name: 'http', port: 9090 }],
+  };
+  const selecting = entry('legacy', {
+    hosts: ['legacy.internal'],
+    location: 'MESH_INTERNAL',
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP', targetPort: 9090 }],
+    resolution: 'STATIC',
+    workloadSelector: { labels: { app: 'legacy' } },
+  });
+  const input = {
+    revision: 1,
+    resources: [selecting],
+    proxies: [client, vm],
+    mesh: { trustDomain: 'cluster.local' },
+  };
+  const c = cluster(compile(input, client), 'outbound|80||legacy.internal')!;
+  assert.deepEqual(
+    c.endpoints.map((e) => `${e.address}:${e.port} ${e.identity}`),
+    ['10.0.0.9:15006 spiffe://cluster.local/ns/default/sa/legacy'],
+  );
+  assert.equal(c.tls.mode, 'ISTIO_MUTUAL');
+  const inbound = compile(input, vm).listeners.find((l) => l.type === 'inbound');
+  assert.ok(inbound?.type === 'inbound');
+  assert.deepEqual(inbound.services, [{ host: 'legacy.internal', port: 80, targetPort: 9090 }]);
+});
+
+test('TCP and TLS ports: no virtual host, but their cluster is compiled for the L4 path', async () => {
+  const { buildMeshIndex } = await import('./mesh-index.ts');
+  const { ClusterSet } = await import('./clusters.ts');
+  const index = buildMeshIndex({
+    revision: 1,
+    resources: [api],
+    proxies: [client],
+    mesh: { trustDomain: 'cluster.local' },
+  });
+  const set = new ClusterSet(index);
+  const c = set.clusters.get(set.outbound('api.example.com', 9000, undefined))!;
+  assert.deepEqual(
+    c.endpoints.map((e) => `${e.address}:${e.port}`),
+    ['192.0.2.10:9000', '192.0.2.11:9000'],
+  );
+});
+
+test('outboundTrafficPolicy: REGISTRY_ONLY ends the table with block_all, ALLOW_ANY with allow_any', () => {
+  const s = snapshot(api);
+  const last = s.routeTables[0].virtualHosts.at(-1)!;
+  assert.deepEqual([last.name, last.domains], ['block_all', ['*']]);
+  assert.deepEqual(last.routes[0].action, {
+    type: 'direct',
+    status: 502,
+    flags: 'NR',
+    cluster: 'BlackHoleCluster',
+  });
+  const configMap: Resource = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'istio', namespace: 'istio-system' },
+    spec: { data: { mesh: 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n' } },
+  };
+  const open = snapshot(api, configMap);
+  const any = open.routeTables[0].virtualHosts.at(-1)!;
+  assert.equal(any.name, 'allow_any');
+  assert.deepEqual(forwardTo(any.routes[0]), ['PassthroughCluster']);
+  assert.deepEqual(cluster(open, 'PassthroughCluster')?.lb, { type: 'PASSTHROUGH' });
 });

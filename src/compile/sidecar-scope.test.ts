@@ -265,8 +265,12 @@ const input = (...extra: Resource[]): CompileInput => ({
 });
 const productpage = proxies[0];
 
+/** The catch-all outboundTrafficPolicy host ends every table; these tests are about the others. */
+const CATCH_ALL = new Set(['block_all', 'allow_any']);
 const hostsOf = (i: CompileInput, n = productpage) =>
-  compile(i, n).routeTables[0].virtualHosts.map((v) => v.name);
+  compile(i, n)
+    .routeTables[0].virtualHosts.map((v) => v.name)
+    .filter((name) => !CATCH_ALL.has(name));
 const clustersOf = (i: CompileInput, n = productpage) =>
   compile(i, n)
     .clusters.filter((c) => c.direction === 'outbound')
@@ -308,7 +312,10 @@ describe('compile: a Sidecar shrinks what a proxy receives', () => {
   test('~/* trims everything; the inbound side stays', () => {
     const s = sidecar('default', 'default', egress('~/*'));
     const snap = compile(input(s), productpage);
-    assert.deepEqual(snap.routeTables[0].virtualHosts, []);
+    assert.deepEqual(
+      snap.routeTables[0].virtualHosts.map((v) => v.name),
+      ['block_all'],
+    );
     assert.deepEqual(
       snap.clusters.map((c) => c.name),
       ['inbound|9080||'],
@@ -373,7 +380,7 @@ describe('compile: a Sidecar shrinks what a proxy receives', () => {
     });
     const i = input(s);
     assert.notEqual(compile(i, productpage).version, compile(i, proxies[1]).version);
-    assert.equal(compile(i, productpage).routeTables[0].virtualHosts.length, 1);
+    assert.equal(hostsOf(i).length, 1);
   });
 
   test('ingress defaultEndpoint: the inbound listener and cluster forward the port to the app port', () => {
@@ -399,6 +406,11 @@ describe('compile: a Sidecar shrinks what a proxy receives', () => {
       outboundTrafficPolicy: 'REGISTRY_ONLY',
     });
     assert.equal('outboundTrafficPolicy' in compile(input(), productpage).listeners[0], false);
+    // The route table's catch-all follows the workload's policy, and says who set it.
+    const allowAny = sidecar('default', 'default', { outboundTrafficPolicy: { mode: 'ALLOW_ANY' } });
+    const last = compile(input(allowAny), productpage).routeTables[0].virtualHosts.at(-1)!;
+    assert.equal(last.name, 'allow_any');
+    assert.match(last.routes[0].origin, /^Sidecar default\/default outboundTrafficPolicy ALLOW_ANY/);
     assert.equal(hostsOf(input(s)).length, 5, 'no egress: */*');
   });
 });

@@ -73,7 +73,7 @@ export interface OutboundListener {
   type: 'outbound';
   routeTable: string;
   /**
-   * For a host the route table does not know: REGISTRY_ONLY answers 404 NR, ALLOW_ANY passes the
+   * For a host the route table does not know: REGISTRY_ONLY answers 502 NR, ALLOW_ANY passes the
    * request through to the host the app named. The workload's Sidecar, else the mesh config.
    */
   outboundTrafficPolicy?: 'REGISTRY_ONLY' | 'ALLOW_ANY';
@@ -404,7 +404,17 @@ export interface Route {
   action: RouteAction;
 }
 
-export type RouteAction = ForwardAction | { type: 'direct'; status: number; body?: string } | RedirectAction;
+export type RouteAction = ForwardAction | DirectAction | RedirectAction;
+
+export interface DirectAction {
+  type: 'direct';
+  status: number;
+  body?: string;
+  /** The proxy's own decision (BlackHoleCluster): the response flag it carries, as the proxy's replies do. */
+  flags?: string;
+  /** The cluster metrics name as the destination service (`BlackHoleCluster`). */
+  cluster?: string;
+}
 
 /** Parts left out keep the request's own value. */
 export interface RedirectAction {
@@ -441,6 +451,18 @@ export interface Cluster {
   connectionPool?: ConnectionPool;
   /** Passive health checking (DestinationRule `outlierDetection`); absent: no ejection. */
   outlierDetection?: OutlierDetection;
+  /**
+   * The endpoints' addresses are DNS names the proxy resolves, again every `refreshMs` (ServiceEntry
+   * resolution DNS and DNS_ROUND_ROBIN): STRICT makes every address an endpoint, LOGICAL takes the
+   * first one only (Envoy's STRICT_DNS and LOGICAL_DNS).
+   */
+  dns?: { mode: 'STRICT' | 'LOGICAL'; refreshMs: number };
+  /**
+   * With `lb` PASSTHROUGH and no endpoints: the request goes to the host and port it names (original
+   * destination: ServiceEntry resolution NONE, the PassthroughCluster). Metrics name the requested
+   * host as destination_service and this as destination_service_name.
+   */
+  serviceName?: string;
   endpoints: Endpoint[];
 }
 

@@ -235,7 +235,9 @@ test('per-endpoint state survives a snapshot swap and is dropped when the endpoi
 
 test('a snapshot asking for a load balancer the proxy lacks is rejected', () => {
   const s = snapshot();
+  // PASSTHROUGH without endpoints is original destination; with endpoints it is a balancer.
   s.clusters[0].lb = { type: 'PASSTHROUGH' };
+  s.clusters[0].endpoints = [{ address: '10.0.0.1', port: 80, healthy: true }];
   assert.throws(
     () => ProxyConfig.build(s),
     /cluster c: load balancer PASSTHROUGH is not supported by this proxy/,

@@ -202,19 +202,41 @@ export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): 
   );
 }
 
-/** `table` is updated in place when a snapshot renames the route table of this port. */
+/**
+ * `table` is updated in place when a snapshot renames the route table of this port. With `creds`
+ * (a mesh proxy's certificate), sidecars may also reach a plain HTTP server over mesh mutual TLS, as
+ * they reach an egress gateway: TLS connections complete a handshake with a mesh certificate, the
+ * rest is plaintext HTTP as before.
+ */
 export function gatewayServer(
   pipeline: Pipeline,
   table: { name: string },
   listener: ListenerSettings,
+  creds?: CredentialStore,
 ): Front {
   return httpFront(
     pipeline,
     (down) => pipeline.gateway(down, table.name),
     (stream, headers, flags) => pipeline.gateway(new H2Downstream(stream, headers, flags), table.name),
-    { tunnels: false },
+    {
+      tunnels: false,
+      ...(creds ? { mtls: { server: meshTlsServer(creds, listener), plaintext: () => true } } : {}),
+    },
     listener,
   );
+}
+
+/** A TLS server that takes only clients with a certificate of the mesh's trust bundle. */
+function meshTlsServer(creds: CredentialStore, listener: ListenerSettings): tls.Server {
+  const server = tls.createServer({
+    ...creds.tlsOptions(),
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    handshakeTimeout: listener.limits.handshakeTimeoutMs,
+  });
+  creds.onChange(() => server.setSecureContext(creds.tlsOptions()));
+  return server;
 }
 
 /**
@@ -240,14 +262,7 @@ export function inboundServer(
   acceptsPlaintext: () => boolean,
   listener: ListenerSettings,
 ): Front {
-  const mtls = tls.createServer({
-    ...creds.tlsOptions(),
-    requestCert: true,
-    rejectUnauthorized: true,
-    ALPNProtocols: ['h2', 'http/1.1'],
-    handshakeTimeout: listener.limits.handshakeTimeoutMs,
-  });
-  creds.onChange(() => mtls.setSecureContext(creds.tlsOptions()));
+  const mtls = meshTlsServer(creds, listener);
   // Identity and SNI are per connection: worked out on its first request, not per request.
   const peer = (socket: Socket & { [PEER]?: PeerTls }): PeerTls =>
     (socket[PEER] ??= socket instanceof TLSSocket ? peerOf(socket) : PLAINTEXT);

@@ -22,6 +22,7 @@ import {
   outboundServer,
 } from './listeners.ts';
 import { selfPeer } from './telemetry.ts';
+import { DnsResolver } from './upstream/dns.ts';
 import { ExternalPool } from './upstream/external-pool.ts';
 import { PeerPool } from './upstream/peer-pool.ts';
 import { UpstreamState } from './upstream/state.ts';
@@ -105,7 +106,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const listenerStats = new ListenerStats(registry, log);
   const listener = (name: string) => ({ name, limits, stats: listenerStats });
 
-  async function apply(snapshot: ProxySnapshot): Promise<void> {
+  // DNS clusters' names are resolved before a snapshot is applied; new addresses apply it again.
+  let received: ProxySnapshot | undefined;
+  const dns = new DnsResolver(() => {
+    if (received)
+      apply(received).catch((err) => log.warn('re-applying after DNS change', { error: errorMessage(err) }));
+  });
+
+  async function apply(fromControlPlane: ProxySnapshot): Promise<void> {
+    received = fromControlPlane;
+    const snapshot = await dns.resolve(fromControlPlane);
     const next = ProxyConfig.build(snapshot, upstreamState);
     const chains = pipeline.build(next);
     if (node.role === 'gateway') await reconcileGateways(next);
@@ -134,7 +144,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const ref = { name: table };
       const binding: GatewayBinding = {
         table: ref,
-        server: gatewayServer(pipeline, ref, listener(`0.0.0.0_${port}`)),
+        server: gatewayServer(pipeline, ref, listener(`0.0.0.0_${port}`), creds),
       };
       const hostPort = node.gatewayPorts?.[String(port)] ?? port;
       try {
@@ -237,6 +247,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       agent.stop();
       // Graceful drain: stop accepting, let in-flight exchanges finish, then drop pooled sessions.
       await Promise.all([...servers, ...[...gateways.values()].map((g) => g.server)].map(closeServer));
+      dns.close();
       peers.close();
       external.close();
       pipeline.close();

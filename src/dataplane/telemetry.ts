@@ -70,6 +70,8 @@ const PEER_CACHE_MAX = 10_000;
 export interface ExchangeOutcome {
   /** FQDN of the destination service, or `unknown`. */
   service: string;
+  /** destination_service_name, when it is not the FQDN's first label (PassthroughCluster). */
+  serviceName?: string;
   code: number;
   flags: string;
   mtls: boolean;
@@ -84,6 +86,7 @@ interface SeriesKey {
   source: PeerInfo;
   destination: PeerInfo;
   service: string;
+  serviceName: string | undefined;
   protocol: string;
   code: number;
   flags: string;
@@ -107,7 +110,7 @@ function requestSeries(metrics: IstioMetrics, r: SeriesKey): IstioRequestSeries 
     destination_app: r.destination.app,
     destination_version: r.destination.version,
     destination_service: r.service,
-    destination_service_name: r.service === 'unknown' ? 'unknown' : svcName,
+    destination_service_name: r.serviceName ?? (r.service === 'unknown' ? 'unknown' : svcName),
     destination_service_namespace: r.service === 'unknown' ? 'unknown' : svcNs,
     destination_cluster: 'Kubernetes',
     request_protocol: r.protocol,
@@ -152,7 +155,7 @@ export class RequestTelemetry {
       byPeer = new Map();
       this.series.set(peer, byPeer);
     }
-    const key = `${reporter}|${r.service}|${r.code}|${r.flags}|${r.mtls}`;
+    const key = `${reporter}|${r.service}|${r.serviceName ?? ''}|${r.code}|${r.flags}|${r.mtls}`;
     let s = byPeer.get(key);
     if (s === undefined) {
       const source = reporter === 'source';
@@ -161,6 +164,7 @@ export class RequestTelemetry {
         source: source ? this.self : peer,
         destination: source ? peer : this.self,
         service: r.service,
+        serviceName: r.serviceName,
         protocol: 'http',
         code: r.code,
         flags: r.flags,

@@ -101,15 +101,13 @@ describe('simulate: Bookinfo request routing', () => {
     assert.deepEqual(targets(sim), [{ cluster: cluster('v2'), weight: 100, workloads: [] }]);
   });
 
-  test('an unknown host has no virtual host: the proxy answers 404 NR itself', async () => {
+  test('an unknown host falls to block_all (REGISTRY_ONLY): the proxy answers 502 NR itself', async () => {
     const sim = await from(testV2, PRODUCTPAGE, { authority: 'nowhere.example:80', path: '/' });
-    assert.equal(sim.virtualHost, undefined);
-    assert.equal(sim.route, undefined);
-    assert.deepEqual(sim.refused, {
-      status: 404,
-      flag: 'NR',
-      reason: 'no virtual host for nowhere.example:80 in outbound',
-    });
+    assert.equal(sim.virtualHost, 'block_all');
+    assert.equal(sim.route?.name, 'block_all');
+    assert.equal(sim.refused?.status, 502);
+    assert.equal(sim.refused?.flag, 'NR');
+    assert.match(sim.refused?.reason ?? '', /REGISTRY_ONLY \(BlackHoleCluster\)/);
   });
 
   test('a path the proxy cannot normalize is refused before routing', async () => {

@@ -54,6 +54,8 @@ export interface MeshConfigSpec {
   /** Default 10s. */
   connectTimeout?: string;
   tcpKeepalive?: { probes?: number; time?: string; interval?: string };
+  /** Default (in Trellis) REGISTRY_ONLY: hosts outside the registry are refused. */
+  outboundTrafficPolicy?: { mode?: 'REGISTRY_ONLY' | 'ALLOW_ANY' };
   [field: string]: unknown;
 }
 
@@ -74,7 +76,6 @@ const NOT_ENFORCED_FIELDS = [
   'enableEnvoyAccessLogService',
   'disableEnvoyListenerLog',
   'defaultConfig',
-  'outboundTrafficPolicy',
   'inboundTrafficPolicy',
   'configSources',
   'enableAutoMtls',
@@ -113,6 +114,7 @@ const fields: Record<string, Validator> = {
   h2UpgradePolicy: string({ enum: ['DO_NOT_UPGRADE', 'UPGRADE'] }),
   connectTimeout: duration(),
   tcpKeepalive,
+  outboundTrafficPolicy: object({ mode: string({ enum: ['REGISTRY_ONLY', 'ALLOW_ANY'] }) }),
 };
 for (const f of NOT_ENFORCED_FIELDS) fields[f] = any();
 

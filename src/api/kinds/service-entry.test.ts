@@ -4,6 +4,28 @@ const NE = 'accepted but not yet enforced by Trellis';
 
 table('ServiceEntry', [
   {
+    name: "Istio's NONE example with IPv6 addresses in a flow list, wildcard host, exportTo: nothing to warn about",
+    spec: `
+      hosts: ["*.example.com"]
+      addresses: [1.2.3.4, 001:db8::]
+      ports: [{number: 80, name: http, protocol: HTTP}, {number: 8080, name: other}]
+      resolution: NONE
+      exportTo: [".", istio-system]
+    `,
+    warnings: 'none',
+  },
+  {
+    name: 'MESH_INTERNAL entries: workloadSelector, and endpoints with locality: nothing to warn about',
+    spec: `
+      hosts: [vm.internal]
+      location: MESH_INTERNAL
+      ports: [{number: 80, name: http, protocol: HTTP}]
+      resolution: STATIC
+      endpoints: [{address: 10.0.0.7, locality: us-east/a, serviceAccount: vm}]
+    `,
+    warnings: 'none',
+  },
+  {
     name: 'bookinfo googleapis egress: the HTTP port is routed, the HTTPS one is named as not',
     spec: `
       hosts: [www.googleapis.com]
@@ -14,7 +36,11 @@ table('ServiceEntry', [
       location: MESH_EXTERNAL
     `,
     warnings: [
-      { path: 'spec.ports[1].protocol', message: `${NE}: port 443 (protocol HTTPS) is not routed`, line: 9 },
+      {
+        path: 'spec.ports[1].protocol',
+        message: `${NE}: port 443 (protocol HTTPS) is not routed: its cluster is compiled`,
+        line: 9,
+      },
     ],
   },
   {
@@ -47,27 +73,21 @@ table('ServiceEntry', [
     warnings: [
       {
         path: 'spec.ports[0].protocol',
-        message: 'port 3306 (protocol TCP) is not routed: sidecars route HTTP ports only',
+        message: 'port 3306 (protocol TCP) is not routed: its cluster is compiled',
       },
-      { path: 'spec.addresses', message: NE },
-      { path: 'spec.location', message: 'plaintext unless a DestinationRule sets tls mode ISTIO_MUTUAL' },
-      { path: 'spec.exportTo', message: NE },
-      { path: 'spec.endpoints[0].locality', message: NE },
+      { path: 'spec.addresses', message: `${NE}: CIDR addresses (10.1.0.0/16) select connections` },
       { path: 'spec.endpoints[0].weight', message: NE },
       { path: 'spec.endpoints[1].address', message: 'unix domain socket endpoints are not routed' },
     ],
   },
   {
-    name: 'resolution NONE and DYNAMIC_DNS, wildcard hosts: not routed',
+    name: 'DYNAMIC_DNS is not routed; wildcard hosts are',
     spec: `
       hosts: ["*.example.com"]
       ports: [{number: 80, name: http, protocol: HTTP}]
       resolution: DYNAMIC_DNS
     `,
-    warnings: [
-      { path: 'spec.resolution', message: 'resolution DYNAMIC_DNS needs the original destination address' },
-      { path: 'spec.hosts[0]', message: 'wildcard host *.example.com is not routed' },
-    ],
+    warnings: [{ path: 'spec.resolution', message: 'resolution DYNAMIC_DNS: the hosts are not routed' }],
   },
   {
     name: 'NONE mode cannot set endpoints',

@@ -282,9 +282,9 @@ const serviceEntryFields = object(
   { check: checkServiceEntry },
 );
 
-/** Why the limits below: the outbound listener is an HTTP proxy apps are pointed at (no capture). */
-const HTTP_ONLY =
-  'sidecars route HTTP ports only (their outbound listener is an HTTP proxy, without transparent capture)';
+/** Why the limits below: the L4 path (TCP proxying, SNI routing) is not wired to the sidecar yet. */
+const L4 =
+  'its cluster is compiled, but sidecars route HTTP by host only until the TCP/TLS listeners land; for TLS to the upstream, declare the port HTTP and set a DestinationRule tls mode SIMPLE';
 
 /**
  * What Trellis does with a valid entry (compile/service-entries.ts) is narrower than Istio: each
@@ -293,35 +293,32 @@ const HTTP_ONLY =
 function warnNotEnforced(v: Record<string, unknown>, path: string, ctx: Ctx): void {
   const at = (field: string) => join(path, field);
   const ne = (p: string, what: string) => warn(ctx, p, `${NOT_ENFORCED}: ${what}`);
-  const resolution = (v.resolution as string | undefined) ?? 'NONE';
-  if (resolution === 'NONE' || resolution === 'DYNAMIC_DNS')
-    ne(
-      at('resolution'),
-      `resolution ${resolution} needs the original destination address, which only transparent capture gives: the hosts are not routed; use STATIC or DNS`,
-    );
-  eachString(v.hosts).forEach((h, i) => {
-    if (h.includes('*')) ne(join(at('hosts'), i), `wildcard host ${h} is not routed; list the host names`);
-  });
+  if (v.resolution === 'DYNAMIC_DNS')
+    ne(at('resolution'), 'resolution DYNAMIC_DNS: the hosts are not routed; use NONE or DNS');
   list(v.ports).forEach((p, i) => {
-    if (!isObject(p) || String(p.protocol ?? '').toUpperCase() === 'HTTP') return;
-    const protocol = p.protocol === undefined ? 'no protocol' : `protocol ${p.protocol}`;
+    if (!isObject(p) || p.protocol === undefined) return;
+    const protocol = String(p.protocol).toUpperCase();
+    if (protocol === 'HTTP' || protocol === 'HTTP_PROXY') return;
     ne(
       join(join(at('ports'), i), 'protocol'),
-      `port ${p.number} (${protocol}) is not routed: ${HTTP_ONLY}; for TLS to the upstream, declare the port HTTP and set a DestinationRule tls mode SIMPLE`,
+      `port ${p.number} (protocol ${p.protocol}) is not routed: ${L4}`,
     );
   });
-  if (v.addresses != null) ne(at('addresses'), `addresses: ${HTTP_ONLY}, so apps name the host`);
-  if (v.workloadSelector != null) ne(at('workloadSelector'), 'workloadSelector: the entry is not routed');
-  if (v.exportTo != null) ne(at('exportTo'), 'exportTo: the hosts are visible to every namespace');
-  if (v.location === 'MESH_INTERNAL')
+  const cidrs = eachString(v.addresses).filter(isCIDR);
+  if (cidrs.length > 0)
     ne(
-      at('location'),
-      'location MESH_INTERNAL: endpoints are reached in plaintext unless a DestinationRule sets tls mode ISTIO_MUTUAL',
+      at('addresses'),
+      `CIDR addresses (${cidrs.join(', ')}) select connections, which is the L4 path's; single addresses name the entry's virtual host`,
     );
   list(v.endpoints).forEach((e, i) => {
     if (!isObject(e)) return;
     const ep = join(at('endpoints'), i);
-    for (const f of ['network', 'locality', 'weight']) if (e[f] != null) ne(join(ep, f), `endpoint ${f}`);
+    if (e.weight != null) ne(join(ep, 'weight'), 'endpoint weight: endpoints are balanced equally');
+    if (e.network != null)
+      ne(
+        join(ep, 'network'),
+        'endpoint network: there are no network gateways, the address is reached directly',
+      );
     if (typeof e.address === 'string' && e.address.startsWith('unix://'))
       ne(join(ep, 'address'), 'unix domain socket endpoints are not routed');
   });

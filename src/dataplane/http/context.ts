@@ -72,6 +72,8 @@ export class Exchange {
   /** The route, policy or check that decided. */
   rule = '';
   service = 'unknown';
+  /** destination_service_name when it is not the service's first label (PassthroughCluster, BlackHoleCluster). */
+  serviceName: string | undefined;
   peer: PeerInfo = UNKNOWN_PEER;
   responseBytes = 0;
   /** Lower-cased, for matching; `hostHeader` is what goes upstream. */

@@ -120,9 +120,11 @@ export class ClusterRuntime {
       this.hashed = { key: policy.hash, ring: new RingHash(available, policy.tableSize) };
     else if (policy.type === 'MAGLEV')
       this.hashed = { key: policy.hash, ring: new Maglev(available, policy.tableSize) };
+    // An original destination cluster (PASSTHROUGH, no endpoints) is never asked to pick.
+    const originalDst = policy.type === 'PASSTHROUGH' && this.endpoints.length === 0;
     const inner = (eps: readonly EndpointRuntime[]) =>
       loadBalancer(
-        policy.type === 'RING_HASH' || policy.type === 'MAGLEV' ? { type: 'RANDOM' } : policy,
+        policy.type === 'RING_HASH' || policy.type === 'MAGLEV' || originalDst ? { type: 'RANDOM' } : policy,
         eps,
         this.state,
       );

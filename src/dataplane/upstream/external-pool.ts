@@ -15,6 +15,7 @@ import type { Cluster, ConnectionPool, Endpoint, UpstreamTls } from '../../compi
 import { errorMessage } from '../../lib/errors.ts';
 import type { Transports } from './balance.ts';
 import { tuneUpstreamSocket } from './connect.ts';
+import { type Dispatch, failed, UpstreamFailure } from './dispatch.ts';
 import { H1Pool } from './h1-pool.ts';
 import { h1Transport } from './h1-transport.ts';
 import { replayStale } from './replay.ts';
@@ -38,8 +39,25 @@ interface Held {
 
 const FILES = ['caCertificates', 'caCrl', 'clientCertificate', 'privateKey'] as const;
 
+/** Original destinations a cluster keeps connections and TLS clients for. */
+const MAX_DESTINATIONS = 256;
+
+/** `host[:port]` (IPv6 in brackets) → the host to connect to and the port, `fallback` if none. */
+export function splitAuthority(authority: string, fallback: number): { host: string; port: number } {
+  const colon = authority.lastIndexOf(':');
+  const hasPort = colon > 0 && !authority.endsWith(']');
+  const host = hasPort ? authority.slice(0, colon) : authority;
+  const port = hasPort ? Number(authority.slice(colon + 1)) : fallback;
+  return {
+    host: host.startsWith('[') ? host.slice(1, -1) : host,
+    port: Number.isInteger(port) && port > 0 ? port : fallback,
+  };
+}
+
 export class ExternalPool {
   private readonly pools = new Map<string, Held>();
+  /** Original destination pools, least recently used first. */
+  private readonly destinations = new Map<string, { pool: H1Pool; dispatch: Dispatch }>();
 
   /** The transports of each of the cluster's endpoints, or why it has none. */
   transports(cluster: Cluster & { tls: ExternalTls }): Transports[] | string {
@@ -58,6 +76,12 @@ export class ExternalPool {
     const held = this.pools.get(key);
     if (held?.fingerprint === fingerprint) return held.pool;
     held?.pool.close();
+    const pool = this.connector(ep, client, settings);
+    this.pools.set(key, { pool, fingerprint });
+    return pool;
+  }
+
+  private connector(ep: Endpoint, client: Client, settings: ConnectionPool | undefined): H1Pool {
     const opts = client.tls;
     const connect = opts
       ? () => {
@@ -70,13 +94,47 @@ export class ExternalPool {
           tuneUpstreamSocket(socket, settings, 'connect');
           return socket;
         };
-    const pool = new H1Pool(connect, 64, {
+    return new H1Pool(connect, 64, {
       maxRequestsPerConnection: settings?.maxRequestsPerConnection,
       idleTimeoutMs: settings?.idleTimeoutMs,
       maxConnectionDurationMs: settings?.maxConnectionDurationMs,
     });
-    this.pools.set(key, { pool, fingerprint });
-    return pool;
+  }
+
+  /**
+   * Original destination (a PASSTHROUGH cluster without endpoints): each request goes to the host
+   * and port its authority names, the cluster's port when it names none; TLS, when the cluster
+   * originates it, names that host. Pools are kept per destination, the least recent dropped past
+   * a bound, since the destinations are the apps' to choose.
+   */
+  originalDestination(cluster: Cluster & { tls: ExternalTls }): Dispatch {
+    const clients = new Map<string, Client | string>();
+    return (req, handler) => {
+      const { host, port } = splitAuthority(req.authority, cluster.port);
+      let client = clients.get(host);
+      if (client === undefined) {
+        if (clients.size >= MAX_DESTINATIONS) clients.delete(clients.keys().next().value!);
+        client = clientOf({ ...cluster, service: host });
+        clients.set(host, client);
+      }
+      if (typeof client === 'string')
+        return failed(handler, new UpstreamFailure('unsupported', `cluster ${cluster.name}: ${client}`));
+      const ep: Endpoint = { address: host, port, healthy: true };
+      const key = ExternalPool.key(ep, cluster.tls);
+      let d = this.destinations.get(key);
+      if (d) this.destinations.delete(key);
+      else {
+        if (this.destinations.size >= MAX_DESTINATIONS) {
+          const [oldest, held] = this.destinations.entries().next().value!;
+          this.destinations.delete(oldest);
+          held.pool.close();
+        }
+        const pool = this.connector(ep, client, cluster.connectionPool);
+        d = { pool, dispatch: replayStale(h1Transport(() => pool, client.describe(ep))) };
+      }
+      this.destinations.set(key, d);
+      return d.dispatch(req, handler);
+    };
   }
 
   /** Closes the pools whose keys (`ExternalPool.key`) are not in `keep`. */
@@ -95,6 +153,8 @@ export class ExternalPool {
 
   close(): void {
     this.retain(new Set());
+    for (const d of this.destinations.values()) d.pool.close();
+    this.destinations.clear();
   }
 }
 

@@ -40,6 +40,11 @@ function routeIn(table: CompiledRouteTable): Step {
     ex.route = route;
     const action = route.action;
     if (action.type === 'direct') {
+      if (action.cluster) ex.service = action.cluster;
+      if (action.flags) {
+        ex.reply(action.status, action.flags, route.origin, action.body);
+        return false;
+      }
       ex.code = action.status;
       const body = action.body ?? '';
       down.respond(

@@ -18,6 +18,7 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
     const durationMs = performance.now() - ex.start;
     telemetry.record(reporter, peer, {
       service: ex.service,
+      ...(ex.serviceName ? { serviceName: ex.serviceName } : {}),
       code: ex.code,
       flags: ex.flags,
       mtls,

@@ -16,9 +16,11 @@ import {
   UpstreamFailure as Failure,
   failed,
   failureReply,
+  type Layer,
   type UpstreamFailure,
   upstreamRequest,
 } from '../../upstream/dispatch.ts';
+import { splitAuthority } from '../../upstream/external-pool.ts';
 import { RetryConditions, withRetries } from '../../upstream/retry.ts';
 import { withTimeout } from '../../upstream/timeout.ts';
 import type { Exchange } from '../context.ts';
@@ -139,7 +141,8 @@ function clusterDispatch(
   cache: TransportCache,
   mirror = false,
 ): Dispatch {
-  const ts = transportsFor(c, deps, cache);
+  const originalDst = c.cluster.lb.type === 'PASSTHROUGH' && c.cluster.endpoints.length === 0;
+  const ts = originalDst ? [] : transportsFor(c, deps, cache);
   if (typeof ts === 'string') {
     const failure = new Failure('unsupported', ts);
     return (_req, h) => failed(h, failure);
@@ -153,7 +156,7 @@ function clusterDispatch(
         () => stats.upstream_rq_per_try_timeout++,
       )
     : undefined;
-  let d = balance(c, origin, ts, perTry);
+  let d = originalDst ? originalDestination(c, deps, perTry) : balance(c, origin, ts, perTry);
   const breaker = circuitBreaker(c.cluster.connectionPool, c.state);
   if (breaker) d = breaker(d);
   if (retry) {
@@ -168,6 +171,20 @@ function clusterDispatch(
   }
   if (action.timeoutMs) d = withTimeout(action.timeoutMs, origin, () => stats.upstream_rq_timeout++)(d);
   return d;
+}
+
+/** To the host and port the request names (ServiceEntry resolution NONE, PassthroughCluster). */
+function originalDestination(c: ClusterRuntime, deps: PhaseDeps, perTry: Layer | undefined): Dispatch {
+  const tls = c.cluster.tls;
+  if (tls.mode === 'ISTIO_MUTUAL') {
+    const failure = new Failure(
+      'unsupported',
+      `cluster ${c.cluster.name}: mesh mutual TLS needs endpoints with identities; original destination has none`,
+    );
+    return (_req, h) => failed(h, failure);
+  }
+  const d = deps.external.originalDestination({ ...c.cluster, tls });
+  return perTry ? perTry(d) : d;
 }
 
 function edits(...ops: (HeaderOps | undefined)[]): HeaderOps[] | undefined {
@@ -216,7 +233,12 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
       return false;
     }
     const dest = t.destinations[pick(t)];
-    ex.service = dest.cluster.cluster.service ?? 'unknown';
+    const cluster = dest.cluster.cluster;
+    if (cluster.serviceName) {
+      // PassthroughCluster: the host asked for is the destination service.
+      ex.service = splitAuthority(ex.authority, cluster.port).host;
+      ex.serviceName = cluster.serviceName;
+    } else ex.service = cluster.service ?? 'unknown';
     const down = ex.down;
     const headers = upstreamHeaders(down.headers, {
       clientAddress: down.remoteAddress,
