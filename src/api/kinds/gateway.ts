@@ -330,18 +330,19 @@ function checkPortSharing(servers: unknown[], path: string, ctx: Ctx): void {
   const ports = new Map<number, { i: number; cls: string; protocol: string; hosts: Map<string, number> }>();
   servers.forEach((s, i) => {
     if (!isObject(s) || !isObject(s.port) || typeof s.port.number !== 'number') return;
+    const number = s.port.number;
     const protocol = String(s.port.protocol ?? '').toUpperCase();
     const at = join(join(path, 'servers'), i);
-    const seen = ports.get(s.port.number);
+    const seen = ports.get(number);
     if (!seen) {
-      ports.set(s.port.number, { i, cls: portClass(protocol), protocol, hosts: hostsOf(s, i) });
+      ports.set(number, { i, cls: portClass(protocol), protocol, hosts: hostsOf(s, i) });
       return;
     }
     if (seen.cls !== portClass(protocol)) {
       fail(
         ctx,
         join(join(at, 'port'), 'protocol'),
-        `port ${s.port.number} is already served as ${seen.protocol} by servers[${seen.i}]: servers on one port cannot mix ${seen.protocol} and ${protocol}`,
+        `port ${number} is already served as ${seen.protocol} by servers[${seen.i}]: servers on one port cannot mix ${seen.protocol} and ${protocol}`,
       );
       return;
     }
@@ -353,7 +354,7 @@ function checkPortSharing(servers: unknown[], path: string, ctx: Ctx): void {
         fail(
           ctx,
           join(join(at, 'hosts'), j),
-          `host ${h} on port ${s.port.number} is already served by servers[${first}]: SNI cannot choose between them`,
+          `host ${h} on port ${number} is already served by servers[${first}]: SNI cannot choose between them`,
         );
       } else seen.hosts.set(sniHost(h), i);
     });
