@@ -106,28 +106,26 @@ export function gatewayConfig(
     const jwt = jwtRules(index, { node, targets: entry.gateways });
     const authorization = authorizationFor(index, node, entry.gateways);
     addExtAuthzCluster(clusters, extAuthzCluster(index, authorization?.extAuthz));
-    const common = {
-      name: `0.0.0.0_${port}`,
-      type: 'gateway' as const,
-      port,
+    const tail = {
       gateways: entry.gateways,
       ...(jwt && { jwtRules: jwt }),
       ...(authorization && { authorization }),
     };
+    const head = { name: `0.0.0.0_${port}`, type: 'gateway' as const, port };
     if (entry.protocol === 'HTTP') {
       const name = `http.${entry.serverPort}`;
       tables.push(routeTable(index, node, clusters, name, entry.serverPort, entry.servers));
-      listeners.push({ ...common, protocol: 'HTTP', routeTable: name });
+      listeners.push({ ...head, protocol: 'HTTP', routeTable: name, ...tail });
       continue;
     }
     const tls: GatewayTlsServer[] = [];
     for (const bound of entry.servers) {
       const server = bound.gw.spec.servers[bound.index];
       const t = gatewayTlsServer(index, node, bound.gw, bound.index);
-      tables.push(routeTable(index, node, clusters, t.name, server.port.number, [bound]));
+      tables.push(routeTable(index, node, clusters, t.routeTable, server.port.number, [bound]));
       tls.push(t);
     }
-    listeners.push({ ...common, protocol: 'HTTPS', routeTable: tls[0].routeTable, tls });
+    listeners.push({ ...head, protocol: 'HTTPS', routeTable: tls[0].routeTable, tls, ...tail });
   }
   return { listeners, tables };
 }
