@@ -261,7 +261,8 @@ table('Gateway', [
       },
       {
         path: 'spec.servers[2].port.protocol',
-        message: 'port 443 is already served as HTTPS by servers[0]: servers on one port cannot mix HTTPS and HTTP',
+        message:
+          'port 443 is already served as HTTPS by servers[0]: servers on one port cannot mix HTTPS and HTTP',
         line: 13,
       },
     ],
