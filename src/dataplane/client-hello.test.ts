@@ -43,28 +43,8 @@ test('what is not a ClientHello is invalid, not waited for', () => {
   // A handshake record whose message is a ServerHello (type 2).
   assert.equal(parseClientHello(Buffer.from([0x16, 3, 3, 0, 4, 2, 0, 0, 0])).state, 'invalid');
   // A ClientHello claiming more extension bytes than it has.
-  const bad = Buffer.from([
-    0x16,
-    3,
-    1,
-    0,
-    45,
-    1,
-    0,
-    0,
-    41,
-    3,
-    3,
-    ...Array(32).fill(0),
-    0,
-    0,
-    2,
-    0,
-    0x2f,
-    1,
-    0,
-    0,
-    9,
-  ]);
+  const head = [0x16, 3, 1, 0, 47, 1, 0, 0, 43, 3, 3];
+  const rest = [0, 0, 2, 0, 0x2f, 1, 0, 0, 9];
+  const bad = Buffer.from([...head, ...Array(32).fill(0), ...rest]);
   assert.equal(parseClientHello(bad).state, 'invalid');
 });
