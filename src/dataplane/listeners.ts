@@ -1,5 +1,5 @@
 // The proxy's sockets: the outbound listener (the app's HTTP proxy, CONNECT tunnels included), the
-// mTLS inbound listener, and one plain listener per Gateway server port.
+// mTLS inbound listener, and one listener per Gateway server port (plain, or HTTPS: gateway-tls.ts).
 import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
@@ -8,6 +8,7 @@ import { parseOutboundSni } from '../compile/hosts.ts';
 import { statusOf } from '../lib/codes.ts';
 import { peerIdentity } from '../lib/spiffe.ts';
 import type { CredentialStore } from './agent/credentials.ts';
+import { type GatewayTls, routeTableOf } from './gateway-tls.ts';
 import { authorityProblem } from './http/authority.ts';
 import { type PeerTls, PLAINTEXT } from './http/context.ts';
 import { H2Downstream } from './http/downstream.ts';
@@ -122,11 +123,17 @@ function httpFront(
   pipeline: Pipeline,
   onRequest: RequestHandler,
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void,
-  opts: { tunnels: boolean; mtls?: { server: tls.Server; plaintext: () => boolean } },
+  opts: {
+    tunnels: boolean;
+    /** Who reports what this front refuses itself: the client side (source) or the server side. */
+    reporter: 'source' | 'destination';
+    mtls?: { server: tls.Server; plaintext: () => boolean };
+    tls?: GatewayTls;
+  },
   listener: ListenerSettings,
 ): Front {
   const { limits } = listener;
-  const reporter = opts.mtls ? 'destination' : 'source';
+  const { reporter } = opts;
   const h1 = new H1Server(onRequest, {
     tunnels: opts.tunnels,
     onReject: (r) =>
@@ -160,23 +167,26 @@ function httpFront(
     }
   });
   trackSessions(h2);
-  const { mtls } = opts;
-  // After the handshake, the protocol the client proxy chose says which server gets the connection.
-  mtls?.server.on('secureConnection', (socket: TLSSocket) => {
+  const { mtls, tls: terminated } = opts;
+  // After the handshake, the protocol the client chose says which server gets the connection.
+  const serveSecure = (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
     else h1.serve(socket);
-  });
+  };
+  mtls?.server.on('secureConnection', serveSecure);
   const front: Front = net.createServer({ noDelay: true }, (socket) =>
     sniff(socket, limits.sniffTimeoutMs, counters, (p) => {
       if (p === 'tls') {
         if (mtls) mtls.server.emit('connection', socket);
+        else if (terminated) terminated.accept(socket);
         else socket.destroy();
-      } else if (mtls && !mtls.plaintext()) socket.destroy();
+      } else if ((mtls && !mtls.plaintext()) || terminated) socket.destroy();
       else if (p === 'h2c') h2.emit('connection', socket);
       else h1.serve(socket);
     }),
   );
   const counters = listener.stats.guard(front, listener.name, limits);
+  terminated?.bind(serveSecure, counters);
   // Node destroys a socket whose handshake fails, but only reports one that timed out.
   mtls?.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') counters.preCxTimeout.inc();
@@ -197,31 +207,33 @@ export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): 
     pipeline,
     (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
     (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags)),
-    { tunnels: true },
+    { tunnels: true, reporter: 'source' },
     listener,
   );
 }
 
 /**
- * `table` is updated in place when a snapshot renames the route table of this port. With `creds`
- * (a mesh proxy's certificate), sidecars may also reach a plain HTTP server over mesh mutual TLS, as
- * they reach an egress gateway: TLS connections complete a handshake with a mesh certificate, the
- * rest is plaintext HTTP as before.
+ * `table` is updated in place when a snapshot renames the route table of this port. With `tls` (an
+ * HTTPS listener) only TLS is heard, and each connection's SNI names its server's route table.
+ * Otherwise, with `creds` (a mesh proxy's certificate), sidecars may also reach the plain HTTP server
+ * over mesh mutual TLS, as they reach an egress gateway: TLS connections complete a handshake with a
+ * mesh certificate, the rest is plaintext HTTP as before.
  */
 export function gatewayServer(
   pipeline: Pipeline,
   table: { name: string },
   listener: ListenerSettings,
-  creds?: CredentialStore,
+  secure: { creds?: CredentialStore; tls?: GatewayTls },
 ): Front {
+  const { creds, tls } = secure;
+  const tableOf = (socket: Socket) => (tls && routeTableOf(socket)) || table.name;
+  const mtls = !tls && creds ? { server: meshTlsServer(creds, listener), plaintext: () => true } : undefined;
   return httpFront(
     pipeline,
-    (down) => pipeline.gateway(down, table.name),
-    (stream, headers, flags) => pipeline.gateway(new H2Downstream(stream, headers, flags), table.name),
-    {
-      tunnels: false,
-      ...(creds ? { mtls: { server: meshTlsServer(creds, listener), plaintext: () => true } } : {}),
-    },
+    (down, socket) => pipeline.gateway(down, tableOf(socket)),
+    (stream, headers, flags) =>
+      pipeline.gateway(new H2Downstream(stream, headers, flags), tableOf(stream.session!.socket as Socket)),
+    { tunnels: false, reporter: 'source', ...(tls ? { tls } : {}), ...(mtls ? { mtls } : {}) },
     listener,
   );
 }
@@ -271,7 +283,7 @@ export function inboundServer(
     (down, socket) => pipeline.inbound(down, peer(socket)),
     (stream, headers, flags) =>
       pipeline.inbound(new H2Downstream(stream, headers, flags), peer(stream.session!.socket as Socket)),
-    { tunnels: false, mtls: { server: mtls, plaintext: acceptsPlaintext } },
+    { tunnels: false, reporter: 'destination', mtls: { server: mtls, plaintext: acceptsPlaintext } },
     listener,
   );
 }

@@ -22,7 +22,7 @@ export interface MeshOptions {
   /** A mesh file, or a directory holding `mesh.yaml`. */
   source: string;
   stateDir: string;
-  /** Overrides the first gateway port's hostPort (0 = any free port). */
+  /** Overrides the first gateway port's hostPort; 0 gives every gateway port a free one. */
   gatewayPort?: number;
   apiPort: number;
   xdsPort: number;
@@ -430,15 +430,18 @@ async function launch(
         inst.outboundPort = await portAllocator.next();
         inst.inboundPort = await portAllocator.next();
       } else {
+        // A container port is exposed at its hostPort; `--gateway-port` moves the first one, and 0
+        // gives every gateway port a free one (parallel meshes on one machine).
         for (const p of spec.ports ?? []) {
-          let hostPort = p.hostPort ?? p.port;
+          let hostPort = o.gatewayPort === 0 ? 0 : (p.hostPort ?? p.port);
           if (gatewayOverride !== undefined) {
             hostPort = gatewayOverride;
             gatewayOverride = undefined;
           }
           if (hostPort === 0) hostPort = await portAllocator.next();
           gatewayPorts[String(p.port)] = hostPort;
-          gateways.push(`http://localhost:${hostPort}`);
+          const scheme = p.name?.startsWith('https') ? 'https' : 'http';
+          gateways.push(`${scheme}://localhost:${hostPort}`);
         }
         inst.gatewayPorts = gatewayPorts;
       }

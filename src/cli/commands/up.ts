@@ -8,7 +8,7 @@ Usage: trellis up <mesh file | directory with mesh.yaml> [flags]
 
 Flags:
   --state-dir <dir>          state directory (default .trellis, or $TRELLIS_STATE_DIR)
-  --gateway-port <port>      host port of the ingress gateway's first port (0 = any free port)
+  --gateway-port <port>      host port of the ingress gateway's first port (0: every gateway port any free one)
   --api-port <port>          control plane API port (default 15014; 0 = any)
   --xds-port <port>          control plane port for proxies (default 15012; 0 = any)
   --workload-cert-ttl <dur>  lifetime of workload certificates (default 24h)

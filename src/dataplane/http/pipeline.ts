@@ -102,9 +102,12 @@ export class Pipeline {
         record,
       );
     const gateways = new Map<string, Chain>();
-    for (const l of cfg?.snapshot.listeners ?? [])
-      if (l.type === 'gateway' && !gateways.has(l.routeTable))
-        gateways.set(l.routeTable, chain('gateway', l.routeTable));
+    for (const l of cfg?.snapshot.listeners ?? []) {
+      if (l.type !== 'gateway') continue;
+      // An HTTPS listener's servers each have a route table of their own.
+      for (const name of [l.routeTable, ...(l.tls ?? []).map((t) => t.routeTable)])
+        if (!gateways.has(name)) gateways.set(name, chain('gateway', name));
+    }
     return {
       cfg,
       outbound: chain('outbound', 'outbound'),
