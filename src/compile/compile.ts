@@ -33,7 +33,10 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
   const listeners: Listener[] =
     node.role === 'gateway'
       ? view.listeners!
-      : [{ name: 'outbound', type: 'outbound', routeTable: 'outbound' }, sidecarInbound(index, node)];
+      : [
+          { name: 'outbound', type: 'outbound', routeTable: 'outbound', addresses: index.addresses },
+          sidecarInbound(index, node),
+        ];
   const own = {
     schema: SNAPSHOT_SCHEMA_VERSION,
     proxy: {

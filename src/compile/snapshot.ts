@@ -72,6 +72,8 @@ export interface OutboundListener {
   name: 'outbound';
   type: 'outbound';
   routeTable: string;
+  /** Service VIP → host, for connections captured in the workload's network namespace. */
+  addresses?: Record<string, string>;
 }
 
 /** The mesh-facing mTLS listener of a sidecar; forwards to the app. */
