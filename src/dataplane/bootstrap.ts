@@ -2,6 +2,7 @@
 // to use. The local runtime writes it; `trellis proxy --bootstrap` reads it.
 import type { ProxyNode } from '../compile/snapshot.ts';
 import type { Readiness } from './app-health.ts';
+import type { CaptureOptions } from './proxy.ts';
 import type { ListenerLimits } from './listener-limits.ts';
 
 export interface ProxyBootstrap {
@@ -18,4 +19,5 @@ export interface ProxyBootstrap {
   readiness?: Readiness;
   accessLog?: boolean;
   listenerLimits?: Partial<ListenerLimits>;
+  capture?: CaptureOptions;
 }
