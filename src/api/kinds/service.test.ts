@@ -25,7 +25,7 @@ table('Service', [
     warnings: 'none',
   },
   {
-    name: 'a cluster IP and non-HTTP app protocols are accepted but not yet enforced',
+    name: 'a cluster IP is taken (the VIP under capture); non-HTTP app protocols are not yet enforced',
     spec: `
       selector: {app: grpc}
       clusterIP: 10.96.0.10
@@ -33,7 +33,6 @@ table('Service', [
       - {name: grpc, port: 9090, appProtocol: grpc}
     `,
     warnings: [
-      { path: 'spec.clusterIP', message: 'not yet enforced' },
       { path: 'spec.ports[0].appProtocol', message: 'found grpc' },
     ],
   },
