@@ -2,8 +2,8 @@
 // to use. The local runtime writes it; `trellis proxy --bootstrap` reads it.
 import type { ProxyNode } from '../compile/snapshot.ts';
 import type { Readiness } from './app-health.ts';
-import type { CaptureOptions } from './proxy.ts';
 import type { ListenerLimits } from './listener-limits.ts';
+import type { CaptureOptions } from './proxy.ts';
 
 export interface ProxyBootstrap {
   node: Omit<ProxyNode, 'healthy'>;

@@ -10,10 +10,10 @@ import { processMetrics, Registry } from '../telemetry/metrics.ts';
 import { Agent } from './agent/agent.ts';
 import { CredentialStore } from './agent/credentials.ts';
 import { AppHealth, type Readiness } from './app-health.ts';
+import { ConntrackTable, capturedDestination } from './capture.ts';
 import { ProxyConfig } from './config.ts';
 import { Pipeline } from './http/pipeline.ts';
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits, ListenerStats } from './listener-limits.ts';
-import { ConntrackTable, capturedDestination } from './capture.ts';
 import {
   capturedOutboundServer,
   closeServer,

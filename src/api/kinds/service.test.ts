@@ -32,9 +32,7 @@ table('Service', [
       ports:
       - {name: grpc, port: 9090, appProtocol: grpc}
     `,
-    warnings: [
-      { path: 'spec.ports[0].appProtocol', message: 'found grpc' },
-    ],
+    warnings: [{ path: 'spec.ports[0].appProtocol', message: 'found grpc' }],
   },
   {
     name: 'port names are required and unique when there are several ports',
