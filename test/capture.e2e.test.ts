@@ -158,7 +158,8 @@ describe('transparent capture', {
     assert.ok(front.netns && front.address !== '127.0.0.1', 'front runs in a netns of its own');
     const admin = `http://${front.address}:${front.adminPort}/stats/prometheus`;
     const before = await counter(admin, 'trellis_listener_downstream_cx_total', 'outbound');
-    const rounds = 3;
+    // Enough new connections (urllib opens one per call) to fill more than a page of conntrack entries.
+    const rounds = 60;
     for (let i = 0; i < rounds; i++) {
       const r = await page(`${mesh.gateway}/anything`);
       assert.equal(r.status, 200, r.text);

@@ -20,34 +20,38 @@ import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Destination } from './listeners.ts';
 
-/** Conntrack entries of one small per-netns table fit easily; the buffer grows up to this. */
+/** Bounds the walk: a netns's table is small (the runtime keeps closed entries 1 s, see capture-network.ts). */
 const MAX_TABLE_BYTES = 16 << 20;
 
 export class ConntrackTable {
   private readonly fd: number;
-  private buf = Buffer.allocUnsafe(256 << 10);
+  private readonly buf = Buffer.allocUnsafe(64 << 10);
 
   constructor(fd: number) {
     this.fd = fd;
   }
 
-  /** The whole table as text (a seq_file: every read from offset 0 is a fresh walk). */
-  private read(): string {
-    for (;;) {
-      const n = readSync(this.fd, this.buf, 0, this.buf.length, 0);
-      if (n < this.buf.length || this.buf.length >= MAX_TABLE_BYTES) return this.buf.toString('latin1', 0, n);
-      this.buf = Buffer.allocUnsafe(this.buf.length * 2);
-    }
-  }
-
-  /** Where the connection from `remote` that was redirected to `localPort` was originally headed. */
+  /**
+   * Where the connection from `remote` that was redirected to `localPort` was originally headed. The
+   * file is a seq_file: a read returns at most about a page of whole entries, and each read walks the
+   * kernel's hash again, so chunks are searched as they come and the walk stops at the entry.
+   */
   original(remoteAddress: string, remotePort: number, localPort: number): Destination | undefined {
-    const table = this.read();
-    const at = table.indexOf(` dst=${remoteAddress} sport=${localPort} dport=${remotePort} `);
-    if (at < 0) return undefined;
-    const line = table.slice(table.lastIndexOf('\n', at) + 1, at);
-    const dst = /\bdst=(\S+) sport=\d+ dport=(\d+)/.exec(line);
-    return dst ? { host: dst[1], port: Number(dst[2]) } : undefined;
+    const key = ` dst=${remoteAddress} sport=${localPort} dport=${remotePort} `;
+    // Reads at consecutive offsets continue the walk; a read at 0 starts it afresh.
+    for (let pos = 0; pos < MAX_TABLE_BYTES; ) {
+      const n = readSync(this.fd, this.buf, 0, this.buf.length, pos);
+      if (n === 0) return undefined;
+      const chunk = this.buf.toString('latin1', 0, n);
+      const at = chunk.indexOf(key);
+      if (at >= 0) {
+        const line = chunk.slice(chunk.lastIndexOf('\n', at) + 1, at);
+        const dst = /\bdst=(\S+) sport=\d+ dport=(\d+)/.exec(line);
+        return dst ? { host: dst[1], port: Number(dst[2]) } : undefined;
+      }
+      pos += n;
+    }
+    return undefined;
   }
 }
 

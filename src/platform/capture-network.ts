@@ -116,7 +116,13 @@ export interface CaptureRules {
  * listener except those for the sidecar's own ports, so nothing reaches the app around its sidecar.
  */
 export function captureRules(r: CaptureRules): string {
+  // Loopback-only connections (proxy → app, probes, an app calling itself) need no NAT: untracked,
+  // they stay out of the conntrack table the sidecar reads for every captured connection.
   return `table ip trellis {
+  chain raw_output {
+    type filter hook output priority raw; policy accept;
+    ip saddr 127.0.0.0/8 ip daddr 127.0.0.0/8 notrack
+  }
   chain output {
     type nat hook output priority -100; policy accept;
     meta skuid ${r.proxyUid} return
@@ -238,6 +244,12 @@ export class CaptureNetwork {
 
   async capture(netns: string, rules: CaptureRules): Promise<void> {
     await sh('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], captureRules(rules));
+    // The sidecar's lookup reads the whole per-netns table: closed connections leave it after 1 s
+    // instead of 2 min (the kernel's TCP TIME_WAIT itself is unchanged; these timeouts are per netns).
+    const timeouts = ['time_wait', 'close', 'close_wait', 'fin_wait', 'last_ack']
+      .map((t) => `echo 1 > /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_${t}`)
+      .join(' && ');
+    await sh('ip', ['netns', 'exec', netns, 'sh', '-c', timeouts]);
   }
 
   /** Removes the netns (their veths go with them), the bridge, the table and the record. */
