@@ -42,6 +42,7 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
             name: 'outbound',
             type: 'outbound',
             routeTable: 'outbound',
+            addresses: index.addresses,
             ...(policy ? { outboundTrafficPolicy: policy } : {}),
           },
           sidecarInbound(index, node, ingress),

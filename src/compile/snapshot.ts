@@ -77,6 +77,8 @@ export interface OutboundListener {
    * request through to the host the app named. The workload's Sidecar, else the mesh config.
    */
   outboundTrafficPolicy?: 'REGISTRY_ONLY' | 'ALLOW_ANY';
+  /** Service VIP → host, for connections captured in the workload's network namespace. */
+  addresses?: Record<string, string>;
 }
 
 /** The mesh-facing mTLS listener of a sidecar; forwards to the app. */

@@ -129,6 +129,8 @@ function httpFront(
     reporter: 'source' | 'destination';
     mtls?: { server: tls.Server; plaintext: () => boolean };
     tls?: GatewayTls;
+    /** Transparent capture: each connection's original destination; without one it is cut. */
+    destinationOf?: (socket: Socket) => Destination | undefined;
   },
   listener: ListenerSettings,
 ): Front {
@@ -174,7 +176,24 @@ function httpFront(
     else h1.serve(socket);
   };
   mtls?.server.on('secureConnection', serveSecure);
-  const front: Front = net.createServer({ noDelay: true }, (socket) =>
+  /**
+   * A connection the netns rules redirected here, for `dest`: HTTP is served as if it came through a
+   * CONNECT tunnel to `host:port`. (Where TCP proxying lands, non-HTTP goes there instead.)
+   */
+  const captured = (socket: Socket, dest: Destination) =>
+    sniff(socket, limits.sniffTimeoutMs, counters, (p) => {
+      if (p === 'tls') socket.destroy();
+      else if (p === 'h2c') h2.emit('connection', socket);
+      else h1.serve(socket, `${dest.host}:${dest.port}`);
+    });
+  const { destinationOf } = opts;
+  const front: Front = net.createServer({ noDelay: true }, (socket) => {
+    if (destinationOf) {
+      const dest = destinationOf(socket);
+      if (dest) captured(socket, dest);
+      else socket.destroy();
+      return;
+    }
     sniff(socket, limits.sniffTimeoutMs, counters, (p) => {
       if (p === 'tls') {
         if (mtls) mtls.server.emit('connection', socket);
@@ -183,8 +202,8 @@ function httpFront(
       } else if ((mtls && !mtls.plaintext()) || terminated) socket.destroy();
       else if (p === 'h2c') h2.emit('connection', socket);
       else h1.serve(socket);
-    }),
-  );
+    });
+  });
   const counters = listener.stats.guard(front, listener.name, limits);
   terminated?.bind(serveSecure, counters);
   // Node destroys a socket whose handshake fails, but only reports one that timed out.
@@ -208,6 +227,30 @@ export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): 
     (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
     (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags)),
     { tunnels: true, reporter: 'source' },
+    listener,
+  );
+}
+
+/** Where a captured connection was headed: a service host (or an address no service has) and port. */
+export interface Destination {
+  host: string;
+  port: number;
+}
+
+/**
+ * The outbound listener under transparent capture (see capture.ts): the app connected to a service's
+ * VIP, the netns rules redirected it here, and `destinationOf` recovers where it was going.
+ */
+export function capturedOutboundServer(
+  pipeline: Pipeline,
+  listener: ListenerSettings,
+  destinationOf: (socket: Socket) => Destination | undefined,
+): Front {
+  return httpFront(
+    pipeline,
+    (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
+    (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags)),
+    { tunnels: false, reporter: 'source', destinationOf },
     listener,
   );
 }

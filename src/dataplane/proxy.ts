@@ -10,11 +10,13 @@ import { processMetrics, Registry } from '../telemetry/metrics.ts';
 import { Agent } from './agent/agent.ts';
 import { CredentialStore } from './agent/credentials.ts';
 import { AppHealth, type Readiness } from './app-health.ts';
+import { ConntrackTable, capturedDestination } from './capture.ts';
 import { ProxyConfig } from './config.ts';
 import { GatewayTls } from './gateway-tls.ts';
 import { Pipeline } from './http/pipeline.ts';
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits, ListenerStats } from './listener-limits.ts';
 import {
+  capturedOutboundServer,
   closeServer,
   type Front,
   gatewayServer,
@@ -46,7 +48,16 @@ export interface ProxyOptions {
   accessLog: boolean;
   /** Per listener; what is not given is DEFAULT_LISTENER_LIMITS'. */
   listenerLimits?: Partial<ListenerLimits>;
+  /** Transparent capture (capture.ts): the outbound listener takes redirected connections instead. */
+  capture?: CaptureOptions;
   log: Logger;
+}
+
+export interface CaptureOptions {
+  /** An open descriptor of the netns's /proc/net/nf_conntrack, inherited from the runtime. */
+  conntrackFd: number;
+  /** Where the outbound listener binds (the redirect's target, 127.0.0.1). */
+  outboundHost: string;
 }
 
 export interface RunningProxy {
@@ -60,6 +71,11 @@ interface GatewayBinding {
   table: { name: string };
   /** HTTPS listeners: the TLS termination, updated in place by each snapshot. */
   tls?: GatewayTls;
+}
+
+function outboundAddresses(pipeline: Pipeline): Record<string, string> | undefined {
+  for (const l of pipeline.config?.snapshot.listeners ?? []) if (l.type === 'outbound') return l.addresses;
+  return undefined;
 }
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
@@ -210,8 +226,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const servers: (Front | http.Server)[] = [];
   const ports: RunningProxy['ports'] = { admin: 0 };
   if (node.role === 'sidecar') {
-    const outbound = outboundServer(pipeline, listener('outbound'));
-    ports.outbound = await listen(outbound, o.bindHost, o.outboundPort);
+    const capture = o.capture;
+    const outbound = capture
+      ? capturedOutboundServer(
+          pipeline,
+          listener('outbound'),
+          capturedDestination(new ConntrackTable(capture.conntrackFd), () => outboundAddresses(pipeline)),
+        )
+      : outboundServer(pipeline, listener('outbound'));
+    ports.outbound = await listen(outbound, capture?.outboundHost ?? o.bindHost, o.outboundPort);
     const inbound = inboundServer(
       pipeline,
       creds,

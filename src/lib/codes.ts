@@ -56,6 +56,10 @@ export const ERROR_CODES = {
     status: 500,
     cause: 'trellis up, run as root, cannot create the system user an app or proxy runs as',
   },
+  TRL_CAPTURE_SETUP: {
+    status: 500,
+    cause: 'trellis up cannot set up transparent capture (network namespace, veth, bridge or nftables rules)',
+  },
   TRL_MESH_NOT_READY: {
     status: 503,
     cause: 'trellis up gave up waiting for the control plane or a workload: read the logs it names',

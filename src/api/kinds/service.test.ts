@@ -25,17 +25,14 @@ table('Service', [
     warnings: 'none',
   },
   {
-    name: 'a cluster IP and non-HTTP app protocols are accepted but not yet enforced',
+    name: 'a cluster IP is taken (the VIP under capture); non-HTTP app protocols are not yet enforced',
     spec: `
       selector: {app: grpc}
       clusterIP: 10.96.0.10
       ports:
       - {name: grpc, port: 9090, appProtocol: grpc}
     `,
-    warnings: [
-      { path: 'spec.clusterIP', message: 'not yet enforced' },
-      { path: 'spec.ports[0].appProtocol', message: 'found grpc' },
-    ],
+    warnings: [{ path: 'spec.ports[0].appProtocol', message: 'found grpc' }],
   },
   {
     name: 'port names are required and unique when there are several ports',

@@ -170,7 +170,6 @@ const fields: Validator = object(
   {
     // Kubernetes networking features that have no counterpart in the local runtime yet.
     notEnforced: [
-      'clusterIP',
       'clusterIPs',
       'sessionAffinityConfig',
       'externalIPs',

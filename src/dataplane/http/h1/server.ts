@@ -59,8 +59,9 @@ export class H1Server {
     this.delayedCloseMs = opts.delayedCloseMs ?? DELAYED_CLOSE_MS;
   }
 
-  serve(socket: Socket): void {
-    this.connections.add(new H1Connection(this, socket));
+  /** `tunnel`: the connection's destination when it was captured, served as if CONNECTed there. */
+  serve(socket: Socket, tunnel?: string): void {
+    this.connections.add(new H1Connection(this, socket, tunnel));
     // One timer for all connections, like Node's connectionsCheckingInterval: nothing per request.
     this.sweep ??= setInterval(() => this.expire(), Math.min(SWEEP_MS, this.idleTimeoutMs)).unref();
   }
@@ -116,9 +117,10 @@ class H1Connection {
   private switchParser = false;
   private delayedClose?: NodeJS.Timeout;
 
-  constructor(server: H1Server, socket: Socket) {
+  constructor(server: H1Server, socket: Socket, tunnel?: string) {
     this.server = server;
     this.socket = socket;
+    this.tunnel = tunnel;
     // A client may half-close after its request and still wait for the answer.
     socket.allowHalfOpen = true;
     this.parser = this.newParser();
