@@ -16,17 +16,20 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
         ? telemetry.peer(headerValue(down.headers[PEER_HEADER]), ex.peerTls.identity)
         : (ex.upstream?.endpoint?.peer ?? ex.peer);
     const durationMs = performance.now() - ex.start;
+    // A tunnel's bytes from the client have no content-length: the transport counted them.
+    const upgraded = ex.code === 101 && ex.upstream !== undefined;
+    const requestBytes = upgraded ? ex.upstream!.bodyBytes : Number(down.headers['content-length'] ?? 0) || 0;
     telemetry.record(reporter, peer, {
       service: ex.service,
       code: ex.code,
       flags: ex.flags,
       mtls,
       durationMs,
-      requestBytes: Number(down.headers['content-length'] ?? 0) || 0,
+      requestBytes,
       responseBytes: ex.responseBytes,
     });
     if (accessLog) {
-      log.info('access', {
+      const entry: Record<string, unknown> = {
         reporter,
         authority: ex.authority,
         path: ex.path,
@@ -39,7 +42,13 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
           : undefined,
         durationMs: Math.round(durationMs * 1000) / 1000,
         requestId: ex.requestId ?? headerValue(down.headers['x-request-id']),
-      });
+      };
+      if (upgraded) {
+        entry.upgrade = down.upgrade;
+        entry.bytesReceived = requestBytes;
+        entry.bytesSent = ex.responseBytes;
+      }
+      log.info('access', entry);
     }
   };
 }
