@@ -186,7 +186,10 @@ export class WsEndpoint {
   }
 
   private deliver(m: WsMessage): void {
-    if (this.onMessage) return this.onMessage(m);
+    if (this.onMessage) {
+      this.onMessage(m);
+      return;
+    }
     const w = this.waiting.shift();
     if (w) w(m);
     else this.inbox.push(m);
