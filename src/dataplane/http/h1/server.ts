@@ -172,7 +172,10 @@ class H1Connection {
     }
     if (n === chunk.length) return;
     const rest = chunk.subarray(n);
-    if (this.current) {
+    // Answered 101 at once (from within onHead): the rest of the segment is the tunnel's.
+    const upgraded = this.upgraded as RawDownstream | undefined;
+    if (upgraded) upgraded.pushTunnel(rest);
+    else if (this.current) {
       // Pipelined: the next request waits for this response.
       this.pending = rest;
       this.socket.pause();
