@@ -295,6 +295,10 @@ describe('WebSocket through the mesh', { timeout: 120_000 }, () => {
       await converse(r.ws!);
       r.session.close();
     }
+    const other = await wsConnectH2(gatewayPort, '/h2', 'ws.example.com', 'foo');
+    assert.equal(other.status, 403);
+    assert.equal(other.headers['x-trellis-response-flags'], 'DPE');
+    other.session.destroy();
   });
 
   test('metrics and access log record the upgrade: 101 and the bytes both ways', async () => {

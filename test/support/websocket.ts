@@ -323,6 +323,7 @@ export async function wsConnectH2(
   port: number,
   path: string,
   authority: string,
+  protocol = 'websocket',
 ): Promise<{
   status: number;
   headers: http2.IncomingHttpHeaders;
@@ -338,7 +339,7 @@ export async function wsConnectH2(
   });
   const stream = session.request({
     ':method': 'CONNECT',
-    ':protocol': 'websocket',
+    ':protocol': protocol,
     ':scheme': 'http',
     ':path': path,
     ':authority': authority,
