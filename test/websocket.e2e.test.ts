@@ -226,6 +226,32 @@ describe('WebSocket through the mesh', { timeout: 120_000 }, () => {
     await converse(r.ws!);
   });
 
+  test("inside the outbound listener's CONNECT tunnel, as a client with HTTP_PROXY sends it", async () => {
+    const r = await wsConnect(client.ports.outbound!, '/tunnelled', 'echo:8080', {}, 'echo:8080');
+    assert.equal(r.status, 101);
+    assert.equal(app.urls.at(-1), '/tunnelled');
+    await converse(r.ws!);
+  });
+
+  test("an off-the-shelf client, Node's WebSocket, through the gateway", async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${gatewayPort}/node-client`);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    const next = () => new Promise<MessageEvent>((r) => (ws.onmessage = r));
+    ws.send('text from undici');
+    assert.equal((await next()).data, 'text from undici');
+    ws.binaryType = 'arraybuffer';
+    ws.send(new Uint8Array([1, 2, 3]));
+    assert.deepEqual(new Uint8Array((await next()).data as ArrayBuffer), new Uint8Array([1, 2, 3]));
+    const closed = new Promise<CloseEvent>((r) => (ws.onclose = r));
+    ws.close(1000, 'done');
+    const event = await closed;
+    assert.equal(event.code, 1000);
+    assert.equal(event.wasClean, true);
+  });
+
   test('through the gateway: route header edits apply to the handshake and its 101', async () => {
     const r = await viaGateway('/live');
     assert.equal(r.status, 101);

@@ -266,13 +266,15 @@ export interface Handshake {
 
 /**
  * Opens a WebSocket over HTTP/1.1 to `port` with request-target `target` (absolute form when the
- * proxy is the app's HTTP proxy); a 101 must carry the right Sec-WebSocket-Accept.
+ * proxy is the app's HTTP proxy); a 101 must carry the right Sec-WebSocket-Accept. With `tunnel`,
+ * the handshake goes inside a CONNECT to that authority, as a client configured with a proxy sends it.
  */
 export function wsConnect(
   port: number,
   target: string,
   host: string,
   headers: Record<string, string> = {},
+  tunnel?: string,
 ): Promise<Handshake> {
   const key = randomBytes(16).toString('base64');
   const socket = net.connect({ host: '127.0.0.1', port });
@@ -280,11 +282,24 @@ export function wsConnect(
     `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`;
   for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
-  socket.write(`${head}\r\n`);
+  if (tunnel) socket.write(`CONNECT ${tunnel} HTTP/1.1\r\nHost: ${tunnel}\r\n\r\n`);
+  else socket.write(`${head}\r\n`);
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
+    let connected = !tunnel;
     const onData = (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
+      if (!connected) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!buf.toString('latin1', 0, end).startsWith('HTTP/1.1 200')) {
+          reject(new Error(`CONNECT refused: ${buf.toString('latin1', 0, end)}`));
+          return;
+        }
+        connected = true;
+        buf = buf.subarray(end + 4);
+        socket.write(`${head}\r\n`);
+      }
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) return;
       socket.off('data', onData);
