@@ -226,6 +226,18 @@ describe('WebSocket through the mesh', { timeout: 120_000 }, () => {
     await converse(r.ws!);
   });
 
+  test('the client half-closes first: the app still answers through every proxy, then ends', async () => {
+    for (const open of [viaSidecar, viaGateway]) {
+      const { ws } = await open('/half');
+      ws!.send('before');
+      assert.equal((await ws!.next()).data.toString(), 'before');
+      ws!.stream.end();
+      assert.equal((await ws!.next()).data.toString(), 'after your end');
+      await ws!.ended;
+      await ws!.closed;
+    }
+  });
+
   test("inside the outbound listener's CONNECT tunnel, as a client with HTTP_PROXY sends it", async () => {
     const r = await wsConnect(client.ports.outbound!, '/tunnelled', 'echo:8080', {}, 'echo:8080');
     assert.equal(r.status, 101);

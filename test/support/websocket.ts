@@ -245,6 +245,13 @@ export async function echoApp(): Promise<EchoApp> {
       );
       const ws = new WsEndpoint(socket, false, head);
       ws.onMessage = (m) => (m.binary ? ws.send(m.data) : ws.send(m.data.toString()));
+      // A client that half-closes without the close handshake still hears from the app, which then
+      // ends its side: a half-close must pass through every proxy without cutting the other way.
+      socket.once('end', () => {
+        if (ws.peerClose !== undefined) return;
+        ws.send('after your end');
+        socket.end();
+      });
       app.sockets.push(ws);
     };
     if (req.url?.startsWith('/slow')) setTimeout(accept, 1000);
