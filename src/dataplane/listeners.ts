@@ -16,6 +16,7 @@ import { MAX_HEAD_BYTES, MAX_HEADERS } from './http/h1/parser.ts';
 import { H1Server, type RequestHandler } from './http/h1/server.ts';
 import { FLAGS_HEADER } from './http/headers.ts';
 import type { Pipeline } from './http/pipeline.ts';
+import { allowedUpgrade } from './http/upgrade.ts';
 import type { ListenerCounters, ListenerSettings } from './listener-limits.ts';
 
 const PEER = Symbol('trellis.peer');
@@ -146,17 +147,27 @@ function httpFront(
     // The HTTP/1.1 head limits, as Node counts them for HTTP/2: pairs include the four request
     // pseudo-headers, the size is names and values. Past either the stream is reset (ENHANCE_YOUR_CALM).
     maxHeaderListPairs: MAX_HEADERS + 4,
-    settings: { maxHeaderListSize: MAX_HEAD_BYTES, maxConcurrentStreams: limits.maxConcurrentStreams },
+    // enableConnectProtocol: clients may open WebSockets with an extended CONNECT (RFC 8441).
+    settings: {
+      maxHeaderListSize: MAX_HEAD_BYTES,
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+      enableConnectProtocol: true,
+    },
   });
   h2.on('stream', (stream, headers, flags) => {
     // RFC 9113 §8.3.1: :authority is uri-host[:port] like Host. nghttp2 resets a stream whose
     // :authority has characters no authority has; what it lets through is checked here.
     const authority = (headers[':authority'] as string | undefined) ?? headers.host;
     const problem = authority === undefined ? null : authorityProblem(authority);
-    if (problem === null) onStream(stream, headers, flags);
+    const protocol = headers[':protocol'] as string | undefined;
+    const refused = protocol !== undefined && allowedUpgrade(protocol) === undefined;
+    if (problem === null && !refused) onStream(stream, headers, flags);
     else {
-      const code = 'TRL_HTTP_INVALID_HOST';
-      const rule = `${code}: :authority ${JSON.stringify(authority)}: ${problem}`;
+      const code = problem === null ? 'TRL_HTTP_UPGRADE_NOT_SUPPORTED' : 'TRL_HTTP_INVALID_HOST';
+      const rule =
+        problem === null
+          ? `${code}: :protocol ${JSON.stringify(protocol)} is not carried: the only upgrade allowed is websocket`
+          : `${code}: :authority ${JSON.stringify(authority)}: ${problem}`;
       const text = `${rule}\n`;
       stream.respond({
         ':status': statusOf(code),

@@ -52,6 +52,7 @@ const FLAG_TEXT: Record<string, string> = {
   UC: 'upstream connection termination',
   UT: 'upstream request timeout',
   UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  SI: 'stream idle timeout',
 };
 
 /** Combined flags (`UF,URX`, `DI,UT,URX`) read as the first one that has a text of its own. */

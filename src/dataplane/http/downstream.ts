@@ -3,6 +3,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
+import { allowedUpgrade, h2UpgradeResponse } from './upgrade.ts';
 
 export interface Downstream {
   /** What the client spoke; the request goes on upstream in the same (USE_DOWNSTREAM_PROTOCOL). */
@@ -16,6 +17,12 @@ export interface Downstream {
   readonly headers: IncomingHttpHeaders;
   readonly hasBody: boolean;
   readonly body: Readable;
+  /**
+   * The protocol the client asks to switch to (`websocket`), by an HTTP/1.1 Upgrade or an HTTP/2
+   * extended CONNECT. Answered 101, the exchange becomes a tunnel: `body` is what the client sends
+   * after its head, `write` and `end` carry the other way, `end` half-closes.
+   */
+  readonly upgrade?: string;
   readonly remoteAddress: string | undefined;
   /** The address the client connected to (`destination.ip`). */
   readonly localAddress: string | undefined;
@@ -39,6 +46,7 @@ export class H2Downstream implements Downstream {
   readonly headers: IncomingHttpHeaders;
   readonly hasBody: boolean;
   readonly body: ServerHttp2Stream;
+  readonly upgrade: string | undefined;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) {
     this.body = stream;
@@ -48,6 +56,13 @@ export class H2Downstream implements Downstream {
     this.authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
     // The HEADERS frame carried END_STREAM: there is no body, whatever the headers say.
     this.hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+    // RFC 8441's extended CONNECT is matched, authorized and sent on as the GET of an HTTP/1.1
+    // upgrade (Envoy's translation); the listener refused a :protocol that is not carried.
+    this.upgrade = allowedUpgrade(headers[':protocol'] as string | undefined);
+    if (this.upgrade !== undefined && this.method === 'CONNECT') {
+      this.method = 'GET';
+      this.hasBody = false;
+    }
   }
   get remoteAddress(): string | undefined {
     return this.body.session?.socket?.remoteAddress;
@@ -60,6 +75,10 @@ export class H2Downstream implements Downstream {
   }
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
     if (this.body.destroyed) return;
+    if (status === 101 && this.upgrade !== undefined) {
+      h2UpgradeResponse(headers);
+      status = 200;
+    }
     headers[':status'] = status;
     this.body.respond(headers, { endStream: body !== undefined && body.length === 0 });
     if (body !== undefined && body.length > 0) this.body.end(body);

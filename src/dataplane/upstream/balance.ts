@@ -50,7 +50,9 @@ export function balance(
     // Envoy's upstream_rq_total: every try sent to an endpoint.
     state.stats.upstream_rq_total++;
     const counted = new InFlight(ep, cluster, handler);
-    const protocol = upgrade ? 'HTTP/2' : http1Only ? 'HTTP/1.1' : req.protocol;
+    // An upgrade goes on HTTP/1.1 whatever the policy: a connection of its own that the 101 switches.
+    const protocol =
+      req.upgrade !== undefined ? 'HTTP/1.1' : upgrade ? 'HTTP/2' : http1Only ? 'HTTP/1.1' : req.protocol;
     counted.call = transports[ep.index][protocol](req, counted);
     return counted;
   };

@@ -16,6 +16,9 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
         ? telemetry.peer(headerValue(down.headers[PEER_HEADER]), ex.peerTls.identity)
         : (ex.upstream?.endpoint?.peer ?? ex.peer);
     const durationMs = performance.now() - ex.start;
+    // A tunnel's bytes from the client have no content-length: the transport counted them.
+    const upgraded = ex.code === 101 && ex.upstream !== undefined;
+    const requestBytes = upgraded ? ex.upstream!.bodyBytes : Number(down.headers['content-length'] ?? 0) || 0;
     telemetry.record(reporter, peer, {
       service: ex.service,
       ...(ex.serviceName ? { serviceName: ex.serviceName } : {}),
@@ -23,11 +26,11 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
       flags: ex.flags,
       mtls,
       durationMs,
-      requestBytes: Number(down.headers['content-length'] ?? 0) || 0,
+      requestBytes,
       responseBytes: ex.responseBytes,
     });
     if (accessLog) {
-      log.info('access', {
+      const entry: Record<string, unknown> = {
         reporter,
         authority: ex.authority,
         path: ex.path,
@@ -40,7 +43,13 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
           : undefined,
         durationMs: Math.round(durationMs * 1000) / 1000,
         requestId: ex.requestId ?? headerValue(down.headers['x-request-id']),
-      });
+      };
+      if (upgraded) {
+        entry.upgrade = down.upgrade;
+        entry.bytesReceived = requestBytes;
+        entry.bytesSent = ex.responseBytes;
+      }
+      log.info('access', entry);
     }
   };
 }

@@ -2,7 +2,8 @@
 // load balancer with outlier detection → per-try timeout → endpoint transport, see ../../upstream/)
 // and relays the answer. Stacks are built per route and cluster when the snapshot is applied; per
 // request this phase picks among weighted clusters, applies the route's rewrites and header edits,
-// fires the mirror copies and streams the response back.
+// fires the mirror copies and streams the response back. An upgrade (WebSocket) goes the same way,
+// on HTTP/1.1, unmirrored: after its 101 the relay carries the tunnel's bytes both ways.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HeaderOps, Route } from '../../../compile/snapshot.ts';
@@ -28,6 +29,7 @@ import { bodyLength, ResponseBody } from '../downstream.ts';
 import { downstreamHeaders, PEER_HEADER, RULE_HEADER, upstreamHeaders, XFCC_HEADER } from '../headers.ts';
 import type { Phase, PhaseDeps, Step } from '../phase.ts';
 import { applyHeaderOps, type PathRewriter, pathRewriter } from '../route-edits.ts';
+import { h1Handshake } from '../upgrade.ts';
 
 /** Writes one upstream answer downstream; a failure before the head becomes the proxy's own reply. */
 class Relay implements DispatchHandler {
@@ -250,7 +252,8 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
     if (dest.requestEdits) for (const e of dest.requestEdits) applyHeaderOps(headers, e);
     if (t.rewritePath) ex.path = t.rewritePath(ex.path);
     if (t.authority) ex.hostHeader = t.authority;
-    if (t.mirrors) mirror(ex, t, headers);
+    // A copy of a tunnel would be a second conversation with nobody on the other end.
+    if (t.mirrors && down.upgrade === undefined) mirror(ex, t, headers);
     send(ex, dest.dispatch, headers, dest.responseEdits);
     return false;
   };
@@ -336,14 +339,17 @@ function send(
   responseEdits: HeaderOps[] | undefined,
 ): void {
   const down = ex.down;
+  const upgrade = down.upgrade;
+  if (upgrade !== undefined && down.protocol === 'HTTP/2') h1Handshake(headers, upgrade);
   const req = upstreamRequest(
-    down.protocol,
+    upgrade === undefined ? down.protocol : 'HTTP/1.1',
     down.method,
     ex.path + ex.query,
     ex.hostHeader,
     headers,
-    ex.requestBody ?? (down.hasBody ? down.body : undefined),
+    upgrade === undefined ? (ex.requestBody ?? (down.hasBody ? down.body : undefined)) : down.body,
     down.remoteAddress ?? '',
+    upgrade,
   );
   ex.upstream = req;
   ex.call = dispatch(req, new Relay(ex, responseEdits));
