@@ -27,6 +27,8 @@ function serverAdmits(serverHosts: string[], vs: Resource<VirtualServiceSpec>, h
   });
 }
 
+const PLAINTEXT_HTTP = new Set(['HTTP', 'HTTP2', 'GRPC']);
+
 export function gatewayConfig(
   index: MeshIndex,
   node: ProxyNode,
@@ -39,7 +41,8 @@ export function gatewayConfig(
   for (const gw of index.gateways) {
     if (!labelsMatch(gw.spec.selector, node.labels)) continue;
     for (const server of gw.spec.servers ?? []) {
-      if (server.port.protocol.toUpperCase() !== 'HTTP') continue; // other protocols: not yet served (warned at apply)
+      // Plaintext HTTP/1.1 and h2c share a listener; other protocols: not yet served (warned at apply).
+      if (!PLAINTEXT_HTTP.has(server.port.protocol.toUpperCase())) continue;
       let entry = byPort.get(server.port.number);
       if (!entry) {
         entry = { gateways: [], hostsByGateway: new Map() };

@@ -49,7 +49,7 @@ export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
   };
 }
 
-export function inboundClusters(node: ProxyNode): Cluster[] {
+export function inboundClusters(node: ProxyNode, http2: ReadonlySet<number> = new Set()): Cluster[] {
   return node.ports
     .map((p) => p.port)
     .sort((a, b) => a - b)
@@ -59,6 +59,7 @@ export function inboundClusters(node: ProxyNode): Cluster[] {
       port,
       lb: { type: 'ROUND_ROBIN' as const },
       tls: { mode: 'DISABLE' as const },
+      ...(http2.has(port) ? { http2: true } : {}),
       // The app beside the proxy; the proxy maps the workload port to where the app really listens.
       endpoints: [{ address: '127.0.0.1', port, healthy: node.healthy }],
     }));

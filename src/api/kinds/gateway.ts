@@ -136,11 +136,11 @@ const port: Validator = object(
     deprecated: { targetPort: 'the gateway listens on port.number' },
     check: (v, path, ctx) => {
       const protocol = String(v.protocol).toUpperCase();
-      if (protocol !== 'HTTP') {
+      if (protocol !== 'HTTP' && protocol !== 'HTTP2' && protocol !== 'GRPC') {
         warn(
           ctx,
           join(path, 'protocol'),
-          `${NOT_ENFORCED}: Trellis gateways serve HTTP only, found ${v.protocol}`,
+          `${NOT_ENFORCED}: Trellis gateways serve HTTP, HTTP2 and GRPC only, found ${v.protocol}`,
         );
       }
     },

@@ -24,7 +24,8 @@ export interface Downstream {
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void;
   /** False when the client is slow: wait for `onDrain`. */
   write(chunk: Buffer): boolean;
-  end(chunk?: Buffer): void;
+  /** `trailers` go out after the body where the protocol carries them (HTTP/2, gRPC responses). */
+  end(chunk?: Buffer, trailers?: OutgoingHttpHeaders): void;
   onDrain(cb: () => void): void;
   /** Once the exchange is over for the client, finished or not. */
   onClose(cb: () => void): void;
@@ -39,6 +40,8 @@ export class H2Downstream implements Downstream {
   readonly headers: IncomingHttpHeaders;
   readonly hasBody: boolean;
   readonly body: ServerHttp2Stream;
+  /** For a gRPC response: what its trailing HEADERS frame carries, known when the body ends. */
+  private trailers: OutgoingHttpHeaders | undefined;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) {
     this.body = stream;
@@ -61,13 +64,20 @@ export class H2Downstream implements Downstream {
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
     if (this.body.destroyed) return;
     headers[':status'] = status;
-    this.body.respond(headers, { endStream: body !== undefined && body.length === 0 });
+    const endStream = body !== undefined && body.length === 0;
+    // A gRPC response ends with trailers (grpc-status): the stream stays open after the last DATA
+    // frame until they are sent. Other responses end with their body, as before.
+    const ct = headers['content-type'];
+    const waitForTrailers = !endStream && typeof ct === 'string' && ct.startsWith('application/grpc');
+    this.body.respond(headers, { endStream, waitForTrailers });
+    if (waitForTrailers) this.body.once('wantTrailers', () => this.body.sendTrailers(this.trailers ?? {}));
     if (body !== undefined && body.length > 0) this.body.end(body);
   }
   write(chunk: Buffer): boolean {
     return this.body.destroyed ? true : this.body.write(chunk);
   }
-  end(chunk?: Buffer): void {
+  end(chunk?: Buffer, trailers?: OutgoingHttpHeaders): void {
+    this.trailers = trailers;
     if (!this.body.destroyed) this.body.end(chunk);
   }
   onDrain(cb: () => void): void {
@@ -112,10 +122,10 @@ export class ResponseBody {
     return this.down.write(c);
   }
 
-  end(): void {
+  end(trailers?: OutgoingHttpHeaders): void {
     if (this.ended) return;
     this.ended = true;
-    this.down.end();
+    this.down.end(undefined, trailers);
   }
 }
 

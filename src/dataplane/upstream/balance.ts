@@ -89,9 +89,9 @@ class InFlight implements DispatchHandler, UpstreamCall {
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
   }
-  onEnd(): void {
+  onEnd(trailers?: IncomingHttpHeaders): void {
     this.done();
-    this.handler.onEnd();
+    this.handler.onEnd(trailers);
   }
   onError(failure: UpstreamFailure): void {
     this.done();

@@ -16,6 +16,7 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
         ? telemetry.peer(headerValue(down.headers[PEER_HEADER]), ex.peerTls.identity)
         : (ex.upstream?.endpoint?.peer ?? ex.peer);
     const durationMs = performance.now() - ex.start;
+    const grpc = ex.grpc;
     telemetry.record(reporter, peer, {
       service: ex.service,
       code: ex.code,
@@ -24,6 +25,11 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
       durationMs,
       requestBytes: Number(down.headers['content-length'] ?? 0) || 0,
       responseBytes: ex.responseBytes,
+      grpc: grpc && {
+        status: grpc.statusLabel(ex.code),
+        requestMessages: grpc.requests.messages,
+        responseMessages: grpc.responses.messages,
+      },
     });
     if (accessLog) {
       log.info('access', {

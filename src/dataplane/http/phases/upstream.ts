@@ -23,6 +23,7 @@ import { RetryConditions, withRetries } from '../../upstream/retry.ts';
 import { withTimeout } from '../../upstream/timeout.ts';
 import type { Exchange } from '../context.ts';
 import { bodyLength, ResponseBody } from '../downstream.ts';
+import { countAsRead } from '../grpc.ts';
 import { downstreamHeaders, PEER_HEADER, RULE_HEADER, upstreamHeaders, XFCC_HEADER } from '../headers.ts';
 import type { Phase, PhaseDeps, Step } from '../phase.ts';
 import { applyHeaderOps, type PathRewriter, pathRewriter } from '../route-edits.ts';
@@ -32,6 +33,8 @@ class Relay implements DispatchHandler {
   private readonly ex: Exchange;
   private readonly edits: HeaderOps[] | undefined;
   private body: ResponseBody | undefined;
+  /** A gRPC answer whose head carried its status: nothing follows it downstream. */
+  private trailersOnly = false;
   constructor(ex: Exchange, edits: HeaderOps[] | undefined) {
     this.ex = ex;
     this.edits = edits;
@@ -47,16 +50,35 @@ class Relay implements DispatchHandler {
     if (req.setCookie) applyHeaderOps(out, { add: { 'set-cookie': req.setCookie } });
     // A rule named by a proxy further in is as internal as our own.
     if (ex.site.edge) delete out[RULE_HEADER];
+    const grpc = ex.grpc;
+    if (grpc) {
+      const g = h['grpc-status'];
+      if (typeof g === 'string') {
+        // Trailers-only: the status is in the head, and the head ends the stream.
+        grpc.status = g;
+        this.trailersOnly = true;
+        ex.down.respond(status, out, '');
+        return;
+      }
+    }
     ex.down.respond(status, out);
     this.body = new ResponseBody(ex.down, bodyLength(ex.down.method, status, h), ex.count);
   }
   onData(chunk: Buffer): boolean {
+    if (this.trailersOnly) return true;
+    this.ex.grpc?.responses.count(chunk);
     if (this.body!.data(chunk)) return true;
     this.ex.down.onDrain(() => this.ex.call?.resume());
     return false;
   }
-  onEnd(): void {
-    this.body?.end();
+  onEnd(trailers?: IncomingHttpHeaders): void {
+    if (trailers === undefined) {
+      this.body?.end();
+      return;
+    }
+    const g = trailers['grpc-status'];
+    if (this.ex.grpc && typeof g === 'string') this.ex.grpc.status = g;
+    this.body?.end(downstreamHeaders(trailers));
   }
   onError(f: UpstreamFailure): void {
     const ex = this.ex;
@@ -291,8 +313,12 @@ function mirror(ex: Exchange, t: RouteTarget, headers: OutgoingHttpHeaders): voi
   }
 }
 
-function inbound(deps: PhaseDeps): Step {
+function inbound(cfg: ProxyConfig, deps: PhaseDeps): Step {
   const by = `By=${deps.selfIdentity};Hash=`;
+  // The app's transport per workload port, by the inbound cluster's protocol, settled here.
+  const apps = new Map<number, Dispatch>();
+  for (const c of cfg.snapshot.clusters)
+    if (c.direction === 'inbound') apps.set(c.port, deps.app(c.port, c.http2 === true));
   return (ex) => {
     const headers = upstreamHeaders(ex.down.headers, undefined);
     // Envoy's SANITIZE_SET with Istio's details (Hash, Subject, URI): the peer the handshake verified,
@@ -300,7 +326,8 @@ function inbound(deps: PhaseDeps): Step {
     const peer = ex.peerTls;
     if (peer.certHash !== undefined)
       headers[XFCC_HEADER] = `${by}${peer.certHash};Subject="";URI=${peer.identity ?? ''}`;
-    send(ex, deps.app(ex.targetPort!), headers, undefined);
+    const port = ex.targetPort!;
+    send(ex, apps.get(port) ?? deps.app(port), headers, undefined);
     return false;
   };
 }
@@ -312,6 +339,7 @@ function send(
   responseEdits: HeaderOps[] | undefined,
 ): void {
   const down = ex.down;
+  if (ex.grpc && down.hasBody) countAsRead(down.body, ex.grpc.requests);
   const req = upstreamRequest(
     down.protocol,
     down.method,
@@ -328,7 +356,7 @@ function send(
 export const upstream: Phase = {
   name: 'upstream',
   setup({ kind, cfg, table, tableName, deps }) {
-    if (kind === 'inbound') return cfg?.inbound ? inbound(deps) : undefined;
+    if (kind === 'inbound') return cfg?.inbound ? inbound(cfg, deps) : undefined;
     if (!cfg || !table) return undefined;
     return outbound(routeTargets(cfg, tableName, deps), deps);
   },
