@@ -5,6 +5,7 @@
 // gRPC retries and fault aborts, and Istio's gRPC metrics on both sidecars.
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -332,11 +333,11 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       assert.equal(r.err, null);
       assert.equal(r.reply?.received, 6 * MB);
       assert.equal(r.reply?.payload.length, 6 * MB);
-      // 64 × 1 MiB, read slowly: the server only writes as the flow-control windows let it.
+      // 32 × 512 KiB, read slowly: the server only writes as the flow-control windows let it.
       const got = await new Promise<{ n: number; bytes: number; sent: string[] }>((resolve, reject) => {
         const call = (c as unknown as Record<string, Function>).Download.call(
           c,
-          { text: 'd', size: MB, count: 64 },
+          { text: 'd', size: MB / 2, count: 32 },
           { deadline: Date.now() + 60_000 },
         ) as grpc.ClientReadableStream<SayReply>;
         let n = 0;
@@ -354,12 +355,12 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
           setImmediate(() => resolve({ n, bytes, sent: s.metadata.get('x-sent') as string[] })),
         );
       });
-      assert.deepEqual(got, { n: 64, bytes: 64 * MB, sent: ['64'] });
+      assert.deepEqual(got, { n: 32, bytes: 16 * MB, sent: ['32'] });
       await statReaches(
         client,
         'istio_response_messages_total',
         { reporter: 'source', request_protocol: 'grpc', grpc_response_status: '0' },
-        64,
+        32,
       );
     } finally {
       c.close();
@@ -521,6 +522,35 @@ spec:
       await until('the app to see the call cancelled', async () => app.cancelled > cancelled);
     } finally {
       c.close();
+    }
+  });
+
+  test('grpc-timeout bounds the call at the proxy: a trailers-only UNAVAILABLE, flag UT, the app cancelled', async () => {
+    // A client that sends a deadline but does not enforce it itself: only the proxy can end the call.
+    const session = http2.connect(`http://127.0.0.1:${gatewayPort}`);
+    try {
+      const cancelled = app.cancelled;
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/trellis.test.Echo/Say',
+        ':authority': 'echo.example.com',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'grpc-timeout': '200m',
+      });
+      // SayRequest{delay_ms: 3000} in one length-prefixed message.
+      stream.end(Buffer.from([0, 0, 0, 0, 3, 0x38, 0xb8, 0x17]));
+      const start = performance.now();
+      const head = await new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
+      stream.resume();
+      const ms = performance.now() - start;
+      assert.equal(head[':status'], 200);
+      assert.equal(head['grpc-status'], '14');
+      assert.equal(head['x-trellis-response-flags'], 'UT');
+      assert.ok(ms >= 190 && ms < 2500, `answered at the deadline, after ${Math.round(ms)}ms`);
+      await until('the app to see the call cancelled', async () => app.cancelled > cancelled);
+    } finally {
+      session.close();
     }
   });
 });

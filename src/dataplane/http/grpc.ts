@@ -119,3 +119,16 @@ export function countAsRead(body: Readable, counter: MessageCounter): void {
   };
   body.on('newListener', onListener);
 }
+
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+
+/**
+ * A grpc-timeout header (`TimeoutValue TimeoutUnit`: up to 8 digits and one of H M S m u n) in
+ * milliseconds, at least 1; undefined when malformed, which Envoy ignores too.
+ */
+export function grpcTimeoutMs(v: string): number | undefined {
+  const unit = TIMEOUT_UNIT_MS[v.charAt(v.length - 1)];
+  const digits = v.slice(0, -1);
+  if (unit === undefined || digits.length === 0 || digits.length > 8 || !/^\d+$/.test(digits)) return undefined;
+  return Math.max(1, Math.ceil(Number(digits) * unit));
+}

@@ -23,7 +23,7 @@ import { RetryConditions, withRetries } from '../../upstream/retry.ts';
 import { withTimeout } from '../../upstream/timeout.ts';
 import type { Exchange } from '../context.ts';
 import { bodyLength, ResponseBody } from '../downstream.ts';
-import { countAsRead } from '../grpc.ts';
+import { countAsRead, grpcTimeoutMs } from '../grpc.ts';
 import { downstreamHeaders, PEER_HEADER, RULE_HEADER, upstreamHeaders, XFCC_HEADER } from '../headers.ts';
 import type { Phase, PhaseDeps, Step } from '../phase.ts';
 import { applyHeaderOps, type PathRewriter, pathRewriter } from '../route-edits.ts';
@@ -251,9 +251,21 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
     if (t.rewritePath) ex.path = t.rewritePath(ex.path);
     if (t.authority) ex.hostHeader = t.authority;
     if (t.mirrors) mirror(ex, t, headers);
-    send(ex, dest.dispatch, headers, dest.responseEdits);
+    send(ex, ex.grpc ? withDeadline(ex, dest) : dest.dispatch, headers, dest.responseEdits);
     return false;
   };
+}
+
+/**
+ * A gRPC client's deadline (grpc-timeout) bounds the call as the route timeout does, the shorter
+ * winning: Istio sets Envoy's max_grpc_timeout to the route's timeout, or unbounded without one.
+ */
+function withDeadline(ex: Exchange, dest: Destination): Dispatch {
+  const v = ex.down.headers['grpc-timeout'];
+  const ms = typeof v === 'string' ? grpcTimeoutMs(v) : undefined;
+  if (ms === undefined) return dest.dispatch;
+  const stats = dest.cluster.state.stats;
+  return withTimeout(ms, `${ex.route!.origin} grpc-timeout`, () => stats.upstream_rq_timeout++)(dest.dispatch);
 }
 
 /** Envoy's shadow: the copy's authority gets `-shadow` on its host, before any port. */
