@@ -15,7 +15,14 @@ import { type RunningControlPlane, startControlPlane } from '../src/controlplane
 import type { RunningProxy } from '../src/dataplane/proxy.ts';
 import { SILENT } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
-import { EchoClient, type EchoServer, type SayReply, type SayRequest, startEchoServer } from './support/grpc-echo.ts';
+import {
+  type Echo,
+  type EchoServer,
+  echoClient,
+  type SayReply,
+  type SayRequest,
+  startEchoServer,
+} from './support/grpc-echo.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
 
@@ -79,11 +86,11 @@ const OPTIONS = { 'grpc.max_receive_message_length': 16 * MB, 'grpc.max_send_mes
  * The client app's channel to `echo:9000`, as an app in the mesh opens it: plaintext, to the mesh
  * name, through its sidecar named by grpc_proxy (grpc-js reads it when the channel is made).
  */
-function meshClient(): grpc.Client {
+function meshClient(): Echo {
   const saved = process.env.grpc_proxy;
   process.env.grpc_proxy = `http://127.0.0.1:${client.ports.outbound}`;
   try {
-    return new EchoClient('echo:9000', grpc.credentials.createInsecure(), OPTIONS);
+    return echoClient('echo:9000', OPTIONS);
   } finally {
     if (saved === undefined) delete process.env.grpc_proxy;
     else process.env.grpc_proxy = saved;
@@ -91,8 +98,8 @@ function meshClient(): grpc.Client {
 }
 
 /** A client outside the mesh, at the gateway, with the Host the Gateway serves. */
-function edgeClient(): grpc.Client {
-  return new EchoClient(`127.0.0.1:${gatewayPort}`, grpc.credentials.createInsecure(), {
+function edgeClient(): Echo {
+  return echoClient(`127.0.0.1:${gatewayPort}`, {
     ...OPTIONS,
     'grpc.default_authority': 'echo.example.com',
   });
@@ -105,11 +112,15 @@ interface Unary {
   trailers?: grpc.Metadata;
 }
 
-function say(c: grpc.Client, req: SayRequest, opts: grpc.CallOptions = {}, md = new grpc.Metadata()): Promise<Unary> {
+function say(
+  c: Echo,
+  req: SayRequest,
+  opts: grpc.CallOptions = {},
+  md = new grpc.Metadata(),
+): Promise<Unary> {
   return new Promise((resolve) => {
     const out: Unary = { err: null };
-    const call = (c as unknown as Record<string, Function>).Say.call(
-      c,
+    const call = c.Say(
       req,
       md,
       { deadline: Date.now() + 10_000, ...opts },
@@ -117,8 +128,8 @@ function say(c: grpc.Client, req: SayRequest, opts: grpc.CallOptions = {}, md = 
         out.err = err;
         out.reply = reply;
       },
-    ) as grpc.ClientUnaryCall;
-    call.on('metadata', (m) => {
+    );
+    call.on('metadata', (m: grpc.Metadata) => {
       out.headers = m;
     });
     call.on('status', (s: grpc.StatusObject) => {
@@ -130,11 +141,11 @@ function say(c: grpc.Client, req: SayRequest, opts: grpc.CallOptions = {}, md = 
 }
 
 /** Bidirectional: sends `n` messages, reads every answer, returns them and the trailers. */
-function chat(c: grpc.Client, n: number, size = 0): Promise<{ replies: SayReply[]; status: grpc.StatusObject }> {
+function chat(c: Echo, n: number, size = 0): Promise<{ replies: SayReply[]; status: grpc.StatusObject }> {
   return new Promise((resolve, reject) => {
-    const call = (c as unknown as Record<string, Function>).Chat.call(c, {
+    const call = c.Chat({
       deadline: Date.now() + 20_000,
-    }) as grpc.ClientDuplexStream<SayRequest, SayReply>;
+    });
     const replies: SayReply[] = [];
     call.on('data', (r: SayReply) => replies.push(r));
     call.on('error', reject);
@@ -226,7 +237,9 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       'the echo endpoint healthy for the client and the gateway',
       async () =>
         [client, gateway].every((p) =>
-          p.current()?.clusters.some((c) => c.service?.startsWith('echo.') && c.endpoints.some((e) => e.healthy)),
+          p
+            .current()
+            ?.clusters.some((c) => c.service?.startsWith('echo.') && c.endpoints.some((e) => e.healthy)),
         ),
       30_000,
     );
@@ -259,7 +272,11 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       assert.deepEqual(r.trailers?.get('x-echo-trailer'), ['kept'], 'custom trailers cross both sidecars');
       const seen = app.calls.at(-1)!;
       assert.deepEqual(seen.metadata.get('x-app-header'), ['from-client']);
-      assert.equal(seen.metadata.get('x-forwarded-client-cert').length, 1, 'the server sidecar verified the peer');
+      assert.equal(
+        seen.metadata.get('x-forwarded-client-cert').length,
+        1,
+        'the server sidecar verified the peer',
+      );
     } finally {
       c.close();
     }
@@ -306,8 +323,18 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
         Array.from({ length: 40 }, (_, i) => `m${i}`),
       );
       assert.deepEqual(status.metadata.get('x-messages'), ['40']);
-      await statReaches(client, 'istio_request_messages_total', { reporter: 'source', ...labels }, before.srcReq + 40);
-      await statReaches(client, 'istio_response_messages_total', { reporter: 'source', ...labels }, before.srcRes + 40);
+      await statReaches(
+        client,
+        'istio_request_messages_total',
+        { reporter: 'source', ...labels },
+        before.srcReq + 40,
+      );
+      await statReaches(
+        client,
+        'istio_response_messages_total',
+        { reporter: 'source', ...labels },
+        before.srcRes + 40,
+      );
       await statReaches(
         server,
         'istio_request_messages_total',
@@ -335,11 +362,7 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       assert.equal(r.reply?.payload.length, 6 * MB);
       // 32 × 512 KiB, read slowly: the server only writes as the flow-control windows let it.
       const got = await new Promise<{ n: number; bytes: number; sent: string[] }>((resolve, reject) => {
-        const call = (c as unknown as Record<string, Function>).Download.call(
-          c,
-          { text: 'd', size: MB / 2, count: 32 },
-          { deadline: Date.now() + 60_000 },
-        ) as grpc.ClientReadableStream<SayReply>;
+        const call = c.Download({ text: 'd', size: MB / 2, count: 32 }, { deadline: Date.now() + 60_000 });
         let n = 0;
         let bytes = 0;
         call.on('data', (m: SayReply) => {
@@ -397,9 +420,7 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
   });
 
   test('no route for a gRPC call is a gRPC status, as Envoy answers gRPC requests itself', async () => {
-    const c = new EchoClient(`127.0.0.1:${gatewayPort}`, grpc.credentials.createInsecure(), {
-      'grpc.default_authority': 'nowhere.example.com',
-    });
+    const c = echoClient(`127.0.0.1:${gatewayPort}`, { 'grpc.default_authority': 'nowhere.example.com' });
     try {
       const r = await say(c, { text: 'x' });
       assert.equal(r.err?.code, grpc.status.UNIMPLEMENTED, 'a 404 maps to UNIMPLEMENTED');
@@ -541,7 +562,9 @@ spec:
       // SayRequest{delay_ms: 3000} in one length-prefixed message.
       stream.end(Buffer.from([0, 0, 0, 0, 3, 0x38, 0xb8, 0x17]));
       const start = performance.now();
-      const head = await new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
+      const head = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
+        stream.once('response', resolve),
+      );
       stream.resume();
       const ms = performance.now() - start;
       assert.equal(head[':status'], 200);

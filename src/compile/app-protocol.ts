@@ -26,6 +26,10 @@ const HTTP2 = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
 export function portProtocol(name: string | undefined, appProtocol: string | undefined): string | undefined {
   const app = appProtocol?.toUpperCase();
   if (app && KNOWN.has(app)) return app;
+  // Kubernetes' standard application protocols (KEP-3726).
+  if (app === 'KUBERNETES.IO/H2C') return 'HTTP2';
+  if (app === 'KUBERNETES.IO/WS') return 'HTTP';
+  if (app === 'KUBERNETES.IO/WSS') return 'HTTPS';
   if (!name) return undefined;
   const lower = name.toLowerCase();
   // `grpc-web` is a protocol of its own, not `grpc` with a suffix.

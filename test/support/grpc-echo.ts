@@ -32,6 +32,22 @@ const pkg = grpc.loadPackageDefinition(definition) as unknown as {
 };
 export const EchoClient = pkg.trellis.test.Echo;
 
+/** A client of the service, typed. */
+export interface Echo extends grpc.Client {
+  Say(
+    req: SayRequest,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, reply?: SayReply) => void,
+  ): grpc.ClientUnaryCall;
+  Download(req: SayRequest, opts?: grpc.CallOptions): grpc.ClientReadableStream<SayReply>;
+  Chat(opts?: grpc.CallOptions): grpc.ClientDuplexStream<SayRequest, SayReply>;
+}
+
+export function echoClient(target: string, options: grpc.ChannelOptions = {}): Echo {
+  return new EchoClient(target, grpc.credentials.createInsecure(), options) as unknown as Echo;
+}
+
 export interface EchoServer {
   server: grpc.Server;
   port: number;

@@ -129,6 +129,7 @@ const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 10
 export function grpcTimeoutMs(v: string): number | undefined {
   const unit = TIMEOUT_UNIT_MS[v.charAt(v.length - 1)];
   const digits = v.slice(0, -1);
-  if (unit === undefined || digits.length === 0 || digits.length > 8 || !/^\d+$/.test(digits)) return undefined;
+  if (unit === undefined || digits.length === 0 || digits.length > 8 || !/^\d+$/.test(digits))
+    return undefined;
   return Math.max(1, Math.ceil(Number(digits) * unit));
 }

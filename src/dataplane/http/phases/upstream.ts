@@ -265,7 +265,11 @@ function withDeadline(ex: Exchange, dest: Destination): Dispatch {
   const ms = typeof v === 'string' ? grpcTimeoutMs(v) : undefined;
   if (ms === undefined) return dest.dispatch;
   const stats = dest.cluster.state.stats;
-  return withTimeout(ms, `${ex.route!.origin} grpc-timeout`, () => stats.upstream_rq_timeout++)(dest.dispatch);
+  return withTimeout(
+    ms,
+    `${ex.route!.origin} grpc-timeout`,
+    () => stats.upstream_rq_timeout++,
+  )(dest.dispatch);
 }
 
 /** Envoy's shadow: the copy's authority gets `-shadow` on its host, before any port. */
