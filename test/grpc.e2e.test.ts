@@ -10,11 +10,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import type { ProxySnapshot } from '../src/compile/snapshot.ts';
-import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
-import type { RunningProxy } from '../src/dataplane/proxy.ts';
-import { SILENT } from '../src/lib/log.ts';
-import { PortAllocator } from '../src/platform/ports.ts';
 import {
   type Echo,
   type EchoServer,
@@ -22,7 +17,12 @@ import {
   type SayReply,
   type SayRequest,
   startEchoServer,
-} from './support/grpc-echo.ts';
+} from '../samples/grpc/echo.ts';
+import type { ProxySnapshot } from '../src/compile/snapshot.ts';
+import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
+import type { RunningProxy } from '../src/dataplane/proxy.ts';
+import { SILENT } from '../src/lib/log.ts';
+import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
 

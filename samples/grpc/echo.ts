@@ -1,6 +1,6 @@
 // The gRPC test app: a real @grpc/grpc-js server (HTTP/2 without TLS, as an app behind a sidecar
 // listens) for trellis.test.Echo, and the client constructor. Runs standalone too:
-// `PORT=9000 NAME=echo node test/support/grpc-echo.ts`.
+// `PORT=9000 NAME=echo node samples/grpc/echo.ts` (`trellis up samples/grpc/grpc.yaml` runs it so).
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -23,7 +23,7 @@ export interface SayReply {
   received: number;
 }
 
-const definition = protoLoader.loadSync(path.join(import.meta.dirname, 'grpc-echo.proto'), {
+const definition = protoLoader.loadSync(path.join(import.meta.dirname, 'echo.proto'), {
   keepCase: false,
   defaults: true,
 });
