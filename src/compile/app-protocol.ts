@@ -1,7 +1,8 @@
 // Istio's protocol selection for a port (pkg/config/protocol): a Service port's `appProtocol`, else
 // the prefix of its name (`grpc`, `grpc-web`, `http2-api`), case-insensitive. A Trellis Workload port
 // may say it itself (`protocol: GRPC`). Which ports speak HTTP/2 decides how the sidecar talks to
-// its app: HTTP/2 without TLS (h2c) for HTTP2, GRPC and GRPC-WEB, as Istio's inbound cluster does.
+// its app: HTTP/2 without TLS (h2c) for HTTP2 and GRPC, as Istio's inbound cluster does. GRPC-WEB
+// stays as the client sent it: Trellis has no gRPC-Web translation to turn it into gRPC.
 import type { MeshIndex } from './mesh-index.ts';
 import type { ProxyNode } from './snapshot.ts';
 
@@ -20,7 +21,7 @@ const KNOWN = new Set([
   'MYSQL',
 ]);
 
-const HTTP2 = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
+const HTTP2 = new Set(['HTTP2', 'GRPC']);
 
 /** The protocol a port declares, upper-case; undefined when it leaves it to detection. */
 export function portProtocol(name: string | undefined, appProtocol: string | undefined): string | undefined {

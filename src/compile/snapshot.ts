@@ -434,7 +434,7 @@ export interface Cluster {
   connectionPool?: ConnectionPool;
   /** Passive health checking (DestinationRule `outlierDetection`); absent: no ejection. */
   outlierDetection?: OutlierDetection;
-  /** Inbound: the port speaks HTTP/2 (GRPC, HTTP2, GRPC-WEB): the sidecar talks h2c to the app. */
+  /** Inbound: the port speaks HTTP/2 (protocol GRPC or HTTP2): the sidecar talks h2c to the app. */
   http2?: boolean;
   endpoints: Endpoint[];
 }
