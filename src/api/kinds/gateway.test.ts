@@ -64,7 +64,7 @@ table('Gateway', [
         tls: {mode: AUTO_PASSTHROUGH}
     `,
     warnings: [
-      { path: 'spec.servers[0].port.protocol', message: 'Trellis gateways serve HTTP, HTTP2 and GRPC only, found TCP' },
+      { path: 'spec.servers[0].port.protocol', message: 'HTTP2 and GRPC only, found TCP' },
       { path: 'spec.servers[1].port.protocol', message: NE },
     ],
   },
