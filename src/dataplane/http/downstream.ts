@@ -72,13 +72,29 @@ export class H2Downstream implements Downstream {
     this.body.respond(headers, { endStream, waitForTrailers });
     if (waitForTrailers) this.body.once('wantTrailers', () => this.body.sendTrailers(this.trailers ?? {}));
     if (body !== undefined && body.length > 0) this.body.end(body);
+    if (body !== undefined) this.stopRequest();
   }
   write(chunk: Buffer): boolean {
     return this.body.destroyed ? true : this.body.write(chunk);
   }
   end(chunk?: Buffer, trailers?: OutgoingHttpHeaders): void {
     this.trailers = trailers;
-    if (!this.body.destroyed) this.body.end(chunk);
+    if (this.body.destroyed) return;
+    this.body.end(chunk);
+    this.stopRequest();
+  }
+  /**
+   * The response is complete while the request body may still be arriving, or lie unread (the
+   * proxy answered by itself, or a retry layer holds it paused): RFC 9113 §8.1's RST_STREAM
+   * NO_ERROR ends it, as Envoy does (Node sends it after the response), and what is left of the
+   * body is dropped: Node closes a stream only once its readable side has ended.
+   */
+  private stopRequest(): void {
+    const s = this.body;
+    if (!this.hasBody || s.readableEnded || s.closed) return;
+    s.close(http2.constants.NGHTTP2_NO_ERROR);
+    s.removeAllListeners('data');
+    s.resume();
   }
   onDrain(cb: () => void): void {
     this.body.once('drain', cb);

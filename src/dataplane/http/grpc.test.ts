@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { GrpcExchange, grpcMessage, grpcTimeoutMs, isGrpc, MessageCounter } from './grpc.ts';
+import {
+  GrpcExchange,
+  grpcMessage,
+  grpcTimeoutMs,
+  grpcToHttpStatus,
+  isGrpc,
+  MessageCounter,
+} from './grpc.ts';
 
 /** Length-prefixed messages of the given sizes. */
 function frames(sizes: number[]): Buffer {
@@ -76,4 +83,14 @@ test('the status label: trailers or head first, else what the HTTP status maps t
 test('grpcMessage percent-encodes what is not printable ASCII, and %', () => {
   assert.equal(grpcMessage('no route\n'), 'no route');
   assert.equal(grpcMessage('100% über'), '100%25 %C3%BCber');
+});
+
+test('grpcToHttpStatus: Envoy’s table, 500 for what is not a code', () => {
+  assert.equal(grpcToHttpStatus('0'), 200);
+  assert.equal(grpcToHttpStatus('14'), 503);
+  assert.equal(grpcToHttpStatus('4'), 504);
+  assert.equal(grpcToHttpStatus('12'), 501);
+  assert.equal(grpcToHttpStatus('16'), 401);
+  assert.equal(grpcToHttpStatus('17'), 500);
+  assert.equal(grpcToHttpStatus('x'), 500);
 });

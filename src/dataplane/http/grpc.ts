@@ -83,6 +83,13 @@ export function grpcStatusOf(httpStatus: number): number {
   }
 }
 
+/** Envoy's Grpc::Utility::grpcToHttpStatus, by code 0..16; anything else is 500. */
+const HTTP_OF_GRPC = [200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401];
+
+export function grpcToHttpStatus(grpcStatus: string): number {
+  return HTTP_OF_GRPC[Number(grpcStatus)] ?? 500;
+}
+
 /** gRPC's grpc-message encoding: printable ASCII but `%` as is, everything else percent-encoded. */
 export function grpcMessage(text: string): string {
   let out = '';
