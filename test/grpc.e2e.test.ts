@@ -360,25 +360,39 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       assert.equal(r.err, null);
       assert.equal(r.reply?.received, 6 * MB);
       assert.equal(r.reply?.payload.length, 6 * MB);
-      // 32 × 512 KiB, read slowly: the server only writes as the flow-control windows let it.
-      const got = await new Promise<{ n: number; bytes: number; sent: string[] }>((resolve, reject) => {
-        const call = c.Download({ text: 'd', size: MB / 2, count: 32 }, { deadline: Date.now() + 60_000 });
-        let n = 0;
-        let bytes = 0;
+      // 32 × 512 KiB to a client that stops reading after the first: the server can write only
+      // as far as the flow-control windows and the proxies' bounded buffers let it, then waits.
+      const call = c.Download({ text: 'd', size: MB / 2, count: 32 }, { deadline: Date.now() + 60_000 });
+      let n = 0;
+      let bytes = 0;
+      const status = new Promise<grpc.StatusObject>((resolve, reject) => {
+        call.on('error', reject);
+        call.on('status', (s: grpc.StatusObject) => setImmediate(() => resolve(s)));
+      });
+      await new Promise<void>((resolve) =>
         call.on('data', (m: SayReply) => {
           n++;
           bytes += m.payload.length;
-          if (n % 8 === 0) {
+          if (n === 1) {
             call.pause();
-            setTimeout(() => call.resume(), 20);
+            resolve();
           }
-        });
-        call.on('error', reject);
-        call.on('status', (s: grpc.StatusObject) =>
-          setImmediate(() => resolve({ n, bytes, sent: s.metadata.get('x-sent') as string[] })),
-        );
+        }),
+      );
+      // The server stops once the windows are full: its count stays put over a few looks. (grpc-js
+      // holds 16 messages of its own before its write says wait; a proxy that buffered without
+      // bound would let all 32 go.)
+      let last = -1;
+      let still = 0;
+      await until('the server to stop writing while the client does not read', async () => {
+        still = app.downloaded === last ? still + 1 : 0;
+        last = app.downloaded;
+        return still >= 3;
       });
-      assert.deepEqual(got, { n: 32, bytes: 16 * MB, sent: ['32'] });
+      assert.ok(app.downloaded < 32, `the server was held back, at ${app.downloaded} of 32 messages`);
+      call.resume();
+      const s = await status;
+      assert.deepEqual({ n, bytes, sent: s.metadata.get('x-sent') }, { n: 32, bytes: 16 * MB, sent: ['32'] });
       await statReaches(
         client,
         'istio_response_messages_total',

@@ -55,6 +55,8 @@ export interface EchoServer {
   calls: { method: string; metadata: grpc.Metadata; text: string }[];
   /** Server-side cancellations seen (the client's deadline or reset reached the app). */
   cancelled: number;
+  /** Replies the last Download has handed to its stream so far. */
+  downloaded: number;
   close(): Promise<void>;
 }
 
@@ -66,7 +68,7 @@ export async function startEchoServer(name: string, port = 0): Promise<EchoServe
     'grpc.max_receive_message_length': MAX,
     'grpc.max_send_message_length': MAX,
   });
-  const self = { calls: [], cancelled: 0 } as unknown as EchoServer;
+  const self = { calls: [], cancelled: 0, downloaded: 0 } as unknown as EchoServer;
   const reply = (r: SayRequest): SayReply => ({
     text: r.text ?? '',
     payload: Buffer.alloc(r.size ?? 0, 0x61),
@@ -117,6 +119,7 @@ export async function startEchoServer(name: string, port = 0): Promise<EchoServe
       const more = () => {
         while (sent < (r.count ?? 0)) {
           sent++;
+          self.downloaded = sent;
           if (!call.write(reply(r))) return void call.once('drain', more);
         }
         const trailer = new grpc.Metadata();
