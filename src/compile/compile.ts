@@ -1,6 +1,8 @@
 // (mesh index, proxy) → ProxySnapshot. Pure: no I/O, no clock, no randomness; the same input always
 // gives the same snapshot and the same version. Each concern has its own module: clusters, routes,
 // the sidecar's outbound and inbound sides, gateways, and the views proxies share; this assembles.
+
+import { http2Ports } from './app-protocol.ts';
 import { extAuthzCluster } from './ext-authz.ts';
 import { contentHash } from './hash.ts';
 import { inboundClusters, sidecarInbound } from './inbound.ts';
@@ -65,7 +67,10 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
     clusters:
       node.role === 'gateway'
         ? []
-        : [...inboundClusters(node, ingress), ...authorizerOf(index, listeners, view.shared)],
+        : [
+            ...inboundClusters(node, ingress, http2Ports(index, node)),
+            ...authorizerOf(index, listeners, view.shared),
+          ],
   };
   // Equal versions are equal snapshots: the hash covers this proxy's part and the shared part's hash.
   const version = contentHash(`${JSON.stringify(own)}\n${view.shared.hash}`);

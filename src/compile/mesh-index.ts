@@ -63,6 +63,7 @@ export interface ServicePort {
   name?: string;
   port: number;
   targetPort: number | string;
+  appProtocol?: string;
 }
 
 export interface MeshService {
@@ -167,6 +168,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
           name: p.name,
           port: p.port,
           targetPort: p.targetPort ?? p.port,
+          ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
         })),
         instances: [],
       });

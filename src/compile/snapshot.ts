@@ -504,6 +504,8 @@ export interface Cluster {
    * host as destination_service and this as destination_service_name.
    */
   serviceName?: string;
+  /** Inbound: the port speaks HTTP/2 (protocol GRPC or HTTP2): the sidecar talks h2c to the app. */
+  http2?: boolean;
   endpoints: Endpoint[];
 }
 

@@ -22,6 +22,13 @@ import type { ListenerCounters, ListenerSettings } from './listener-limits.ts';
 const PEER = Symbol('trellis.peer');
 const INNER = Symbol('trellis.inner');
 const SESSIONS = Symbol('trellis.sessions');
+/** On a socket that came through a CONNECT tunnel and speaks HTTP/2 inside it: the tunnel's target. */
+const TUNNEL = Symbol('trellis.tunnel');
+
+/** The CONNECT target an HTTP/2 stream's connection came through, if any. */
+export function tunnelOf(stream: http2.ServerHttp2Stream): string | undefined {
+  return (stream.session?.socket as (Socket & { [TUNNEL]?: string }) | undefined)?.[TUNNEL];
+}
 
 type InnerServer = (H1Server | http2.Http2Server | tls.Server) & {
   [SESSIONS]?: Set<http2.Http2Session>;
@@ -142,6 +149,13 @@ function httpFront(
     onReject: (r) =>
       pipeline.protocolError(reporter, r.status, `${r.code}: ${r.message}`, r.socket instanceof TLSSocket),
     delayedCloseMs: limits.delayedCloseMs,
+    // gRPC clients behind grpc_proxy speak HTTP/2 with prior knowledge inside the tunnel.
+    onTunnelH2: opts.tunnels
+      ? (socket, tunnel) => {
+          (socket as Socket & { [TUNNEL]?: string })[TUNNEL] = tunnel;
+          h2.emit('connection', socket);
+        }
+      : undefined,
   });
   const h2 = http2.createServer({
     // The HTTP/1.1 head limits, as Node counts them for HTTP/2: pairs include the four request
@@ -236,7 +250,7 @@ export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): 
   return httpFront(
     pipeline,
     (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
-    (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags)),
+    (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags), tunnelOf(stream)),
     { tunnels: true, reporter: 'source' },
     listener,
   );

@@ -31,7 +31,8 @@ export interface Downstream {
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void;
   /** False when the client is slow: wait for `onDrain`. */
   write(chunk: Buffer): boolean;
-  end(chunk?: Buffer): void;
+  /** `trailers` go out after the body where the protocol carries them (HTTP/2, gRPC responses). */
+  end(chunk?: Buffer, trailers?: OutgoingHttpHeaders): void;
   onDrain(cb: () => void): void;
   /** Once the exchange is over for the client, finished or not. */
   onClose(cb: () => void): void;
@@ -47,6 +48,8 @@ export class H2Downstream implements Downstream {
   readonly hasBody: boolean;
   readonly body: ServerHttp2Stream;
   readonly upgrade: string | undefined;
+  /** For a gRPC response: what its trailing HEADERS frame carries, known when the body ends. */
+  private trailers: OutgoingHttpHeaders | undefined;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) {
     this.body = stream;
@@ -80,14 +83,37 @@ export class H2Downstream implements Downstream {
       status = 200;
     }
     headers[':status'] = status;
-    this.body.respond(headers, { endStream: body !== undefined && body.length === 0 });
+    const endStream = body !== undefined && body.length === 0;
+    // A gRPC response ends with trailers (grpc-status): the stream stays open after the last DATA
+    // frame until they are sent. Other responses end with their body, as before.
+    const ct = headers['content-type'];
+    const waitForTrailers = !endStream && typeof ct === 'string' && ct.startsWith('application/grpc');
+    this.body.respond(headers, { endStream, waitForTrailers });
+    if (waitForTrailers) this.body.once('wantTrailers', () => this.body.sendTrailers(this.trailers ?? {}));
     if (body !== undefined && body.length > 0) this.body.end(body);
+    if (body !== undefined) this.stopRequest();
   }
   write(chunk: Buffer): boolean {
     return this.body.destroyed ? true : this.body.write(chunk);
   }
-  end(chunk?: Buffer): void {
-    if (!this.body.destroyed) this.body.end(chunk);
+  end(chunk?: Buffer, trailers?: OutgoingHttpHeaders): void {
+    this.trailers = trailers;
+    if (this.body.destroyed) return;
+    this.body.end(chunk);
+    this.stopRequest();
+  }
+  /**
+   * The response is complete while the request body may still be arriving, or lie unread (the
+   * proxy answered by itself, or a retry layer holds it paused): RFC 9113 §8.1's RST_STREAM
+   * NO_ERROR ends it, as Envoy does (Node sends it after the response), and what is left of the
+   * body is dropped: Node closes a stream only once its readable side has ended.
+   */
+  private stopRequest(): void {
+    const s = this.body;
+    if (!this.hasBody || s.readableEnded || s.closed) return;
+    s.close(http2.constants.NGHTTP2_NO_ERROR);
+    s.removeAllListeners('data');
+    s.resume();
   }
   onDrain(cb: () => void): void {
     this.body.once('drain', cb);
@@ -131,10 +157,10 @@ export class ResponseBody {
     return this.down.write(c);
   }
 
-  end(): void {
+  end(trailers?: OutgoingHttpHeaders): void {
     if (this.ended) return;
     this.ended = true;
-    this.down.end();
+    this.down.end(undefined, trailers);
   }
 }
 

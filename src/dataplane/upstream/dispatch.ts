@@ -135,7 +135,8 @@ export interface DispatchHandler {
   onHead(status: number, headers: IncomingHttpHeaders): void;
   /** False when the client is slow: the upstream pauses until `resume()`. */
   onData(chunk: Buffer): boolean;
-  onEnd(): void;
+  /** `trailers`: what an HTTP/2 upstream sent after the body (gRPC's grpc-status, grpc-message). */
+  onEnd(trailers?: IncomingHttpHeaders): void;
   /** Exactly once per attempt, instead of onEnd. */
   onError(failure: UpstreamFailure): void;
 }

@@ -212,9 +212,9 @@ class RetryCall implements UpstreamCall, DispatchHandler {
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
   }
-  onEnd(): void {
+  onEnd(trailers?: IncomingHttpHeaders): void {
     this.settle();
-    this.handler.onEnd();
+    this.handler.onEnd(trailers);
   }
   onError(failure: UpstreamFailure): void {
     if (!this.passing && !failure.afterHead && this.o.conditions.failure(failure)) {

@@ -50,10 +50,10 @@ class TimedCall implements UpstreamCall, DispatchHandler {
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
   }
-  onEnd(): void {
+  onEnd(trailers?: Parameters<DispatchHandler['onEnd']>[0]): void {
     this.over = true;
     clearTimeout(this.timer);
-    this.handler.onEnd();
+    this.handler.onEnd(trailers);
   }
   onError(failure: UpstreamFailure): void {
     this.over = true;

@@ -39,6 +39,11 @@ export class H1Server {
   readonly delayedCloseMs: number;
   /** Told of every rejection, for the log and the metrics. */
   readonly onReject: (r: Rejection) => void;
+  /**
+   * Takes a tunnel whose client speaks HTTP/2 with prior knowledge inside it (gRPC clients behind
+   * grpc_proxy do): the socket, with its first bytes put back, and the CONNECT target.
+   */
+  readonly onTunnelH2: ((socket: Socket, tunnel: string) => void) | undefined;
   readonly connections = new Set<H1Connection>();
   /** Draining: every response closes its connection. */
   closing = false;
@@ -51,10 +56,12 @@ export class H1Server {
       onReject: (r: Rejection) => void;
       idleTimeoutMs?: number;
       delayedCloseMs?: number;
+      onTunnelH2?: (socket: Socket, tunnel: string) => void;
     },
   ) {
     this.onRequest = onRequest;
     this.tunnels = opts.tunnels;
+    this.onTunnelH2 = opts.onTunnelH2;
     this.onReject = opts.onReject;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.delayedCloseMs = opts.delayedCloseMs ?? DELAYED_CLOSE_MS;
@@ -96,6 +103,8 @@ export class H1Server {
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
+const PREFACE = Buffer.from('PRI');
+
 class H1Connection {
   readonly server: H1Server;
   readonly socket: Socket;
@@ -121,6 +130,8 @@ class H1Connection {
   /** The client half-closed. */
   private clientEnded = false;
   private delayedClose?: NodeJS.Timeout;
+  /** The first bytes in a tunnel, too few to tell HTTP/2's preface from an HTTP/1.1 method. */
+  private partialPreface?: Buffer;
 
   constructor(server: H1Server, socket: Socket, tunnel?: string) {
     this.server = server;
@@ -129,11 +140,53 @@ class H1Connection {
     // A client may half-close after its request and still wait for the answer.
     socket.allowHalfOpen = true;
     this.parser = this.newParser();
-    socket.on('data', (chunk: Buffer) => this.feed(chunk));
-    socket.on('end', () => this.onEnd());
-    socket.on('error', () => socket.destroy());
-    socket.once('close', () => this.onClose());
+    socket.on('data', this.onData);
+    socket.on('end', this.onSocketEnd);
+    socket.on('error', this.onError);
+    socket.once('close', this.onSocketClose);
     socket.resume();
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.feed(chunk);
+  private readonly onSocketEnd = (): void => this.onEnd();
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+  private readonly onSocketClose = (): void => this.onClose();
+
+  /**
+   * Inside a tunnel, before any request: whether the client opened with the HTTP/2 preface, in
+   * which case the connection leaves this server for the HTTP/2 one. A chunk too short to tell
+   * (`P`, `PR` may start PROPFIND) waits for the next.
+   */
+  private tunnelH2(chunk: Buffer): boolean {
+    const take = this.server.onTunnelH2;
+    if (!take || this.tunnel === undefined || this.current || this.receiving || !this.parser.idle)
+      return false;
+    const partial = this.partialPreface;
+    this.partialPreface = undefined;
+    const seen = partial ? Buffer.concat([partial, chunk]) : chunk;
+    const n = Math.min(seen.length, PREFACE.length);
+    if (!seen.subarray(0, n).equals(PREFACE.subarray(0, n))) {
+      if (!partial) return false;
+      this.feed(seen); // an HTTP/1.1 request after all, from its first byte
+      return true;
+    }
+    if (n < PREFACE.length) {
+      this.partialPreface = seen;
+      return true;
+    }
+    this.dead = true;
+    this.server.connections.delete(this);
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onSocketEnd);
+    s.off('error', this.onError);
+    s.off('close', this.onSocketClose);
+    s.pause();
+    s.unshift(seen);
+    take(s, this.tunnel);
+    return true;
   }
 
   /** Not serving a request and not in the middle of one. */
@@ -156,6 +209,7 @@ class H1Connection {
       return;
     }
     if (this.dead) return;
+    if (this.waitingSince >= 0 && this.tunnelH2(chunk)) return;
     if (this.pending || this.held) {
       this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
       this.socket.pause();

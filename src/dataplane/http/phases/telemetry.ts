@@ -19,6 +19,7 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
     // A tunnel's bytes from the client have no content-length: the transport counted them.
     const upgraded = ex.code === 101 && ex.upstream !== undefined;
     const requestBytes = upgraded ? ex.upstream!.bodyBytes : Number(down.headers['content-length'] ?? 0) || 0;
+    const grpc = ex.grpc;
     telemetry.record(reporter, peer, {
       service: ex.service,
       ...(ex.serviceName ? { serviceName: ex.serviceName } : {}),
@@ -28,6 +29,11 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
       durationMs,
       requestBytes,
       responseBytes: ex.responseBytes,
+      grpc: grpc && {
+        status: grpc.statusLabel(ex.code),
+        requestMessages: grpc.requests.messages,
+        responseMessages: grpc.responses.messages,
+      },
     });
     if (accessLog) {
       const entry: Record<string, unknown> = {
