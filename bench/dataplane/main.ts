@@ -94,6 +94,8 @@ async function startMesh(
       '0',
       '--xds-port',
       '0',
+      // The load generator plays the client app from outside any network namespace.
+      '--capture=explicit',
     ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
