@@ -189,6 +189,8 @@ export class Agent {
     });
     // A control plane that vanished without closing the connection is noticed by a missed ping.
     const keepalive = setInterval(() => {
+      // Between a destroy and its 'close' event the timer may still fire; ping would throw.
+      if (session.destroyed) return;
       session.ping((err) => {
         if (err) session.destroy(err);
       });

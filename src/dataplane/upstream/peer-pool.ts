@@ -148,6 +148,8 @@ export class PeerPool {
 /** `http2KeepAlive`: a PING every interval; a peer that does not answer within the timeout is gone. */
 export function keepAlive(session: ClientHttp2Session, intervalMs: number, timeoutMs: number): void {
   const timer = setInterval(() => {
+    // Between a destroy and its 'close' event the timer may still fire; ping would throw.
+    if (session.destroyed) return;
     const dead = setTimeout(
       () => session.destroy(new Error(`no PING answer within ${timeoutMs}ms`)),
       timeoutMs,
