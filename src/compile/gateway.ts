@@ -3,6 +3,7 @@
 import type { Resource } from '../api/resource.ts';
 import { authorizationFor } from './authorization.ts';
 import type { ClusterSet } from './clusters.ts';
+import { virtualServiceVisible } from './export-to.ts';
 import { addExtAuthzCluster, extAuthzCluster } from './ext-authz.ts';
 import { hostMatches, resolveHost } from './hosts.ts';
 import { type GatewaySpec, labelsMatch, type MeshIndex, type VirtualServiceSpec } from './mesh-index.ts';
@@ -53,9 +54,11 @@ export function gatewayConfig(
   const listeners: GatewayListener[] = [];
   const tables: RouteTable[] = [];
   for (const [port, entry] of [...byPort].sort((a, b) => a[0] - b[0])) {
-    // Gateways merge the routes of every VirtualService for a host, in age order.
+    // Gateways merge the routes of every VirtualService for a host exported to the gateway's
+    // namespace, in age order.
     const hosts = new Map<string, Route[]>();
     for (const vs of index.virtualServices) {
+      if (!virtualServiceVisible(index, vs, node.namespace)) continue;
       for (const [gw, serverHosts] of entry.hostsByGateway) {
         if (!bindsTo(vs, gw)) continue;
         for (const raw of vs.spec.hosts ?? []) {

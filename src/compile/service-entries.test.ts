@@ -291,7 +291,7 @@ test('TCP and TLS ports: no virtual host, but their cluster is compiled for the 
     proxies: [client],
     mesh: { trustDomain: 'cluster.local' },
   });
-  const set = new ClusterSet(index);
+  const set = new ClusterSet(index, client.namespace);
   const c = set.clusters.get(set.outbound('api.example.com', 9000, undefined))!;
   assert.deepEqual(
     c.endpoints.map((e) => `${e.address}:${e.port}`),

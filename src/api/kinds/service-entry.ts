@@ -276,7 +276,7 @@ const serviceEntryFields = object(
     resolution: string({ enum: ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'] }),
     endpoints: array(endpoint),
     workloadSelector: networkingWorkloadSelector(),
-    exportTo: exportTo({ allowNone: true }),
+    exportTo: exportTo(),
     subjectAltNames: stringList(nonEmptyString()),
   },
   { check: checkServiceEntry },
