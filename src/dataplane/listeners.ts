@@ -216,8 +216,13 @@ export function gatewayServer(
 ): Front {
   return httpFront(
     pipeline,
-    (down) => pipeline.gateway(down, table.name),
-    (stream, headers, flags) => pipeline.gateway(new H2Downstream(stream, headers, flags), table.name),
+    (down, socket) => pipeline.gateway(down, table.name, peerOfConnection(socket)),
+    (stream, headers, flags) =>
+      pipeline.gateway(
+        new H2Downstream(stream, headers, flags),
+        table.name,
+        peerOfConnection(stream.session!.socket as Socket),
+      ),
     {
       tunnels: false,
       ...(creds ? { mtls: { server: meshTlsServer(creds, listener), plaintext: () => true } } : {}),
@@ -237,6 +242,12 @@ function meshTlsServer(creds: CredentialStore, listener: ListenerSettings): tls.
   });
   creds.onChange(() => server.setSecureContext(creds.tlsOptions()));
   return server;
+}
+
+/** Identity and SNI are per connection: worked out on its first request, not per request. */
+function peerOfConnection(socket: Socket & { [PEER]?: PeerTls }): PeerTls {
+  socket[PEER] ??= socket instanceof TLSSocket ? peerOf(socket) : PLAINTEXT;
+  return socket[PEER];
 }
 
 /**
@@ -263,14 +274,14 @@ export function inboundServer(
   listener: ListenerSettings,
 ): Front {
   const mtls = meshTlsServer(creds, listener);
-  // Identity and SNI are per connection: worked out on its first request, not per request.
-  const peer = (socket: Socket & { [PEER]?: PeerTls }): PeerTls =>
-    (socket[PEER] ??= socket instanceof TLSSocket ? peerOf(socket) : PLAINTEXT);
   return httpFront(
     pipeline,
-    (down, socket) => pipeline.inbound(down, peer(socket)),
+    (down, socket) => pipeline.inbound(down, peerOfConnection(socket)),
     (stream, headers, flags) =>
-      pipeline.inbound(new H2Downstream(stream, headers, flags), peer(stream.session!.socket as Socket)),
+      pipeline.inbound(
+        new H2Downstream(stream, headers, flags),
+        peerOfConnection(stream.session!.socket as Socket),
+      ),
     { tunnels: false, mtls: { server: mtls, plaintext: acceptsPlaintext } },
     listener,
   );

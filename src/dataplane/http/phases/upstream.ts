@@ -48,7 +48,7 @@ class Relay implements DispatchHandler {
     if (ex.responseHeaders) for (const x of ex.responseHeaders) out[x.name] = x.value;
     if (req.setCookie) applyHeaderOps(out, { add: { 'set-cookie': req.setCookie } });
     // A rule named by a proxy further in is as internal as our own.
-    if (ex.site.edge) delete out[RULE_HEADER];
+    if (ex.site.edge && ex.peerTls.identity === undefined) delete out[RULE_HEADER];
     ex.down.respond(status, out);
     this.body = new ResponseBody(ex.down, bodyLength(ex.down.method, status, h), ex.count);
   }
