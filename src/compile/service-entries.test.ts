@@ -321,3 +321,27 @@ test('outboundTrafficPolicy: REGISTRY_ONLY ends the table with block_all, ALLOW_
   assert.deepEqual(forwardTo(any.routes[0]), ['PassthroughCluster']);
   assert.deepEqual(cluster(open, 'PassthroughCluster')?.lb, { type: 'PASSTHROUGH' });
 });
+
+test("endpoint weight reaches the cluster's endpoints as the balancer's weight (1, 0 or unset: left out)", () => {
+  const weighted = entry('weighted', {
+    hosts: ['weighted.example.com'],
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+    resolution: 'STATIC',
+    endpoints: [
+      { address: '192.0.2.1', weight: 3 },
+      { address: '192.0.2.2', weight: 1 },
+      { address: '192.0.2.3', weight: 0 },
+      { address: '192.0.2.4' },
+    ],
+  });
+  const c = cluster(snapshot(weighted), 'outbound|80||weighted.example.com')!;
+  assert.deepEqual(
+    c.endpoints.map((e) => [e.address, e.weight]),
+    [
+      ['192.0.2.1', 3],
+      ['192.0.2.2', undefined],
+      ['192.0.2.3', undefined],
+      ['192.0.2.4', undefined],
+    ],
+  );
+});

@@ -145,6 +145,8 @@ function entryEndpoints(
         port: e.ports?.[sePort.name] ?? port,
         ...(labels ? { labels } : {}),
         healthy: true,
+        // Unset or 0 is 1, as Envoy takes it.
+        ...(e.weight !== undefined && e.weight > 1 ? { weight: e.weight } : {}),
       };
     });
   // DNS without endpoints: the host itself, resolved by the proxy (validation refuses a wildcard).
