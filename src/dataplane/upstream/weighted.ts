@@ -4,7 +4,13 @@
 // An endpoint of weight w is due every 1/w; the earliest due is picked and rescheduled. Least request
 // divides the weight by (active requests + 1) when the endpoint is rescheduled (Envoy's default
 // active_request_bias of 1), so a busy endpoint is picked less and less often, never not at all.
-import type { Balanced, LoadBalancer } from './load-balancer.ts';
+import type { EndpointState } from './state.ts';
+
+/** What these balancers read of an endpoint (load-balancer.ts' Balanced is one). */
+interface Balanced {
+  readonly state: EndpointState;
+  readonly weight?: number;
+}
 
 /** An endpoint's weight: an unset or zero weight counts as 1, as Envoy's does. */
 export function weightOf(e: Balanced): number {
@@ -83,7 +89,7 @@ class EdfSchedule<E extends Balanced> {
  * Weighted round robin: over any window, each endpoint gets its share of picks, spread out rather
  * than in bursts. Envoy starts the schedule at a random point so proxies do not move in step.
  */
-export class WeightedRoundRobin<E extends Balanced> implements LoadBalancer<E> {
+export class WeightedRoundRobin<E extends Balanced> {
   private readonly schedule = new EdfSchedule<E>();
   constructor(endpoints: readonly E[], random: () => number = Math.random) {
     for (const e of endpoints) this.schedule.add(e, weightOf(e));
@@ -96,7 +102,7 @@ export class WeightedRoundRobin<E extends Balanced> implements LoadBalancer<E> {
 }
 
 /** Weighted least request: the schedule's weights shrink with the requests an endpoint has in flight. */
-export class WeightedLeastRequest<E extends Balanced> implements LoadBalancer<E> {
+export class WeightedLeastRequest<E extends Balanced> {
   private readonly schedule = new EdfSchedule<E>();
   constructor(endpoints: readonly E[]) {
     for (const e of endpoints) this.schedule.add(e, effectiveWeight(e));
