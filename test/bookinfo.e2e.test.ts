@@ -27,6 +27,20 @@ async function loads(n: number, init?: RequestInit): Promise<string[]> {
   return seen;
 }
 
+/**
+ * Until the ingress gateway has a listener on container port `port` with route table `table`. (An
+ * apply that changes nothing for it is not pushed again, so its revision says nothing.)
+ */
+async function waitForListener(port: number, table = `http.${port}`): Promise<void> {
+  const gw = mesh.info.instances.find((i) => i.role === 'gateway')!;
+  await until(`the gateway to listen on ${port} with route table ${table}`, async () => {
+    const snap = (await (await fetch(`http://127.0.0.1:${gw.adminPort}/config_dump`)).json()) as {
+      listeners: { type: string; port: number; routeTable: string }[];
+    } | null;
+    return snap?.listeners.some((l) => l.type === 'gateway' && l.port === port && l.routeTable === table);
+  });
+}
+
 function apply(file: string): number {
   const r = mesh.cli(['apply', '-f', file]);
   assert.equal(r.code, 0, `apply ${file}: ${r.stderr}${r.stdout}`);
@@ -70,6 +84,27 @@ describe('Bookinfo on trellis up', { timeout: 300_000 }, () => {
     assert.equal(missing.status, 404);
     assert.equal(missing.headers.get('x-trellis-response-flags'), 'NR');
     assert.equal(missing.headers.get('x-trellis-rule'), null);
+  });
+
+  test("Istio's bookinfo-gateway.yaml, unchanged, is served at the printed URL; so is a server on Service port 80", async () => {
+    // Istio's file names the container port 8080; the URL trellis up prints is Service port 80's
+    // host port, which leads to the same container port.
+    assert.match(mesh.output, new RegExp(`ingress gateway\\s+${mesh.gateway}`));
+    apply(path.join(NET, 'bookinfo-gateway.yaml'));
+    await waitForListener(8080);
+    await loads(3);
+    // Istio's older file said port 80: the Service maps it to targetPort 8080, the same listener.
+    const older = readFileSync(path.join(NET, 'bookinfo-gateway.yaml'), 'utf8').replace(
+      'number: 8080',
+      'number: 80',
+    );
+    const file = path.join(mesh.stateDir, 'bookinfo-gateway-port-80.yaml');
+    writeFileSync(file, older);
+    apply(file);
+    await waitForListener(8080, 'http.80');
+    await loads(3);
+    apply(path.join(NET, 'bookinfo-gateway.yaml'));
+    await waitForListener(8080);
   });
 
   test('a second trellis up on the same state directory refuses and leaves the running mesh alone', () => {

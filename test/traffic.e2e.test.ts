@@ -335,7 +335,7 @@ spec:
     assert.ok((await stat('envoy_cluster_upstream_rq_retry', { cluster_name: fqdn('pool') })) >= 1);
   });
 
-  test('fault injection: the delay holds within 5%, the abort percentage holds over 1000 requests', async () => {
+  test('fault injection: the delay holds (at least 400 ms, within 25%), the abort percentage holds over 1000 requests', async () => {
     await applyUntil(
       `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -368,7 +368,9 @@ spec:
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[2];
     const added = median(delayed) - median(plain);
-    assert.ok(added >= 380 && added <= 420, `the proxy added ${added}ms for a 400ms delay`);
+    // Never much less than the delay (timer granularity); the upper bound is loose because a loaded
+    // machine (CI, two cores) adds scheduling noise to one set of samples and not the other.
+    assert.ok(added >= 390 && added <= 500, `the proxy added ${added}ms for a 400ms delay`);
 
     const grpc = await send('http://web:8080/grpc');
     assert.equal(grpc.status, 200);

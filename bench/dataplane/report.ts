@@ -17,6 +17,12 @@ function spread(xs: number[], digits: number): string {
 
 const ms = (us: number) => us / 1000;
 
+/** A scenario's baselines: `grpc-*` against grpc-direct and grpc-nginx, `tcp-*` likewise, the rest direct and nginx. */
+export function baselines(scenario: string): { direct: string; nginx: string } {
+  const family = /^(grpc|tcp)-/.exec(scenario)?.[0] ?? '';
+  return { direct: `${family}direct`, nginx: `${family}nginx` };
+}
+
 export function dataPlaneTables(results: RunResult[]): string {
   const protocols = [...new Set(results.map((r) => r.protocol))];
   const scenarios = [...new Set(results.map((r) => r.scenario))];
@@ -27,7 +33,8 @@ export function dataPlaneTables(results: RunResult[]): string {
   const latency: string[] = [
     '### Istio method: 1000 requests/s, 1 KB responses, 16 connections',
     '',
-    'Latency in ms, median of rounds [min–max]; "added" is the scenario minus direct in the same round.',
+    'Latency in ms, median of rounds [min–max]; "added" is the scenario minus direct in the same round',
+    '(gRPC and TCP scenarios: minus grpc-direct, tcp-direct). TCP: one round trip of 1 KB echoed.',
     'CPU is vCPU per 1000 requests/s of each proxy process; RSS in MiB after the run.',
     '',
     '| protocol | scenario | p50 | p90 | p99 | added p50 | added p90 | added p99 | proxy vCPU | proxy RSS MiB | failed |',
@@ -36,14 +43,15 @@ export function dataPlaneTables(results: RunResult[]): string {
   const throughput: string[] = [
     '### Maximum throughput (closed loop, 16 connections; HTTP/2: 10 streams each)',
     '',
-    '| protocol | scenario | requests/s | ratio to nginx | ratio to direct | failed |',
+    '| protocol | scenario | requests/s (TCP: round trips/s) | ratio to nginx | ratio to direct | failed |',
     '|---|---|---|---|---|---|',
   ];
   for (const p of protocols) {
     for (const s of scenarios) {
       const runs = rounds.map((r) => find(s, p, r)).filter((r) => r !== undefined);
+      const base = baselines(s);
       const added = (q: 'p50' | 'p90' | 'p99') =>
-        runs.map((r) => ms(r.rate[q] - (find('direct', p, r.round)?.rate[q] ?? Number.NaN)));
+        runs.map((r) => ms(r.rate[q] - (find(base.direct, p, r.round)?.rate[q] ?? Number.NaN)));
       const names = runs[0]?.cost.map((c) => c.name) ?? [];
       const perProxy = (f: (c: RunResult['cost'][number]) => number, digits: number) =>
         names
@@ -67,7 +75,7 @@ export function dataPlaneTables(results: RunResult[]): string {
           runs.map((r) => ms(r.rate.p99)),
           3,
         )} | ` +
-          (s === 'direct'
+          (s === base.direct
             ? '— | — | — | '
             : `${spread(added('p50'), 3)} | ${spread(added('p90'), 3)} | ${spread(added('p99'), 3)} | `) +
           `${perProxy((c) => c.vcpu, 3)} | ${perProxy((c) => c.rssMiB, 1)} | ${failed} |`,
@@ -78,7 +86,7 @@ export function dataPlaneTables(results: RunResult[]): string {
         `| ${p} | ${s} | ${spread(
           runs.map((r) => r.max.rps),
           0,
-        )} | ${s === 'nginx' ? '1' : spread(ratio('nginx'), 2)} | ${s === 'direct' ? '1' : spread(ratio('direct'), 2)} | ${runs.reduce((a, r) => a + r.max.failed, 0)} |`,
+        )} | ${s === base.nginx ? '1' : spread(ratio(base.nginx), 2)} | ${s === base.direct ? '1' : spread(ratio(base.direct), 2)} | ${runs.reduce((a, r) => a + r.max.failed, 0)} |`,
       );
     }
   }

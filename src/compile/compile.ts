@@ -1,12 +1,14 @@
 // (mesh index, proxy) → ProxySnapshot. Pure: no I/O, no clock, no randomness; the same input always
 // gives the same snapshot and the same version. Each concern has its own module: clusters, routes,
 // the sidecar's outbound and inbound sides, gateways, and the views proxies share; this assembles.
+
+import { http2Ports } from './app-protocol.ts';
 import { extAuthzCluster } from './ext-authz.ts';
 import { contentHash } from './hash.ts';
 import { inboundClusters, sidecarInbound } from './inbound.ts';
 import { buildMeshIndex, type CompileInput, endpointIdentity, type MeshIndex } from './mesh-index.ts';
 import { scopeOf } from './sidecar-scope.ts';
-import type { Cluster, HttpOptions, Listener, ProxyNode, ProxySnapshot } from './snapshot.ts';
+import type { Cluster, HttpOptions, Listener, ProxyNode, ProxySnapshot, RouteTable } from './snapshot.ts';
 import { SNAPSHOT_SCHEMA_VERSION } from './snapshot.ts';
 import { type SharedConfig, viewOf } from './views.ts';
 
@@ -42,6 +44,7 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
             name: 'outbound',
             type: 'outbound',
             routeTable: 'outbound',
+            ...addressesIn(index.addresses, view.shared.routeTables),
             ...(policy ? { outboundTrafficPolicy: policy } : {}),
           },
           sidecarInbound(index, node, ingress),
@@ -64,7 +67,10 @@ export function compileParts(index: MeshIndex, node: ProxyNode): SnapshotParts {
     clusters:
       node.role === 'gateway'
         ? []
-        : [...inboundClusters(node, ingress), ...authorizerOf(index, listeners, view.shared)],
+        : [
+            ...inboundClusters(node, ingress, http2Ports(index, node)),
+            ...authorizerOf(index, listeners, view.shared),
+          ],
   };
   // Equal versions are equal snapshots: the hash covers this proxy's part and the shared part's hash.
   const version = contentHash(`${JSON.stringify(own)}\n${view.shared.hash}`);
@@ -107,4 +113,19 @@ const TOPOLOGY = [
 function localityOf(labels: Record<string, string>): { locality?: string } {
   const parts = TOPOLOGY.map((k) => labels[k] ?? '');
   return parts.some((p) => p !== '') ? { locality: parts.join('/') } : {};
+}
+
+/**
+ * The VIPs of the hosts this sidecar's route table knows: a host its Sidecar does not import is no
+ * more reachable by address than by name, and a Service out of scope leaves the snapshot unchanged.
+ */
+function addressesIn(
+  all: Record<string, string> | undefined,
+  tables: RouteTable[],
+): { addresses?: Record<string, string> } {
+  if (!all) return {};
+  const known = new Set(tables.flatMap((t) => t.virtualHosts.flatMap((v) => v.domains)));
+  const addresses: Record<string, string> = {};
+  for (const [ip, host] of Object.entries(all)) if (known.has(host)) addresses[ip] = host;
+  return Object.keys(addresses).length ? { addresses } : {};
 }

@@ -58,7 +58,11 @@ export function sidecarInbound(
   };
 }
 
-export function inboundClusters(node: ProxyNode, ingress?: ReadonlyMap<number, number>): Cluster[] {
+export function inboundClusters(
+  node: ProxyNode,
+  ingress?: ReadonlyMap<number, number>,
+  http2: ReadonlySet<number> = new Set(),
+): Cluster[] {
   return node.ports
     .map((p) => p.port)
     .sort((a, b) => a - b)
@@ -68,6 +72,7 @@ export function inboundClusters(node: ProxyNode, ingress?: ReadonlyMap<number, n
       port,
       lb: { type: 'ROUND_ROBIN' as const },
       tls: { mode: 'DISABLE' as const },
+      ...(http2.has(port) ? { http2: true } : {}),
       // The app beside the proxy; the proxy maps the workload port to where the app really listens.
       endpoints: [{ address: '127.0.0.1', port: ingress?.get(port) ?? port, healthy: node.healthy }],
     }));

@@ -15,6 +15,7 @@ import type {
 } from '../api/kinds/index.ts';
 import type { Resource } from '../api/resource.ts';
 import { kindKey } from '../api/resource.ts';
+import { clusterIps } from './cluster-ips.ts';
 import { resolveHost, serviceFqdn } from './hosts.ts';
 import { convertLegacyRbac } from './legacy-rbac.ts';
 import { isMeshConfigMap, type ResolvedMeshConfig, resolveMeshConfig } from './mesh-config.ts';
@@ -64,6 +65,7 @@ export interface ServicePort {
   name?: string;
   port: number;
   targetPort: number | string;
+  appProtocol?: string;
 }
 
 export interface MeshService {
@@ -104,6 +106,8 @@ export interface MeshIndex {
   sidecars: Resource<SidecarSpec>[];
   /** Every connected proxy: a ServiceEntry's workloadSelector picks its endpoints among them. */
   proxies: readonly ProxyNode[];
+  /** Service VIP → FQDN (cluster-ips.ts): how a captured connection's destination names its service. */
+  addresses?: Record<string, string>;
 }
 
 const K = {
@@ -169,6 +173,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
           name: p.name,
           port: p.port,
           targetPort: p.targetPort ?? p.port,
+          ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
         })),
         ...(exported !== undefined ? { exportTo: exportToAnnotation(exported) } : {}),
         instances: [],
@@ -240,7 +245,20 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     serviceEntries: serviceEntries.sort(byAge),
     sidecars: sidecarResources.sort(byAge),
     proxies: input.proxies,
+    addresses: vipAddresses(input.resources),
   };
+}
+
+function vipAddresses(resources: readonly Resource[]): Record<string, string> {
+  const services = resources
+    .filter((r) => kindKey(r.apiVersion, r.kind) === K.service)
+    .map((r) => ({
+      fqdn: serviceFqdn(r.metadata.name, r.metadata.namespace),
+      clusterIP: (r.spec as ServiceSpec).clusterIP,
+    }));
+  const out: Record<string, string> = {};
+  for (const [fqdn, ip] of clusterIps(services)) out[ip] = fqdn;
+  return out;
 }
 
 /** The legacy RBAC kinds, enforced as the AuthorizationPolicies they convert to. */

@@ -77,6 +77,8 @@ export interface OutboundListener {
    * request through to the host the app named. The workload's Sidecar, else the mesh config.
    */
   outboundTrafficPolicy?: 'REGISTRY_ONLY' | 'ALLOW_ANY';
+  /** Service VIP → host, for connections captured in the workload's network namespace. */
+  addresses?: Record<string, string>;
 }
 
 /** The mesh-facing mTLS listener of a sidecar; forwards to the app. */
@@ -105,19 +107,58 @@ export interface InboundService {
   targetPort: number;
 }
 
-/** One listener per Gateway server port. */
+/** One listener per port the gateway's servers resolve to (the Service's targetPort, as in Istio). */
 export interface GatewayListener {
   name: string; // `0.0.0.0_<port>`
   type: 'gateway';
   port: number;
-  protocol: 'HTTP';
+  /** HTTPS: TLS is terminated, and SNI picks one of `tls`' servers for each connection. */
+  protocol: 'HTTP' | 'HTTPS';
+  /** HTTP: the port's route table. HTTPS: that of the first of `tls`' servers; each names its own. */
   routeTable: string;
+  /** HTTPS: the servers TLS is terminated for (gateway-tls.ts). */
+  tls?: GatewayTlsServer[];
   /** The Gateway resources (ns/name) whose servers make up this listener. */
   gateways: string[];
   /** RequestAuthentication: the JWTs this gateway verifies; absent when no policy applies. */
   jwtRules?: JwtRule[];
   /** The AuthorizationPolicies that apply to this gateway; absent: none, every request is allowed. */
   authorization?: Authorization;
+}
+
+/** One HTTPS Gateway server: its SNI names, certificates, client checks and route table. */
+export interface GatewayTlsServer {
+  /** Istio's route name for it: `https.<server port>.<port name>.<gateway>.<namespace>`. */
+  name: string;
+  /** `Gateway <ns>/<name> servers[<i>]`, for explaining refusals. */
+  origin: string;
+  /** SNI names it answers, exact or `*.suffix`; empty: any name, and clients sending none. */
+  serverNames: string[];
+  routeTable: string;
+  mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
+  /** Files on the gateway's machine; each takes the place of the credential's. */
+  serverCertificate?: string;
+  privateKey?: string;
+  caCertificates?: string;
+  caCrl?: string;
+  /** `tlsCertificates`: more key pairs (e.g. RSA and ECDSA); the handshake picks one. */
+  tlsCertificates?: { serverCertificate: string; privateKey: string }[];
+  /**
+   * `credentialName(s)`: key pairs from the control plane's credential store, in the gateway's
+   * namespace; a field the credential lacks is absent (the server is then refused, not half served).
+   */
+  credentials?: { name: string; certificateChain?: string; privateKey?: string }[];
+  /** The client CA from the store: `caCertCredentialName`, `<credentialName>-cacert`, or its ca.crt. */
+  caCredential?: { name: string; caCertificates?: string };
+  /** Node's names: `TLSv1`…`TLSv1.3`. */
+  minVersion: string;
+  maxVersion: string;
+  /** OpenSSL cipher list (TLS ≤ 1.2); absent: the defaults. */
+  ciphers?: string;
+  /** Client certificate checks, after the CA's. */
+  subjectAltNames?: string[];
+  certificateHashes?: string[];
+  spkiHashes?: string[];
 }
 
 /** Where a token is looked for; compile fills in the default (`Authorization: Bearer`, `access_token`). */
@@ -463,6 +504,8 @@ export interface Cluster {
    * host as destination_service and this as destination_service_name.
    */
   serviceName?: string;
+  /** Inbound: the port speaks HTTP/2 (protocol GRPC or HTTP2): the sidecar talks h2c to the app. */
+  http2?: boolean;
   endpoints: Endpoint[];
 }
 

@@ -389,9 +389,28 @@ export function createApiServer(deps: ApiDeps): http.Server {
 
 /** A snapshot as operators see it: a credential's private key stays between the control plane and its proxy. */
 function redactCredentials(snap: ProxySnapshot): ProxySnapshot {
-  if (!snap.clusters.some((c) => 'credential' in c.tls && c.tls.credential?.privateKey)) return snap;
+  const gatewayKeys = snap.listeners.some((l) => l.type === 'gateway' && l.tls?.some((t) => t.credentials));
+  if (!gatewayKeys && !snap.clusters.some((c) => 'credential' in c.tls && c.tls.credential?.privateKey))
+    return snap;
   return {
     ...snap,
+    listeners: snap.listeners.map((l) =>
+      l.type === 'gateway' && l.tls
+        ? {
+            ...l,
+            tls: l.tls.map((t) =>
+              t.credentials
+                ? {
+                    ...t,
+                    credentials: t.credentials.map((c) =>
+                      c.privateKey ? { ...c, privateKey: '<redacted>' } : c,
+                    ),
+                  }
+                : t,
+            ),
+          }
+        : l,
+    ),
     clusters: snap.clusters.map((c) =>
       'credential' in c.tls && c.tls.credential?.privateKey
         ? { ...c, tls: { ...c.tls, credential: { ...c.tls.credential, privateKey: '<redacted>' } } }

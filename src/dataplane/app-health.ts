@@ -26,7 +26,9 @@ export function probe(port: number, path: string | undefined, timeoutMs: number)
       },
     );
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    // Without a path, an app that answers in another protocol than HTTP/1.1 (a gRPC server that
+    // speaks only HTTP/2) still accepted the connection and answered: ready.
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(!path && err.code?.startsWith('HPE_') === true));
   });
 }
 

@@ -3,6 +3,7 @@
 import type { ProxyNode } from '../compile/snapshot.ts';
 import type { Readiness } from './app-health.ts';
 import type { ListenerLimits } from './listener-limits.ts';
+import type { CaptureOptions } from './proxy.ts';
 
 export interface ProxyBootstrap {
   node: Omit<ProxyNode, 'healthy'>;
@@ -18,4 +19,5 @@ export interface ProxyBootstrap {
   readiness?: Readiness;
   accessLog?: boolean;
   listenerLimits?: Partial<ListenerLimits>;
+  capture?: CaptureOptions;
 }

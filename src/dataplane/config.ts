@@ -88,6 +88,9 @@ export class ProxyConfig {
       if ((l.type === 'outbound' || l.type === 'gateway') && !cfg.routeTables.has(l.routeTable)) {
         reject(`listener ${l.name} refers to unknown route table ${l.routeTable}`);
       }
+      for (const t of (l.type === 'gateway' && l.tls) || [])
+        if (!cfg.routeTables.has(t.routeTable))
+          reject(`listener ${l.name} server ${t.name} refers to unknown route table ${t.routeTable}`);
     }
     for (const s of cfg.inbound?.services ?? []) {
       const key = `${s.host}:${s.port}`;

@@ -1,5 +1,5 @@
 // The proxy's sockets: the outbound listener (the app's HTTP proxy, CONNECT tunnels included), the
-// mTLS inbound listener, and one plain listener per Gateway server port.
+// mTLS inbound listener, and one listener per Gateway server port (plain, or HTTPS: gateway-tls.ts).
 import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
@@ -8,6 +8,7 @@ import { parseOutboundSni } from '../compile/hosts.ts';
 import { statusOf } from '../lib/codes.ts';
 import { peerIdentity } from '../lib/spiffe.ts';
 import type { CredentialStore } from './agent/credentials.ts';
+import { type GatewayTls, routeTableOf } from './gateway-tls.ts';
 import { authorityProblem } from './http/authority.ts';
 import { type PeerTls, PLAINTEXT } from './http/context.ts';
 import { H2Downstream } from './http/downstream.ts';
@@ -15,11 +16,19 @@ import { MAX_HEAD_BYTES, MAX_HEADERS } from './http/h1/parser.ts';
 import { H1Server, type RequestHandler } from './http/h1/server.ts';
 import { FLAGS_HEADER } from './http/headers.ts';
 import type { Pipeline } from './http/pipeline.ts';
+import { allowedUpgrade } from './http/upgrade.ts';
 import type { ListenerCounters, ListenerSettings } from './listener-limits.ts';
 
 const PEER = Symbol('trellis.peer');
 const INNER = Symbol('trellis.inner');
 const SESSIONS = Symbol('trellis.sessions');
+/** On a socket that came through a CONNECT tunnel and speaks HTTP/2 inside it: the tunnel's target. */
+const TUNNEL = Symbol('trellis.tunnel');
+
+/** The CONNECT target an HTTP/2 stream's connection came through, if any. */
+export function tunnelOf(stream: http2.ServerHttp2Stream): string | undefined {
+  return (stream.session?.socket as (Socket & { [TUNNEL]?: string }) | undefined)?.[TUNNEL];
+}
 
 type InnerServer = (H1Server | http2.Http2Server | tls.Server) & {
   [SESSIONS]?: Set<http2.Http2Session>;
@@ -122,32 +131,57 @@ function httpFront(
   pipeline: Pipeline,
   onRequest: RequestHandler,
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void,
-  opts: { tunnels: boolean; mtls?: { server: tls.Server; plaintext: () => boolean } },
+  opts: {
+    tunnels: boolean;
+    /** Who reports what this front refuses itself: the client side (source) or the server side. */
+    reporter: 'source' | 'destination';
+    mtls?: { server: tls.Server; plaintext: () => boolean };
+    tls?: GatewayTls;
+    /** Transparent capture: each connection's original destination; without one it is cut. */
+    destinationOf?: (socket: Socket) => Destination | undefined;
+  },
   listener: ListenerSettings,
 ): Front {
   const { limits } = listener;
-  const reporter = opts.mtls ? 'destination' : 'source';
+  const { reporter } = opts;
   const h1 = new H1Server(onRequest, {
     tunnels: opts.tunnels,
     onReject: (r) =>
       pipeline.protocolError(reporter, r.status, `${r.code}: ${r.message}`, r.socket instanceof TLSSocket),
     delayedCloseMs: limits.delayedCloseMs,
+    // gRPC clients behind grpc_proxy speak HTTP/2 with prior knowledge inside the tunnel.
+    onTunnelH2: opts.tunnels
+      ? (socket, tunnel) => {
+          (socket as Socket & { [TUNNEL]?: string })[TUNNEL] = tunnel;
+          h2.emit('connection', socket);
+        }
+      : undefined,
   });
   const h2 = http2.createServer({
     // The HTTP/1.1 head limits, as Node counts them for HTTP/2: pairs include the four request
     // pseudo-headers, the size is names and values. Past either the stream is reset (ENHANCE_YOUR_CALM).
     maxHeaderListPairs: MAX_HEADERS + 4,
-    settings: { maxHeaderListSize: MAX_HEAD_BYTES, maxConcurrentStreams: limits.maxConcurrentStreams },
+    // enableConnectProtocol: clients may open WebSockets with an extended CONNECT (RFC 8441).
+    settings: {
+      maxHeaderListSize: MAX_HEAD_BYTES,
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+      enableConnectProtocol: true,
+    },
   });
   h2.on('stream', (stream, headers, flags) => {
     // RFC 9113 §8.3.1: :authority is uri-host[:port] like Host. nghttp2 resets a stream whose
     // :authority has characters no authority has; what it lets through is checked here.
     const authority = (headers[':authority'] as string | undefined) ?? headers.host;
     const problem = authority === undefined ? null : authorityProblem(authority);
-    if (problem === null) onStream(stream, headers, flags);
+    const protocol = headers[':protocol'] as string | undefined;
+    const refused = protocol !== undefined && allowedUpgrade(protocol) === undefined;
+    if (problem === null && !refused) onStream(stream, headers, flags);
     else {
-      const code = 'TRL_HTTP_INVALID_HOST';
-      const rule = `${code}: :authority ${JSON.stringify(authority)}: ${problem}`;
+      const code = problem === null ? 'TRL_HTTP_UPGRADE_NOT_SUPPORTED' : 'TRL_HTTP_INVALID_HOST';
+      const rule =
+        problem === null
+          ? `${code}: :protocol ${JSON.stringify(protocol)} is not carried: the only upgrade allowed is websocket`
+          : `${code}: :authority ${JSON.stringify(authority)}: ${problem}`;
       const text = `${rule}\n`;
       stream.respond({
         ':status': statusOf(code),
@@ -160,23 +194,43 @@ function httpFront(
     }
   });
   trackSessions(h2);
-  const { mtls } = opts;
-  // After the handshake, the protocol the client proxy chose says which server gets the connection.
-  mtls?.server.on('secureConnection', (socket: TLSSocket) => {
+  const { mtls, tls: terminated } = opts;
+  // After the handshake, the protocol the client chose says which server gets the connection.
+  const serveSecure = (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
     else h1.serve(socket);
-  });
-  const front: Front = net.createServer({ noDelay: true }, (socket) =>
+  };
+  mtls?.server.on('secureConnection', serveSecure);
+  /**
+   * A connection the netns rules redirected here, for `dest`: HTTP is served as if it came through a
+   * CONNECT tunnel to `host:port`. (Where TCP proxying lands, non-HTTP goes there instead.)
+   */
+  const captured = (socket: Socket, dest: Destination) =>
+    sniff(socket, limits.sniffTimeoutMs, counters, (p) => {
+      if (p === 'tls') socket.destroy();
+      else if (p === 'h2c') h2.emit('connection', socket);
+      else h1.serve(socket, `${dest.host}:${dest.port}`);
+    });
+  const { destinationOf } = opts;
+  const front: Front = net.createServer({ noDelay: true }, (socket) => {
+    if (destinationOf) {
+      const dest = destinationOf(socket);
+      if (dest) captured(socket, dest);
+      else socket.destroy();
+      return;
+    }
     sniff(socket, limits.sniffTimeoutMs, counters, (p) => {
       if (p === 'tls') {
         if (mtls) mtls.server.emit('connection', socket);
+        else if (terminated) terminated.accept(socket);
         else socket.destroy();
-      } else if (mtls && !mtls.plaintext()) socket.destroy();
+      } else if ((mtls && !mtls.plaintext()) || terminated) socket.destroy();
       else if (p === 'h2c') h2.emit('connection', socket);
       else h1.serve(socket);
-    }),
-  );
+    });
+  });
   const counters = listener.stats.guard(front, listener.name, limits);
+  terminated?.bind(serveSecure, counters);
   // Node destroys a socket whose handshake fails, but only reports one that timed out.
   mtls?.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') counters.preCxTimeout.inc();
@@ -196,37 +250,62 @@ export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): 
   return httpFront(
     pipeline,
     (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
+    (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags), tunnelOf(stream)),
+    { tunnels: true, reporter: 'source' },
+    listener,
+  );
+}
+
+/** Where a captured connection was headed: a service host (or an address no service has) and port. */
+export interface Destination {
+  host: string;
+  port: number;
+}
+
+/**
+ * The outbound listener under transparent capture (see capture.ts): the app connected to a service's
+ * VIP, the netns rules redirected it here, and `destinationOf` recovers where it was going.
+ */
+export function capturedOutboundServer(
+  pipeline: Pipeline,
+  listener: ListenerSettings,
+  destinationOf: (socket: Socket) => Destination | undefined,
+): Front {
+  return httpFront(
+    pipeline,
+    (down, _socket, tunnel) => pipeline.outbound(down, tunnel),
     (stream, headers, flags) => pipeline.outbound(new H2Downstream(stream, headers, flags)),
-    { tunnels: true },
+    { tunnels: false, reporter: 'source', destinationOf },
     listener,
   );
 }
 
 /**
- * `table` is updated in place when a snapshot renames the route table of this port. With `creds`
- * (a mesh proxy's certificate), sidecars may also reach a plain HTTP server over mesh mutual TLS, as
- * they reach an egress gateway: TLS connections complete a handshake with a mesh certificate, the
- * rest is plaintext HTTP as before.
+ * `table` is updated in place when a snapshot renames the route table of this port. With `tls` (an
+ * HTTPS listener) only TLS is heard, and each connection's SNI names its server's route table.
+ * Otherwise, with `creds` (a mesh proxy's certificate), sidecars may also reach the plain HTTP server
+ * over mesh mutual TLS, as they reach an egress gateway: TLS connections complete a handshake with a
+ * mesh certificate, the rest is plaintext HTTP as before.
  */
 export function gatewayServer(
   pipeline: Pipeline,
   table: { name: string },
   listener: ListenerSettings,
-  creds?: CredentialStore,
+  secure: { creds?: CredentialStore; tls?: GatewayTls },
 ): Front {
+  const { creds, tls } = secure;
+  const tableOf = (socket: Socket) => (tls && routeTableOf(socket)) || table.name;
+  const mtls = !tls && creds ? { server: meshTlsServer(creds, listener), plaintext: () => true } : undefined;
+  // A sidecar over mesh mTLS is a peer with an identity; a terminated client's certificate is not one.
+  const peerFor = (socket: Socket) => (mtls ? peerOfConnection(socket) : PLAINTEXT);
   return httpFront(
     pipeline,
-    (down, socket) => pipeline.gateway(down, table.name, peerOfConnection(socket)),
-    (stream, headers, flags) =>
-      pipeline.gateway(
-        new H2Downstream(stream, headers, flags),
-        table.name,
-        peerOfConnection(stream.session!.socket as Socket),
-      ),
-    {
-      tunnels: false,
-      ...(creds ? { mtls: { server: meshTlsServer(creds, listener), plaintext: () => true } } : {}),
+    (down, socket) => pipeline.gateway(down, tableOf(socket), peerFor(socket)),
+    (stream, headers, flags) => {
+      const socket = stream.session!.socket as Socket;
+      pipeline.gateway(new H2Downstream(stream, headers, flags), tableOf(socket), peerFor(socket));
     },
+    { tunnels: false, reporter: 'source', ...(tls ? { tls } : {}), ...(mtls ? { mtls } : {}) },
     listener,
   );
 }
@@ -282,7 +361,7 @@ export function inboundServer(
         new H2Downstream(stream, headers, flags),
         peerOfConnection(stream.session!.socket as Socket),
       ),
-    { tunnels: false, mtls: { server: mtls, plaintext: acceptsPlaintext } },
+    { tunnels: false, reporter: 'destination', mtls: { server: mtls, plaintext: acceptsPlaintext } },
     listener,
   );
 }

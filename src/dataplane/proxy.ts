@@ -2,7 +2,7 @@
 // Snapshots are applied off the request path and swapped in atomically; in-flight requests finish on
 // the config they started with.
 import http from 'node:http';
-import type { ProxyNode, ProxySnapshot } from '../compile/snapshot.ts';
+import type { GatewayListener, ProxyNode, ProxySnapshot } from '../compile/snapshot.ts';
 import { errorMessage, TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { createIstioMetrics } from '../telemetry/istio.ts';
@@ -10,10 +10,13 @@ import { processMetrics, Registry } from '../telemetry/metrics.ts';
 import { Agent } from './agent/agent.ts';
 import { CredentialStore } from './agent/credentials.ts';
 import { AppHealth, type Readiness } from './app-health.ts';
+import { ConntrackTable, capturedDestination } from './capture.ts';
 import { ProxyConfig } from './config.ts';
+import { GatewayTls } from './gateway-tls.ts';
 import { Pipeline } from './http/pipeline.ts';
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits, ListenerStats } from './listener-limits.ts';
 import {
+  capturedOutboundServer,
   closeServer,
   type Front,
   gatewayServer,
@@ -45,7 +48,16 @@ export interface ProxyOptions {
   accessLog: boolean;
   /** Per listener; what is not given is DEFAULT_LISTENER_LIMITS'. */
   listenerLimits?: Partial<ListenerLimits>;
+  /** Transparent capture (capture.ts): the outbound listener takes redirected connections instead. */
+  capture?: CaptureOptions;
   log: Logger;
+}
+
+export interface CaptureOptions {
+  /** An open descriptor of the netns's /proc/net/nf_conntrack, inherited from the runtime. */
+  conntrackFd: number;
+  /** Where the outbound listener binds (the redirect's target, 127.0.0.1). */
+  outboundHost: string;
 }
 
 export interface RunningProxy {
@@ -57,6 +69,13 @@ export interface RunningProxy {
 interface GatewayBinding {
   server: Front;
   table: { name: string };
+  /** HTTPS listeners: the TLS termination, updated in place by each snapshot. */
+  tls?: GatewayTls;
+}
+
+function outboundAddresses(pipeline: Pipeline): Record<string, string> | undefined {
+  for (const l of pipeline.config?.snapshot.listeners ?? []) if (l.type === 'outbound') return l.addresses;
+  return undefined;
 }
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
@@ -120,6 +139,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     const chains = pipeline.build(next);
     if (node.role === 'gateway') await reconcileGateways(next);
     pipeline.use(chains);
+    // After the chains: a new server's route table is there before its first connection.
+    for (const l of next.snapshot.listeners)
+      if (l.type === 'gateway' && l.tls) gateways.get(l.port)?.tls?.update(l.tls);
     const live = next.liveState();
     upstreamState.retain(live.endpoints, live.clusters);
     const keepPeers = new Set<string>();
@@ -136,15 +158,34 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   /** Binds new gateway ports first; if any fails, the snapshot is rejected and nothing changes. */
   async function reconcileGateways(next: ProxyConfig): Promise<void> {
-    const wanted = new Map<number, string>();
-    for (const l of next.snapshot.listeners) if (l.type === 'gateway') wanted.set(l.port, l.routeTable);
+    const wanted = new Map<number, GatewayListener>();
+    for (const l of next.snapshot.listeners) if (l.type === 'gateway') wanted.set(l.port, l);
+    // A port that turns from HTTP to HTTPS (or back) is a new listener: the old one goes first.
+    for (const [port, b] of gateways) {
+      const l = wanted.get(port);
+      if (l && (l.protocol === 'HTTPS') !== (b.tls !== undefined)) {
+        gateways.delete(port);
+        await closeServer(b.server, 0);
+      }
+    }
     const opened: [number, GatewayBinding][] = [];
-    for (const [port, table] of wanted) {
+    for (const [port, l] of wanted) {
       if (gateways.has(port)) continue;
-      const ref = { name: table };
+      const ref = { name: l.routeTable };
+      const name = `0.0.0.0_${port}`;
+      const tls =
+        l.protocol === 'HTTPS'
+          ? new GatewayTls({
+              name,
+              handshakeTimeoutMs: limits.handshakeTimeoutMs,
+              helloTimeoutMs: limits.sniffTimeoutMs,
+              log,
+            })
+          : undefined;
       const binding: GatewayBinding = {
         table: ref,
-        server: gatewayServer(pipeline, ref, listener(`0.0.0.0_${port}`), creds),
+        server: gatewayServer(pipeline, ref, listener(name), { creds, tls }),
+        ...(tls && { tls }),
       };
       const hostPort = node.gatewayPorts?.[String(port)] ?? port;
       try {
@@ -161,7 +202,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
     for (const [port, b] of opened) gateways.set(port, b);
     for (const [port, b] of gateways) {
-      const table = wanted.get(port);
+      const table = wanted.get(port)?.routeTable;
       if (table) b.table.name = table;
       else {
         gateways.delete(port);
@@ -185,8 +226,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const servers: (Front | http.Server)[] = [];
   const ports: RunningProxy['ports'] = { admin: 0 };
   if (node.role === 'sidecar') {
-    const outbound = outboundServer(pipeline, listener('outbound'));
-    ports.outbound = await listen(outbound, o.bindHost, o.outboundPort);
+    const capture = o.capture;
+    const outbound = capture
+      ? capturedOutboundServer(
+          pipeline,
+          listener('outbound'),
+          capturedDestination(new ConntrackTable(capture.conntrackFd), () => outboundAddresses(pipeline)),
+        )
+      : outboundServer(pipeline, listener('outbound'));
+    ports.outbound = await listen(outbound, capture?.outboundHost ?? o.bindHost, o.outboundPort);
     const inbound = inboundServer(
       pipeline,
       creds,

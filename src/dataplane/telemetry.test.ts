@@ -54,3 +54,33 @@ test('request telemetry: Istio labels from both ends, one series per peer and ou
     /istio_requests_total\{reporter="destination",source_workload="unknown",[^}]*connection_security_policy="none"\} 1\n/,
   );
 });
+
+test('gRPC exchanges: request_protocol grpc, grpc_response_status, message counts; HTTP ones have none', () => {
+  const registry = new Registry();
+  const t = new RequestTelemetry(createIstioMetrics(registry), self);
+  const peer = t.peer(encodePeer(caller), caller.principal);
+  const base = { ...exchange, durationMs: 1, requestBytes: 0, responseBytes: 0 };
+  t.record('destination', peer, { ...base, grpc: { status: '0', requestMessages: 3, responseMessages: 5 } });
+  t.record('destination', peer, { ...base, grpc: { status: '0', requestMessages: 1, responseMessages: 1 } });
+  t.record('destination', peer, { ...base, grpc: { status: '14', requestMessages: 1, responseMessages: 0 } });
+  t.record('destination', peer, base);
+  const text = registry.render();
+  const sample = (name: string, labels: string) =>
+    new RegExp(`${name}\\{[^}]*${labels}[^}]*\\} (\\d+)`).exec(text)?.[1];
+  assert.equal(
+    sample('istio_requests_total', 'request_protocol="grpc",response_code="200",grpc_response_status="0"'),
+    '2',
+  );
+  assert.equal(sample('istio_requests_total', 'grpc_response_status="14"'), '1');
+  assert.equal(sample('istio_request_messages_total', 'grpc_response_status="0"'), '4');
+  assert.equal(sample('istio_response_messages_total', 'grpc_response_status="0"'), '6');
+  assert.equal(
+    sample('istio_requests_total', 'request_protocol="http",response_code="200",grpc_response_status=""'),
+    '1',
+  );
+  assert.doesNotMatch(
+    text,
+    /istio_request_messages_total\{[^}]*request_protocol="http"/,
+    'no message series for HTTP',
+  );
+});

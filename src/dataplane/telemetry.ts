@@ -78,6 +78,8 @@ export interface ExchangeOutcome {
   durationMs: number;
   requestBytes: number;
   responseBytes: number;
+  /** A gRPC exchange: its status (grpc_response_status) and the messages each way. */
+  grpc?: { status: string; requestMessages: number; responseMessages: number };
 }
 
 /** The labels that pick one series: who called whom, and how it went. */
@@ -89,6 +91,7 @@ interface SeriesKey {
   serviceName: string | undefined;
   protocol: string;
   code: number;
+  grpcStatus: string | undefined;
   flags: string;
   mtls: boolean;
 }
@@ -115,6 +118,7 @@ function requestSeries(metrics: IstioMetrics, r: SeriesKey): IstioRequestSeries 
     destination_cluster: 'Kubernetes',
     request_protocol: r.protocol,
     response_code: r.code,
+    grpc_response_status: r.grpcStatus,
     response_flags: r.flags,
     connection_security_policy: r.reporter === 'source' ? 'unknown' : r.mtls ? 'mutual_tls' : 'none',
   };
@@ -155,7 +159,9 @@ export class RequestTelemetry {
       byPeer = new Map();
       this.series.set(peer, byPeer);
     }
-    const key = `${reporter}|${r.service}|${r.serviceName ?? ''}|${r.code}|${r.flags}|${r.mtls}`;
+    const grpc = r.grpc;
+    let key = `${reporter}|${r.service}|${r.serviceName ?? ''}|${r.code}|${r.flags}|${r.mtls}`;
+    if (grpc) key += `|grpc|${grpc.status}`;
     let s = byPeer.get(key);
     if (s === undefined) {
       const source = reporter === 'source';
@@ -165,8 +171,9 @@ export class RequestTelemetry {
         destination: source ? peer : this.self,
         service: r.service,
         serviceName: r.serviceName,
-        protocol: 'http',
+        protocol: grpc ? 'grpc' : 'http',
         code: r.code,
+        grpcStatus: grpc?.status,
         flags: r.flags,
         mtls: r.mtls,
       });
@@ -176,5 +183,9 @@ export class RequestTelemetry {
     s.duration.observe(r.durationMs);
     s.requestBytes.observe(r.requestBytes);
     s.responseBytes.observe(r.responseBytes);
+    if (grpc) {
+      s.requestMessages!.inc(grpc.requestMessages);
+      s.responseMessages!.inc(grpc.responseMessages);
+    }
   }
 }

@@ -56,6 +56,10 @@ export const ERROR_CODES = {
     status: 500,
     cause: 'trellis up, run as root, cannot create the system user an app or proxy runs as',
   },
+  TRL_CAPTURE_SETUP: {
+    status: 500,
+    cause: 'trellis up cannot set up transparent capture (network namespace, veth, bridge or nftables rules)',
+  },
   TRL_MESH_NOT_READY: {
     status: 503,
     cause: 'trellis up gave up waiting for the control plane or a workload: read the logs it names',
@@ -124,6 +128,7 @@ export const ERROR_CODES = {
   TRL_HTTP_FORBIDDEN_TRAILER: { status: 400, cause: 'Content-Length, Transfer-Encoding or Host in trailers' },
   TRL_HTTP_DATA_AFTER_CLOSE: { status: 400, cause: 'another request after one that said Connection: close' },
   TRL_HTTP_UPGRADE_WITH_BODY: { status: 400, cause: 'an Upgrade request with a body' },
+  TRL_HTTP_UPGRADE_NOT_SUPPORTED: { status: 403, cause: 'an Upgrade (or :protocol) other than websocket' },
   TRL_HTTP_CONNECT_NOT_ALLOWED: { status: 405, cause: "CONNECT anywhere but the sidecar's outbound port" },
   TRL_HTTP_URI_TOO_LONG: { status: 414, cause: 'a request line longer than the head limit' },
   TRL_HTTP_HEADERS_TOO_LARGE: { status: 431, cause: 'a request head (with trailers) larger than the limit' },

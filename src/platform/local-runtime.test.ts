@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { appEnvironment, readinessOf } from './local-runtime.ts';
+import type { WorkloadSpec } from '../api/kinds/workload.ts';
+import { appEnvironment, expandArgs, readinessOf } from './local-runtime.ts';
 
 test('an app learns where each of its ports really is, and its sidecar is its HTTP proxy', () => {
   const env = appEnvironment(
@@ -67,4 +68,23 @@ test('readiness follows the Workload probe, with defaults', () => {
     failureThreshold: 5,
   });
   assert.equal(readinessOf({ ports: [] }, ports), undefined);
+});
+
+test('under capture the app is told its ports and nothing of a proxy', () => {
+  const spec = { command: 'node', ports: [{ name: 'http', port: 9080 }] } as WorkloadSpec;
+  const env = appEnvironment(spec, { 9080: 9080 }, 'front-0', undefined);
+  assert.equal(env.PORT, '9080');
+  assert.equal(env.HTTP_PROXY, undefined);
+  assert.equal(env.NODE_USE_ENV_PROXY, undefined);
+});
+
+test('args expand $(VAR) from the app environment as Kubernetes does', () => {
+  const env = { PORT: '9080', PORT_HTTP: '9080' };
+  assert.deepEqual(expandArgs(['--port=$(PORT)', '$(PORT_HTTP)', '$$(PORT)', '$(UNSET)', 'a$b'], env), [
+    '--port=9080',
+    '9080',
+    '$(PORT)',
+    '$(UNSET)',
+    'a$b',
+  ]);
 });

@@ -1,18 +1,29 @@
 // `trellis up`: the whole mesh on one machine. Reads the mesh file (Services, Workloads and any Istio
 // resources), starts the control plane, applies the file, then every workload's app beside its sidecar
 // and the gateways; supervises them all and stops them all.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { ServiceSpec } from '../api/kinds/service.ts';
 import { WORKLOAD_DEFAULTS, type WorkloadSpec } from '../api/kinds/workload.ts';
 import { kindKey, type Resource } from '../api/resource.ts';
 import { validateText } from '../api/validate.ts';
+import { clusterIps } from '../compile/cluster-ips.ts';
+import { serviceFqdn } from '../compile/hosts.ts';
 import type { ControlPlaneInfo } from '../controlplane/control-plane.ts';
 import type { InstanceRecord } from '../controlplane/registry/instances.ts';
 import type { Readiness } from '../dataplane/app-health.ts';
 import type { ProxyBootstrap } from '../dataplane/bootstrap.ts';
 import { TrellisError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import {
+  type CaptureMode,
+  CaptureNetwork,
+  CONTROL_PLANE_NAME,
+  captureUnavailable,
+  hostsFile,
+  removeStaleCapture,
+} from './capture-network.ts';
 import { PortAllocator } from './ports.ts';
 import { Supervised } from './process.ts';
 import { strippedEntry } from './stripped.ts';
@@ -22,7 +33,7 @@ export interface MeshOptions {
   /** A mesh file, or a directory holding `mesh.yaml`. */
   source: string;
   stateDir: string;
-  /** Overrides the first gateway port's hostPort (0 = any free port). */
+  /** Overrides the first gateway port's hostPort; 0 gives every gateway port a free one. */
   gatewayPort?: number;
   apiPort: number;
   xdsPort: number;
@@ -30,6 +41,8 @@ export interface MeshOptions {
   /** Plugged-in CA directory (Istio's cacerts layout). */
   caDir?: string;
   accessLog?: boolean;
+  /** Transparent capture in a netns per instance, the explicit HTTP proxy, or the first that works. */
+  capture?: CaptureMode;
   log: Logger;
 }
 
@@ -38,6 +51,10 @@ export interface InstanceInfo {
   workload: string;
   namespace: string;
   role: 'sidecar' | 'gateway';
+  /** Where the instance's proxy listens: its netns address under capture, else 127.0.0.1. */
+  address: string;
+  /** Under capture, the instance's network namespace. */
+  netns?: string;
   appPort?: number;
   /** Every workload port → where the app really listens. */
   appPorts?: Record<string, number>;
@@ -49,6 +66,8 @@ export interface InstanceInfo {
 
 /** Written to `<state>/mesh.json`: what runs where, for users and tests. */
 export interface MeshInfo {
+  /** How apps reach their sidecars: `netns` (transparent capture) or `explicit` (HTTP_PROXY). */
+  capture: 'netns' | 'explicit';
   controlPlane: ControlPlaneInfo;
   gateways: string[];
   instances: InstanceInfo[];
@@ -93,7 +112,7 @@ export function appEnvironment(
   spec: WorkloadSpec,
   appPorts: Record<string, number>,
   hostname: string,
-  outboundPort: number,
+  outboundPort: number | undefined,
 ): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...withoutAdminCredential(process.env), ...spec.env, HOSTNAME: hostname };
   const ports = spec.ports ?? [];
@@ -103,6 +122,8 @@ export function appEnvironment(
     env[`PORT_${p.port}`] = real;
     if (p.name) env[`PORT_${p.name.toUpperCase().replaceAll('-', '_')}`] = real;
   }
+  // Under capture the netns sends every connection to the sidecar: the app is told nothing.
+  if (outboundPort === undefined) return env;
   // The sidecar is the app's HTTP proxy: plain names like http://reviews:9080 go through it.
   const proxy = `http://127.0.0.1:${outboundPort}`;
   const noProxy = ['localhost', '127.0.0.1', '::1', spec.env?.NO_PROXY ?? spec.env?.no_proxy]
@@ -116,6 +137,62 @@ export function appEnvironment(
     NODE_USE_ENV_PROXY: '1',
   });
   return env;
+}
+
+/**
+ * Kubernetes' `$(VAR)` in args: a variable of the app's environment (PORT, PORT_HTTP, ...) is put in,
+ * `$$` stands for a literal `$`, and a reference to a variable that is not set stays as written.
+ */
+export function expandArgs(args: string[], env: NodeJS.ProcessEnv): string[] {
+  return args.map((a) =>
+    a.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) =>
+      name === undefined ? '$' : (env[name] ?? m),
+    ),
+  );
+}
+
+/** The marker in every child's environment: the next `up` on the state dir knows its leftovers by it. */
+const MESH_MARK = 'TRELLIS_MESH_STATE';
+
+/**
+ * Processes a killed `up` on this state dir left (only when they outlived it, e.g. started without
+ * setpriv): each recorded pid that still carries this state dir's mark is killed.
+ */
+function killLeftovers(pids: string, state: string, log: Logger): void {
+  let files: string[];
+  try {
+    files = readdirSync(pids);
+  } catch {
+    return;
+  }
+  for (const f of files) {
+    const pid = Number(readFileSync(path.join(pids, f), 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 1) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    if (!environ.split('\0').includes(`${MESH_MARK}=${state}`)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      log.warn('killed a process left by an earlier trellis up', { pid, process: f });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/** `netns` when capture can work here (or is demanded), else `explicit`, said in one line. */
+async function captureMode(mode: CaptureMode, log: Logger): Promise<'netns' | 'explicit'> {
+  if (mode === 'explicit') return 'explicit';
+  const reason = await captureUnavailable();
+  if (reason === undefined) return 'netns';
+  if (mode === 'netns')
+    throw new TrellisError('TRL_CAPTURE_SETUP', `--capture=netns: ${reason}; use --capture=explicit`);
+  log.warn(`transparent capture unavailable (${reason}): apps use their sidecar as HTTP_PROXY`);
+  return 'explicit';
 }
 
 /** The API's admin credential is the supervisor's: no app or proxy inherits it from its environment. */
@@ -298,6 +375,10 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
     await chmod(state, 0o711);
     await chmod(dirs.proxies, 0o711);
   }
+  // A killed `up` may have left processes and its network behind: they go before anything starts.
+  killLeftovers(dirs.pids, state, o.log);
+  if (await removeStaleCapture(state))
+    o.log.warn('removed the network an earlier trellis up left', { state });
   await rm(path.join(state, 'control-plane.json'), { force: true });
   // Every instance starts afresh, on new ports: endpoints remembered from an earlier run are stale,
   // and so are the instances (and credentials) the platform registered then.
@@ -306,15 +387,32 @@ export async function startMesh(o: MeshOptions): Promise<RunningMesh> {
 
   const processes = new Map<string, Supervised>();
   const portAllocator = new PortAllocator();
+  const mode = await captureMode(o.capture ?? 'auto', o.log);
+  const network: { net?: CaptureNetwork } = {};
   const stop = async () => {
     // Apps first, then their proxies, the control plane last.
     const order = (k: string) => (k.startsWith('app ') ? 0 : k.startsWith('proxy ') ? 1 : 2);
     const groups = [0, 1, 2].map((g) => [...processes].filter(([k]) => order(k) === g).map(([, p]) => p));
     for (const g of groups) await Promise.all(g.map((p) => p.stop()));
     portAllocator.release();
+    await network.net?.destroy();
   };
   try {
-    const info = await launch(o, file, text, workloads, dirs, processes, portAllocator);
+    const services = validated.resources.filter(
+      (r) => kindKey(r.apiVersion, r.kind) === kindKey('v1', 'Service'),
+    ) as Resource<ServiceSpec>[];
+    const info = await launch(
+      o,
+      file,
+      text,
+      workloads,
+      services,
+      dirs,
+      processes,
+      portAllocator,
+      mode,
+      network,
+    );
     return { info, processes, stop };
   } catch (err) {
     // Half a mesh is no use: whatever started is stopped again.
@@ -328,14 +426,17 @@ async function launch(
   file: string,
   text: string,
   workloads: Resource<WorkloadSpec>[],
+  services: Resource<ServiceSpec>[],
   dirs: StateDirs,
   processes: Map<string, Supervised>,
   portAllocator: PortAllocator,
+  requested: 'netns' | 'explicit',
+  network: { net?: CaptureNetwork },
 ): Promise<MeshInfo> {
   const baseDir = path.dirname(path.resolve(file));
   const node = process.execPath;
   const proxyCli = strippedEntry('src/cli/main.ts');
-  const env = { ...process.env, TRELLIS_LOG_FORMAT: 'json' };
+  const env = { ...process.env, TRELLIS_LOG_FORMAT: 'json', [MESH_MARK]: dirs.state };
   const proxyEnv = withoutAdminCredential(env);
   const users = platformUsers(runsAsRoot());
 
@@ -399,6 +500,33 @@ async function launch(
   });
   if (!res.ok) throw new TrellisError('TRL_VALIDATION', `applying ${file} failed: ${await res.text()}`);
 
+  let mode = requested;
+  if (mode === 'netns') {
+    try {
+      network.net = await CaptureNetwork.create(dirs.state, cpPorts.xds);
+    } catch (err) {
+      if (o.capture === 'netns') throw err;
+      o.log.warn(
+        `transparent capture unavailable (${(err as Error).message}): apps use their sidecar as HTTP_PROXY`,
+      );
+      mode = 'explicit';
+    }
+  }
+  const net = network.net;
+  // Each Service's VIP by its names, for every netns's hosts file (compile gives proxies the same map).
+  const vips = [
+    ...clusterIps(
+      services.map((s) => ({
+        fqdn: serviceFqdn(s.metadata.name, s.metadata.namespace),
+        clusterIP: s.spec.clusterIP,
+      })),
+    ),
+  ].map(([fqdn, ip]) => {
+    const [name, namespace] = fqdn.split('.');
+    return { name, namespace, ip };
+  });
+  let netIndex = 0;
+
   const instances: InstanceInfo[] = [];
   const gateways: string[] = [];
   let gatewayOverride = o.gatewayPort;
@@ -414,31 +542,49 @@ async function launch(
         port: p.port,
         protocol: p.protocol ?? WORKLOAD_DEFAULTS.protocol,
       }));
+      const captured =
+        net && role === 'sidecar'
+          ? await net.add(netIndex++, (address) =>
+              hostsFile({ address, hostname, namespace: w.metadata.namespace }, net.bridgeAddress, vips),
+            )
+          : undefined;
       const inst: InstanceInfo = {
         id,
         workload: w.metadata.name,
         namespace: w.metadata.namespace,
         role,
-        adminPort: await portAllocator.next(),
+        address: captured?.address ?? '127.0.0.1',
+        netns: captured?.netns,
+        // A netns of its own: Istio's ports, and the app on its real ones.
+        adminPort: captured ? 15000 : await portAllocator.next(),
       };
       const appPorts: Record<string, number> = {};
       const gatewayPorts: Record<string, number> = {};
-      if (role === 'sidecar') {
+      if (captured) {
+        for (const p of ports) appPorts[String(p.port)] = p.port;
+        inst.appPort = ports[0]?.port;
+        if (ports.length) inst.appPorts = appPorts;
+        inst.outboundPort = 15001;
+        inst.inboundPort = 15006;
+      } else if (role === 'sidecar') {
         for (const p of ports) appPorts[String(p.port)] = await portAllocator.next();
         inst.appPort = ports[0] ? appPorts[String(ports[0].port)] : undefined;
         if (ports.length) inst.appPorts = appPorts;
         inst.outboundPort = await portAllocator.next();
         inst.inboundPort = await portAllocator.next();
       } else {
+        // A container port is exposed at its hostPort; `--gateway-port` moves the first one, and 0
+        // gives every gateway port a free one (parallel meshes on one machine).
         for (const p of spec.ports ?? []) {
-          let hostPort = p.hostPort ?? p.port;
+          let hostPort = o.gatewayPort === 0 ? 0 : (p.hostPort ?? p.port);
           if (gatewayOverride !== undefined) {
             hostPort = gatewayOverride;
             gatewayOverride = undefined;
           }
           if (hostPort === 0) hostPort = await portAllocator.next();
           gatewayPorts[String(p.port)] = hostPort;
-          gateways.push(`http://localhost:${hostPort}`);
+          const scheme = p.name?.startsWith('https') ? 'https' : 'http';
+          gateways.push(`${scheme}://localhost:${hostPort}`);
         }
         inst.gatewayPorts = gatewayPorts;
       }
@@ -450,26 +596,35 @@ async function launch(
           namespace: w.metadata.namespace,
           serviceAccount: spec.serviceAccount ?? WORKLOAD_DEFAULTS.serviceAccount,
           labels: spec.labels ?? {},
-          address: '127.0.0.1',
+          address: inst.address,
           ports,
           gatewayPorts: role === 'gateway' ? gatewayPorts : undefined,
         },
         trustDomain: 'cluster.local',
-        controlPlane: cpInfo.xds,
+        controlPlane: captured ? `https://${CONTROL_PLANE_NAME}:${cpPorts.xds}` : cpInfo.xds,
         rootCertFile: cpInfo.rootCert,
         tokenFile: path.join(dirs.proxies, `${id}.token`),
-        bindHost: '127.0.0.1',
+        bindHost: inst.address,
         outboundPort: inst.outboundPort ?? 0,
         inboundPort: inst.inboundPort ?? 0,
         adminPort: inst.adminPort,
         appPorts,
         readiness: role === 'sidecar' ? readinessOf(spec, appPorts) : undefined,
         accessLog: o.accessLog,
+        capture: captured ? { conntrackFd: 3, outboundHost: '127.0.0.1' } : undefined,
       };
       // The inbound port is the platform's choice, so it is part of the record the proxy must match.
       const record = { ...bootstrap.node, inboundPort: inst.inboundPort };
       const token = await registerInstance(cpInfo.api, auth, record);
       const proxyUser = await users.proxy(id);
+      if (captured)
+        await net!.capture(captured.netns, {
+          // Capture needs root, and as root every proxy has a user of its own.
+          proxyUid: proxyUser!.uid,
+          outboundPort: inst.outboundPort!,
+          inboundPort: inst.inboundPort!,
+          adminPort: inst.adminPort,
+        });
       await writePrivate(bootstrap.tokenFile!, `${token}\n`, proxyUser);
       const bootstrapFile = path.join(dirs.proxies, `${id}.json`);
       await writePrivate(bootstrapFile, JSON.stringify(bootstrap, null, 2), proxyUser);
@@ -487,19 +642,22 @@ async function launch(
           user: proxyUser,
           logFile: path.join(dirs.logs, `${id}.proxy.log`),
           pidFile: path.join(dirs.pids, `${id}.proxy.pid`),
+          netns: captured?.netns,
+          conntrackFd: captured !== undefined,
+          pidNamespace: true,
         },
         o.log,
       );
       processes.set(`proxy ${id}`, proxy);
       await proxy.start();
       if (role === 'sidecar' && spec.command) {
-        const appEnv = appEnvironment(spec, appPorts, hostname, inst.outboundPort!);
+        const appEnv = appEnvironment(spec, appPorts, hostname, captured ? undefined : inst.outboundPort);
         const command = spec.command === 'node' ? node : spec.command;
         const app = new Supervised(
           {
             name: `app ${id}`,
             command,
-            args: spec.args ?? [],
+            args: expandArgs(spec.args ?? [], appEnv),
             cwd: path.resolve(baseDir, spec.workingDir ?? '.'),
             env: appEnv,
             user: await users.app(
@@ -508,6 +666,8 @@ async function launch(
             ),
             logFile: path.join(dirs.logs, `${id}.app.log`),
             pidFile: path.join(dirs.pids, `${id}.app.pid`),
+            netns: captured?.netns,
+            pidNamespace: true,
           },
           o.log,
         );
@@ -519,7 +679,7 @@ async function launch(
   }
 
   await waitReady(cpInfo.api, auth, instances, dirs);
-  const info: MeshInfo = { controlPlane: cpInfo, gateways, instances };
+  const info: MeshInfo = { capture: mode, controlPlane: cpInfo, gateways, instances };
   await writeFile(path.join(dirs.state, 'mesh.json'), `${JSON.stringify(info, null, 2)}\n`);
   return info;
 }

@@ -30,7 +30,7 @@ function canBind(port: number, host: string): Promise<boolean> {
   });
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -124,10 +124,14 @@ describe('simulate: the ingress gateway', () => {
   const gateway = scenario('bookinfo-gateway.yaml');
 
   test('the product page is routed to productpage on the gateway port', async () => {
-    const sim = await from(gateway, INGRESS, { authority: 'localhost:8080', path: '/productpage', port: 80 });
-    assert.equal(sim.listener, '0.0.0.0_80');
-    assert.equal(sim.routeTable, 'http.80');
-    assert.equal(sim.virtualHost, '*:80');
+    const sim = await from(gateway, INGRESS, {
+      authority: 'localhost:8080',
+      path: '/productpage',
+      port: 8080,
+    });
+    assert.equal(sim.listener, '0.0.0.0_8080');
+    assert.equal(sim.routeTable, 'http.8080');
+    assert.equal(sim.virtualHost, '*:8080');
     assert.equal(sim.route?.origin, 'VirtualService default/bookinfo http[0]');
     assert.deepEqual(targets(sim), [
       {
@@ -146,14 +150,14 @@ describe('simulate: the ingress gateway', () => {
 
   test('a path no rule matches gets no route', async () => {
     const sim = await from(gateway, INGRESS, { authority: 'localhost', path: '/admin' });
-    assert.equal(sim.virtualHost, '*:80');
-    assert.deepEqual(sim.refused, { status: 404, flag: 'NR', reason: 'no route matched in *:80' });
+    assert.equal(sim.virtualHost, '*:8080');
+    assert.deepEqual(sim.refused, { status: 404, flag: 'NR', reason: 'no route matched in *:8080' });
   });
 
   test('a port the gateway does not listen on is named as such', async () => {
     await assert.rejects(
       from(gateway, INGRESS, { authority: 'localhost', path: '/', port: 443 }),
-      /no listener on port 443; it has 0\.0\.0\.0_80 \(port 80\)/,
+      /no listener on port 443; it has 0\.0\.0\.0_8080 \(port 8080\)/,
     );
   });
 });

@@ -33,7 +33,7 @@ export interface SimulatedRequest {
   method?: string;
   /** Header names in any case. */
   headers?: Record<string, string>;
-  /** A gateway's listener port (its Gateway server port); unset when it has one listener. */
+  /** A gateway's listener port (a server port, or its Service's targetPort); unset when it has one listener. */
   port?: number;
   /**
    * For the inbound listener of a sidecar: the client proxy's mTLS identity (a SPIFFE ID) and the SNI

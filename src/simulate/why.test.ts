@@ -109,7 +109,7 @@ describe('why: hop by hop', () => {
     );
     await assert.rejects(
       why(mesh, { source: 'external', method: 'GET', url: 'http://details:9080/' }),
-      /a client outside the mesh reaches it through a gateway \(http:\/\/localhost:8080\)/,
+      /a client outside the mesh reaches it through a gateway \(http:\/\/localhost:8080, https:\/\/localhost:8443\)/,
     );
     await assert.rejects(
       why(mesh, { source: 'external', method: 'GET', url: 'details/x' }),

@@ -220,7 +220,12 @@ function isLoopback(host: string): boolean {
 function gatewayUrls(nodes: readonly ProxyNode[]): string[] {
   return nodes
     .filter((n) => n.role === 'gateway')
-    .flatMap((n) => Object.values(n.gatewayPorts ?? {}).map((p) => `http://localhost:${p}`));
+    .flatMap((n) =>
+      Object.entries(n.gatewayPorts ?? {}).map(([port, bound]) => {
+        const name = n.ports.find((p) => p.port === Number(port))?.name;
+        return `${name?.startsWith('https') ? 'https' : 'http'}://localhost:${bound}`;
+      }),
+    );
 }
 
 /**

@@ -58,6 +58,9 @@ export interface IstioRequestSeries {
   duration: HistogramSeries;
   requestBytes: HistogramSeries;
   responseBytes: HistogramSeries;
+  /** gRPC series only (request_protocol "grpc"): messages each way, as Envoy's grpc_stats counts them. */
+  requestMessages?: CounterSeries;
+  responseMessages?: CounterSeries;
 }
 
 export interface IstioTcpSeries {
@@ -72,6 +75,8 @@ export interface IstioMetrics {
   duration: Histogram;
   requestBytes: Histogram;
   responseBytes: Histogram;
+  requestMessages: Counter;
+  responseMessages: Counter;
   tcpOpened: Counter;
   tcpClosed: Counter;
   tcpSentBytes: Counter;
@@ -177,6 +182,16 @@ export function createIstioMetrics(registry: Registry): IstioMetrics {
     ISTIO_REQUEST_LABELS,
     ISTIO_BYTES_BUCKETS,
   );
+  const requestMessages = registry.counter(
+    'istio_request_messages_total',
+    'gRPC messages sent by clients.',
+    ISTIO_REQUEST_LABELS,
+  );
+  const responseMessages = registry.counter(
+    'istio_response_messages_total',
+    'gRPC messages sent by servers.',
+    ISTIO_REQUEST_LABELS,
+  );
   const tcpOpened = registry.counter(
     'istio_tcp_connections_opened_total',
     'TCP connections opened.',
@@ -227,6 +242,8 @@ export function createIstioMetrics(registry: Registry): IstioMetrics {
     duration,
     requestBytes,
     responseBytes,
+    requestMessages,
+    responseMessages,
     tcpOpened,
     tcpClosed,
     tcpSentBytes,
@@ -260,6 +277,10 @@ export function createIstioMetrics(registry: Registry): IstioMetrics {
           requestBytes: requestBytes.series(values),
           responseBytes: responseBytes.series(values),
         };
+        if (l.request_protocol === 'grpc') {
+          bundle.requestMessages = requestMessages.series(values);
+          bundle.responseMessages = responseMessages.series(values);
+        }
         requestBundles.set(key, bundle);
       }
       return bundle;

@@ -66,8 +66,9 @@ export class Mesh {
     });
   }
 
-  static async up(source: string, extra: string[] = []): Promise<Mesh> {
-    const stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-e2e-'));
+  /** `stateDir`: an existing one (e.g. one a killed `up` left); by default a new one. */
+  static async up(source: string, extra: string[] = [], stateDir?: string): Promise<Mesh> {
+    stateDir ??= await mkdtemp(path.join(tmpdir(), 'trellis-e2e-'));
     const child = spawn(
       process.execPath,
       [
@@ -82,6 +83,8 @@ export class Mesh {
         '0',
         '--xds-port',
         '0',
+        // Explicit HTTP_PROXY unless a test asks for capture: fast, and the same on any machine.
+        ...(extra.some((a) => a.startsWith('--capture')) ? [] : ['--capture=explicit']),
         ...extra,
       ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },

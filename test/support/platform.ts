@@ -57,7 +57,7 @@ export async function platformInstance(
 export async function meshProxy(
   info: Pick<ControlPlaneInfo, 'api' | 'adminTokenFile' | 'xds' | 'rootCert'>,
   node: Omit<ProxyNode, 'healthy' | 'address' | 'inboundPort'>,
-  opts: { appPort?: number; log: Logger; listenerLimits?: Partial<ListenerLimits> },
+  opts: { appPort?: number; log: Logger; listenerLimits?: Partial<ListenerLimits>; accessLog?: boolean },
 ): Promise<RunningProxy> {
   const registered = { ...node, address: '127.0.0.1' };
   const { token, inboundPort } = await platformInstance(info, registered);
@@ -76,7 +76,7 @@ export async function meshProxy(
     readiness: appPort
       ? { port: appPort, periodMs: 200, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 }
       : undefined,
-    accessLog: false,
+    accessLog: opts.accessLog ?? false,
     ...(opts.listenerLimits && { listenerLimits: opts.listenerLimits }),
     log: opts.log,
   });

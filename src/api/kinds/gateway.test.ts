@@ -33,7 +33,7 @@ table('Gateway', [
     warnings: 'none',
   },
   {
-    name: 'HTTPS with a credential: protocol and tls are named as not enforced',
+    name: 'HTTPS with a credential and an HTTP server redirecting to it',
     spec: `
       selector: {istio: ingressgateway}
       servers:
@@ -47,11 +47,7 @@ table('Gateway', [
         hosts: [bookinfo.example.com]
         tls: {httpsRedirect: true}
     `,
-    warnings: [
-      { path: 'spec.servers[0].port.protocol', message: NE, line: 8 },
-      { path: 'spec.servers[0].tls', message: NE, line: 10 },
-      { path: 'spec.servers[1].tls', message: NE, line: 16 },
-    ],
+    warnings: 'none',
   },
   {
     name: 'TCP and TLS passthrough servers',
@@ -64,8 +60,9 @@ table('Gateway', [
         tls: {mode: AUTO_PASSTHROUGH}
     `,
     warnings: [
-      { path: 'spec.servers[0].port.protocol', message: 'Trellis gateways serve HTTP only, found TCP' },
-      { path: 'spec.servers[1].port.protocol', message: NE },
+      { path: 'spec.servers[0].port.protocol', message: `${NE}: Trellis gateways serve HTTP, HTTP2` },
+      { path: 'spec.servers[1].port.protocol', message: 'found TLS' },
+      { path: 'spec.servers[1].tls.mode', message: `${NE}: mode AUTO_PASSTHROUGH` },
     ],
   },
   {
@@ -216,12 +213,78 @@ table('Gateway', [
     `,
     errors: [
       { path: 'spec.servers[0].tls.minProtocolVersion', message: 'is higher than maxProtocolVersion' },
-    ],
-    warnings: [
       {
         path: 'spec.servers[0].tls.cipherSuites[1]',
-        message: 'ignoring unknown cipher suite "NOT-A-CIPHER"',
+        message: 'unknown cipher suite "NOT-A-CIPHER": expected an Envoy (BoringSSL) name',
+        line: 15,
       },
+    ],
+  },
+  {
+    name: 'cipher suites by their IANA names, TLS servers of one port told apart by host',
+    spec: `
+      servers:
+      - port: {number: 443, name: https-a, protocol: HTTPS}
+        hosts: [a.example.com]
+        tls:
+          mode: SIMPLE
+          credentialName: a
+          cipherSuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-ECDSA-AES256-GCM-SHA384]
+      - port: {number: 443, name: https-b, protocol: HTTPS}
+        hosts: ["*.example.com"]
+        tls: {mode: SIMPLE, credentialName: b}
+    `,
+    warnings: 'none',
+  },
+  {
+    name: 'one port, one protocol; SNI must tell TLS servers apart',
+    spec: `
+      servers:
+      - port: {number: 443, name: https-a, protocol: HTTPS}
+        hosts: [a.example.com, "*.example.com"]
+        tls: {mode: SIMPLE, credentialName: a}
+      - port: {number: 443, name: https-b, protocol: HTTPS}
+        hosts: [b.example.com, "prod/A.example.com"]
+        tls: {mode: SIMPLE, credentialName: b}
+      - port: {number: 443, name: http-c, protocol: HTTP}
+        hosts: [c.example.com]
+      - port: {number: 80, name: http-a, protocol: HTTP}
+        hosts: [a.example.com]
+      - port: {number: 80, name: http-b, protocol: HTTP}
+        hosts: [a.example.com]
+    `,
+    errors: [
+      {
+        path: 'spec.servers[1].hosts[1]',
+        message: 'host prod/A.example.com on port 443 is already served by servers[0]: SNI cannot choose',
+        line: 11,
+      },
+      {
+        path: 'spec.servers[2].port.protocol',
+        message:
+          'port 443 is already served as HTTPS by servers[0]: servers on one port cannot mix HTTPS and HTTP',
+        line: 13,
+      },
+    ],
+  },
+  {
+    name: 'TLS modes a gateway does not terminate yet, and insecureSkipVerify, are warned',
+    spec: `
+      servers:
+      - port: {number: 443, name: https, protocol: HTTPS}
+        hosts: ["*"]
+        tls: {mode: ISTIO_MUTUAL}
+      - port: {number: 8443, name: https-pass, protocol: HTTPS}
+        hosts: ["*"]
+        tls: {minProtocolVersion: TLSV1_2}
+      - port: {number: 9443, name: https-m, protocol: HTTPS}
+        hosts: ["*"]
+        tls: {mode: MUTUAL, credentialName: c, insecureSkipVerify: true}
+    `,
+    warnings: [
+      { path: 'spec.servers[0].tls.mode', message: `${NE}: mode ISTIO_MUTUAL; gateways terminate SIMPLE` },
+      { path: 'spec.servers[1].tls.mode', message: 'mode PASSTHROUGH (the default)' },
+      { path: 'spec.servers[2].tls.insecureSkipVerify', message: NE },
     ],
   },
   {

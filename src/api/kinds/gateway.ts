@@ -13,6 +13,7 @@ import {
   type Validator,
   warn,
 } from '../schema.ts';
+import { opensslCipher } from './cipher-suites.ts';
 import {
   caseInsensitiveEnum,
   gatewayHost,
@@ -100,29 +101,8 @@ export interface GatewaySpec {
 
 const TLS_VERSIONS = ['TLS_AUTO', 'TLSV1_0', 'TLSV1_1', 'TLSV1_2', 'TLSV1_3'] as const;
 
-// Envoy's names for the cipher suites it can negotiate (BoringSSL).
-const CIPHER_SUITES = new Set([
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-  'ECDHE-PSK-CHACHA20-POLY1305',
-  'ECDHE-ECDSA-AES128-SHA',
-  'ECDHE-RSA-AES128-SHA',
-  'ECDHE-PSK-AES128-CBC-SHA',
-  'ECDHE-ECDSA-AES256-SHA',
-  'ECDHE-RSA-AES256-SHA',
-  'ECDHE-PSK-AES256-CBC-SHA',
-  'AES128-GCM-SHA256',
-  'AES256-GCM-SHA384',
-  'AES128-SHA',
-  'AES256-SHA',
-  'DES-CBC3-SHA',
-  'PSK-AES128-CBC-SHA',
-  'PSK-AES256-CBC-SHA',
-]);
+/** What a gateway listener terminates; TCP, TLS (passthrough) and MONGO come with the L4 path. */
+const SERVED_PROTOCOLS = ['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTPS'];
 
 const port: Validator = object(
   {
@@ -136,11 +116,11 @@ const port: Validator = object(
     deprecated: { targetPort: 'the gateway listens on port.number' },
     check: (v, path, ctx) => {
       const protocol = String(v.protocol).toUpperCase();
-      if (protocol !== 'HTTP') {
+      if (!SERVED_PROTOCOLS.includes(protocol)) {
         warn(
           ctx,
           join(path, 'protocol'),
-          `${NOT_ENFORCED}: Trellis gateways serve HTTP only, found ${v.protocol}`,
+          `${NOT_ENFORCED}: Trellis gateways serve ${SERVED_PROTOCOLS.join(', ')}, found ${v.protocol}`,
         );
       }
     },
@@ -246,10 +226,24 @@ function checkServerTls(v: Record<string, unknown>, path: string, ctx: Ctx): voi
     );
   }
   (Array.isArray(v.cipherSuites) ? v.cipherSuites : []).forEach((c, i) => {
-    if (typeof c === 'string' && !CIPHER_SUITES.has(c)) {
-      warn(ctx, join(join(path, 'cipherSuites'), i), `ignoring unknown cipher suite ${JSON.stringify(c)}`);
+    if (typeof c === 'string' && opensslCipher(c) === undefined) {
+      fail(
+        ctx,
+        join(join(path, 'cipherSuites'), i),
+        `unknown cipher suite ${JSON.stringify(c)}: expected an Envoy (BoringSSL) name such as ECDHE-RSA-AES128-GCM-SHA256, or its IANA name`,
+      );
     }
   });
+  // A redirect-only block on an HTTP server has no mode of its own to warn about.
+  const onlyRedirect = Object.keys(v).every((k) => k === 'httpsRedirect');
+  if ((mode === 'PASSTHROUGH' && !onlyRedirect) || mode === 'AUTO_PASSTHROUGH' || mode === 'ISTIO_MUTUAL') {
+    warn(
+      ctx,
+      join(path, 'mode'),
+      `${NOT_ENFORCED}: mode ${mode}${v.mode === undefined ? ' (the default)' : ''}; gateways terminate SIMPLE, MUTUAL and OPTIONAL_MUTUAL TLS`,
+    );
+  }
+  if (v.insecureSkipVerify != null) warn(ctx, join(path, 'insecureSkipVerify'), NOT_ENFORCED);
 }
 
 const HTTP_PROTOCOLS = ['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB'];
@@ -313,13 +307,74 @@ const server: Validator = object(
   },
   {
     required: ['port'],
-    notEnforced: ['tls', 'bind', 'defaultEndpoint'],
+    notEnforced: ['bind', 'defaultEndpoint'],
     check: checkServer,
   },
 );
 
+/** Plain HTTP servers share a port's route table; TLS servers are told apart by SNI. */
+function portClass(protocol: string): 'http' | 'tls' | 'tcp' {
+  return HTTP_PROTOCOLS.includes(protocol)
+    ? 'http'
+    : protocol === 'HTTPS' || protocol === 'TLS'
+      ? 'tls'
+      : 'tcp';
+}
+
+/**
+ * Servers on one port must be told apart as Istio's gateway merge does: one port speaks one protocol
+ * class, and two TLS servers with the same host would leave SNI no way to choose (Istio drops the
+ * second, IST0145 flags it).
+ */
+function checkPortSharing(servers: unknown[], path: string, ctx: Ctx): void {
+  const ports = new Map<number, { i: number; cls: string; protocol: string; hosts: Map<string, number> }>();
+  servers.forEach((s, i) => {
+    if (!isObject(s) || !isObject(s.port) || typeof s.port.number !== 'number') return;
+    const number = s.port.number;
+    const protocol = String(s.port.protocol ?? '').toUpperCase();
+    const at = join(join(path, 'servers'), i);
+    const seen = ports.get(number);
+    if (!seen) {
+      ports.set(number, { i, cls: portClass(protocol), protocol, hosts: hostsOf(s, i) });
+      return;
+    }
+    if (seen.cls !== portClass(protocol)) {
+      fail(
+        ctx,
+        join(join(at, 'port'), 'protocol'),
+        `port ${number} is already served as ${seen.protocol} by servers[${seen.i}]: servers on one port cannot mix ${seen.protocol} and ${protocol}`,
+      );
+      return;
+    }
+    if (seen.cls !== 'tls') return;
+    (Array.isArray(s.hosts) ? s.hosts : []).forEach((h, j) => {
+      if (typeof h !== 'string') return;
+      const first = seen.hosts.get(sniHost(h));
+      if (first !== undefined) {
+        fail(
+          ctx,
+          join(join(at, 'hosts'), j),
+          `host ${h} on port ${number} is already served by servers[${first}]: SNI cannot choose between them`,
+        );
+      } else seen.hosts.set(sniHost(h), i);
+    });
+  });
+}
+
+function hostsOf(s: Record<string, unknown>, i: number): Map<string, number> {
+  const hosts = new Map<string, number>();
+  for (const h of Array.isArray(s.hosts) ? s.hosts : []) if (typeof h === 'string') hosts.set(sniHost(h), i);
+  return hosts;
+}
+
+/** The SNI name of a `[namespace/]host` entry. */
+function sniHost(h: string): string {
+  return (h.includes('/') ? h.slice(h.indexOf('/') + 1) : h).toLowerCase();
+}
+
 function checkGateway(v: Record<string, unknown>, path: string, ctx: Ctx): void {
   const servers = Array.isArray(v.servers) ? v.servers : [];
+  checkPortSharing(servers, path, ctx);
   const names = new Map<string, number>();
   const portNames = new Map<string, number>();
   servers.forEach((s, i) => {

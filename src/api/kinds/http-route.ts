@@ -590,6 +590,13 @@ export const httpRoute: Validator = object(
     mirrorPercentage: object({ value: mirrorShare('mirror_percentage') }),
     corsPolicy,
     headers: headers(),
+    // Removed from Istio's API (1.0 made upgrades automatic): say so rather than "unknown field".
+    websocketUpgrade: (_v, path, ctx) =>
+      fail(
+        ctx,
+        path,
+        'websocketUpgrade was removed from Istio: WebSocket upgrades are allowed on every HTTP route, delete the field',
+      ),
   },
   {
     deprecated: { mirrorPercent: 'use mirrorPercentage' },

@@ -25,17 +25,16 @@ table('Service', [
     warnings: 'none',
   },
   {
-    name: 'a cluster IP and non-HTTP app protocols are accepted but not yet enforced',
+    name: 'a cluster IP is taken (the VIP under capture); app protocols other than HTTP, HTTP/2 and gRPC are not yet enforced',
     spec: `
       selector: {app: grpc}
       clusterIP: 10.96.0.10
       ports:
       - {name: grpc, port: 9090, appProtocol: grpc}
+      - {name: h2, port: 9091, appProtocol: kubernetes.io/h2c}
+      - {name: web, port: 9092, appProtocol: grpc-web}
     `,
-    warnings: [
-      { path: 'spec.clusterIP', message: 'not yet enforced' },
-      { path: 'spec.ports[0].appProtocol', message: 'found grpc' },
-    ],
+    warnings: [{ path: 'spec.ports[2].appProtocol', message: 'found grpc-web' }],
   },
   {
     name: 'port names are required and unique when there are several ports',

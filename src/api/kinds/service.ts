@@ -73,6 +73,9 @@ const targetPort: Validator = (v, path, ctx) => {
   fail(ctx, path, `expected a port number or port name, found ${v === null ? 'null' : typeof v}`);
 };
 
+/** HTTP, and what reaches the app as HTTP/2 (app-protocol.ts). */
+const SERVED_APP_PROTOCOLS = new Set(['http', 'http2', 'grpc', 'kubernetes.io/h2c']);
+
 const servicePort: Validator = object(
   {
     name: dns1123Label('port name'),
@@ -86,11 +89,11 @@ const servicePort: Validator = object(
     required: ['port'],
     notEnforced: ['nodePort'],
     check: (v, path, ctx) => {
-      if (typeof v.appProtocol === 'string' && v.appProtocol.toLowerCase() !== 'http') {
+      if (typeof v.appProtocol === 'string' && !SERVED_APP_PROTOCOLS.has(v.appProtocol.toLowerCase())) {
         warn(
           ctx,
           join(path, 'appProtocol'),
-          `${NOT_ENFORCED}: Trellis serves every port as HTTP/1.1 for now, found ${v.appProtocol}`,
+          `${NOT_ENFORCED}: Trellis serves ports as HTTP, HTTP/2 and gRPC for now, found ${v.appProtocol}`,
         );
       }
       if (v.protocol === 'UDP' || v.protocol === 'SCTP') {
@@ -170,7 +173,6 @@ const fields: Validator = object(
   {
     // Kubernetes networking features that have no counterpart in the local runtime yet.
     notEnforced: [
-      'clusterIP',
       'clusterIPs',
       'sessionAffinityConfig',
       'externalIPs',

@@ -766,6 +766,22 @@ table('VirtualService', [
     ],
   },
   {
+    name: 'websocketUpgrade was removed: upgrades need no field',
+    spec: `
+      hosts: [chat]
+      http:
+      - route:
+        - destination: {host: chat}
+        websocketUpgrade: true
+    `,
+    errors: [
+      {
+        path: 'spec.http[0].websocketUpgrade',
+        message: 'WebSocket upgrades are allowed on every HTTP route',
+      },
+    ],
+  },
+  {
     name: 'cors policy',
     spec: `
       hosts: [reviews]

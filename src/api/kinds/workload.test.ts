@@ -29,13 +29,15 @@ table('Workload', [
     warnings: 'none',
   },
   {
-    name: 'app protocols other than HTTP are accepted but not yet served',
+    name: 'GRPC and HTTP2 app ports are served (h2c to the app); TCP is accepted but not yet served',
     spec: `
       command: node
       ports:
       - {name: grpc, port: 9090, protocol: GRPC}
+      - {name: h2, port: 9091, protocol: HTTP2}
+      - {name: db, port: 9092, protocol: TCP}
     `,
-    warnings: [{ path: 'spec.ports[0].protocol', message: 'found GRPC' }],
+    warnings: [{ path: 'spec.ports[2].protocol', message: 'found TCP' }],
   },
   {
     name: 'sidecars need a command and ports',

@@ -108,11 +108,11 @@ const workloadPort: Validator = object(
   {
     required: ['port'],
     check: (v, path, ctx) => {
-      if (v.protocol !== undefined && v.protocol !== 'HTTP') {
+      if (v.protocol === 'TCP') {
         warn(
           ctx,
           join(path, 'protocol'),
-          `${NOT_ENFORCED}: the sidecar speaks HTTP/1.1 to the app for now, found ${v.protocol}`,
+          `${NOT_ENFORCED}: the sidecar speaks HTTP to the app for now, found ${v.protocol}`,
         );
       }
     },

@@ -45,6 +45,7 @@ export async function run(args: string[]): Promise<number> {
     readiness: b.readiness,
     accessLog: b.accessLog ?? false,
     listenerLimits: b.listenerLimits,
+    capture: b.capture,
     log,
   });
   log.info('proxy started', { ports: proxy.ports });

@@ -1,4 +1,5 @@
 import { createLogger } from '../../lib/log.ts';
+import { CAPTURE_MODES, type CaptureMode } from '../../platform/capture-network.ts';
 import { startMesh } from '../../platform/local-runtime.ts';
 import { durationFlag, maxPositionals, parseArgs, portFlag, UsageError } from '../args.ts';
 
@@ -8,12 +9,14 @@ Usage: trellis up <mesh file | directory with mesh.yaml> [flags]
 
 Flags:
   --state-dir <dir>          state directory (default .trellis, or $TRELLIS_STATE_DIR)
-  --gateway-port <port>      host port of the ingress gateway's first port (0 = any free port)
+  --gateway-port <port>      host port of the ingress gateway's first port (0: every gateway port any free one)
   --api-port <port>          control plane API port (default 15014; 0 = any)
   --xds-port <port>          control plane port for proxies (default 15012; 0 = any)
   --workload-cert-ttl <dur>  lifetime of workload certificates (default 24h)
   --ca-dir <dir>             plugged-in CA in Istio's cacerts layout (default: a root generated in the state dir)
   --access-log               log every request in the proxy logs
+  --capture <mode>           how apps reach their sidecars: netns (transparent capture, needs root,
+                             ip and nft), explicit (HTTP_PROXY) or auto (netns where it works; default)
 
 Examples:
   trellis up samples/bookinfo
@@ -30,6 +33,7 @@ const FLAGS = {
   'workload-cert-ttl': { type: 'string' },
   'ca-dir': { type: 'string' },
   'access-log': { type: 'boolean' },
+  capture: { type: 'string' },
 } as const;
 
 export async function run(args: string[]): Promise<number> {
@@ -46,6 +50,12 @@ export async function run(args: string[]): Promise<number> {
   const xdsPort = portFlag(flags['xds-port'], 15012, 'xds-port', 'up');
   if (flags['workload-cert-ttl'] !== undefined)
     durationFlag(flags['workload-cert-ttl'], '24h', 'workload-cert-ttl', 'up');
+  const capture = (flags.capture ?? process.env.TRELLIS_CAPTURE ?? 'auto') as CaptureMode;
+  if (!CAPTURE_MODES.includes(capture))
+    throw new UsageError(
+      `--capture must be one of ${CAPTURE_MODES.join(', ')}, not ${JSON.stringify(capture)}`,
+      'up',
+    );
   const stateDir = flags['state-dir'] ?? process.env.TRELLIS_STATE_DIR ?? '.trellis';
   const log = createLogger({ component: 'up' });
   const stopped = new Promise<void>((resolve) => {
@@ -61,15 +71,16 @@ export async function run(args: string[]): Promise<number> {
     workloadCertTtl: flags['workload-cert-ttl'],
     caDir: flags['ca-dir'],
     accessLog: flags['access-log'],
+    capture,
     log,
   });
   const { info } = mesh;
   const lines = [
-    `Trellis mesh is up (${info.instances.length} proxies). Logs: ${stateDir}/logs`,
+    `Trellis mesh is up (${info.instances.length} proxies, ${info.capture === 'netns' ? 'transparent capture' : 'explicit HTTP_PROXY'}). Logs: ${stateDir}/logs`,
     '',
     ...info.instances.map(
       (i) =>
-        `  ${i.role === 'gateway' ? 'gateway' : 'sidecar'}  ${i.id.padEnd(36)} admin http://127.0.0.1:${i.adminPort}/stats/prometheus`,
+        `  ${i.role === 'gateway' ? 'gateway' : 'sidecar'}  ${i.id.padEnd(36)} admin http://${i.address}:${i.adminPort}/stats/prometheus`,
     ),
     '',
     `  control plane API  ${info.controlPlane.api}`,

@@ -7,6 +7,7 @@ import type { Logger } from '../../lib/log.ts';
 import { type PeerInfo, UNKNOWN_PEER } from '../telemetry.ts';
 import type { UpstreamCall, UpstreamRequest } from '../upstream/dispatch.ts';
 import type { Downstream } from './downstream.ts';
+import { GrpcExchange, grpcStatusOf, isGrpc, trailersOnly } from './grpc.ts';
 import { FLAGS_HEADER, RULE_HEADER } from './headers.ts';
 
 export type ListenerKind = 'outbound' | 'gateway' | 'inbound';
@@ -52,6 +53,7 @@ const FLAG_TEXT: Record<string, string> = {
   UC: 'upstream connection termination',
   UT: 'upstream request timeout',
   UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  SI: 'stream idle timeout',
 };
 
 /** Combined flags (`UF,URX`, `DI,UT,URX`) read as the first one that has a text of its own. */
@@ -99,12 +101,15 @@ export class Exchange {
   requestBody: Readable | undefined;
   /** Set by authorize (an external authorizer's allow): headers added to the client's response. */
   responseHeaders: { name: string; value: string }[] | undefined;
+  /** A gRPC request (by its content-type): its status and message counts, for telemetry. */
+  readonly grpc: GrpcExchange | undefined;
 
   constructor(down: Downstream, site: Site, peerTls: PeerTls, tunnelAuthority?: string) {
     this.down = down;
     this.site = site;
     this.peerTls = peerTls;
     this.tunnelAuthority = tunnelAuthority;
+    this.grpc = isGrpc(down.headers) ? new GrpcExchange() : undefined;
   }
 
   /** Counts response body bytes for telemetry; bound once. */
@@ -121,7 +126,17 @@ export class Exchange {
       this.down.destroy();
       return;
     }
-    const text = body ?? `${flagText(flags)}\n`;
+    let text = body ?? `${flagText(flags)}\n`;
+    const grpc = this.grpc;
+    if (grpc) {
+      // A gRPC client reads the answer from grpc-status, as Envoy's local replies give it.
+      if (extra?.['grpc-status'] === undefined) {
+        extra = { ...extra, ...trailersOnly(grpcStatusOf(status), text) };
+        this.code = status = 200;
+        text = '';
+      }
+      grpc.status = String(extra['grpc-status']);
+    }
     const headers: OutgoingHttpHeaders = {
       'content-type': 'text/plain',
       ...extra,

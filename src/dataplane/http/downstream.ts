@@ -3,6 +3,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
+import { allowedUpgrade, h2UpgradeResponse } from './upgrade.ts';
 
 export interface Downstream {
   /** What the client spoke; the request goes on upstream in the same (USE_DOWNSTREAM_PROTOCOL). */
@@ -16,6 +17,12 @@ export interface Downstream {
   readonly headers: IncomingHttpHeaders;
   readonly hasBody: boolean;
   readonly body: Readable;
+  /**
+   * The protocol the client asks to switch to (`websocket`), by an HTTP/1.1 Upgrade or an HTTP/2
+   * extended CONNECT. Answered 101, the exchange becomes a tunnel: `body` is what the client sends
+   * after its head, `write` and `end` carry the other way, `end` half-closes.
+   */
+  readonly upgrade?: string;
   readonly remoteAddress: string | undefined;
   /** The address the client connected to (`destination.ip`). */
   readonly localAddress: string | undefined;
@@ -24,7 +31,8 @@ export interface Downstream {
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void;
   /** False when the client is slow: wait for `onDrain`. */
   write(chunk: Buffer): boolean;
-  end(chunk?: Buffer): void;
+  /** `trailers` go out after the body where the protocol carries them (HTTP/2, gRPC responses). */
+  end(chunk?: Buffer, trailers?: OutgoingHttpHeaders): void;
   onDrain(cb: () => void): void;
   /** Once the exchange is over for the client, finished or not. */
   onClose(cb: () => void): void;
@@ -39,6 +47,9 @@ export class H2Downstream implements Downstream {
   readonly headers: IncomingHttpHeaders;
   readonly hasBody: boolean;
   readonly body: ServerHttp2Stream;
+  readonly upgrade: string | undefined;
+  /** For a gRPC response: what its trailing HEADERS frame carries, known when the body ends. */
+  private trailers: OutgoingHttpHeaders | undefined;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) {
     this.body = stream;
@@ -48,6 +59,13 @@ export class H2Downstream implements Downstream {
     this.authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
     // The HEADERS frame carried END_STREAM: there is no body, whatever the headers say.
     this.hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+    // RFC 8441's extended CONNECT is matched, authorized and sent on as the GET of an HTTP/1.1
+    // upgrade (Envoy's translation); the listener refused a :protocol that is not carried.
+    this.upgrade = allowedUpgrade(headers[':protocol'] as string | undefined);
+    if (this.upgrade !== undefined && this.method === 'CONNECT') {
+      this.method = 'GET';
+      this.hasBody = false;
+    }
   }
   get remoteAddress(): string | undefined {
     return this.body.session?.socket?.remoteAddress;
@@ -60,15 +78,42 @@ export class H2Downstream implements Downstream {
   }
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
     if (this.body.destroyed) return;
+    if (status === 101 && this.upgrade !== undefined) {
+      h2UpgradeResponse(headers);
+      status = 200;
+    }
     headers[':status'] = status;
-    this.body.respond(headers, { endStream: body !== undefined && body.length === 0 });
+    const endStream = body !== undefined && body.length === 0;
+    // A gRPC response ends with trailers (grpc-status): the stream stays open after the last DATA
+    // frame until they are sent. Other responses end with their body, as before.
+    const ct = headers['content-type'];
+    const waitForTrailers = !endStream && typeof ct === 'string' && ct.startsWith('application/grpc');
+    this.body.respond(headers, { endStream, waitForTrailers });
+    if (waitForTrailers) this.body.once('wantTrailers', () => this.body.sendTrailers(this.trailers ?? {}));
     if (body !== undefined && body.length > 0) this.body.end(body);
+    if (body !== undefined) this.stopRequest();
   }
   write(chunk: Buffer): boolean {
     return this.body.destroyed ? true : this.body.write(chunk);
   }
-  end(chunk?: Buffer): void {
-    if (!this.body.destroyed) this.body.end(chunk);
+  end(chunk?: Buffer, trailers?: OutgoingHttpHeaders): void {
+    this.trailers = trailers;
+    if (this.body.destroyed) return;
+    this.body.end(chunk);
+    this.stopRequest();
+  }
+  /**
+   * The response is complete while the request body may still be arriving, or lie unread (the
+   * proxy answered by itself, or a retry layer holds it paused): RFC 9113 §8.1's RST_STREAM
+   * NO_ERROR ends it, as Envoy does (Node sends it after the response), and what is left of the
+   * body is dropped: Node closes a stream only once its readable side has ended.
+   */
+  private stopRequest(): void {
+    const s = this.body;
+    if (!this.hasBody || s.readableEnded || s.closed) return;
+    s.close(http2.constants.NGHTTP2_NO_ERROR);
+    s.removeAllListeners('data');
+    s.resume();
   }
   onDrain(cb: () => void): void {
     this.body.once('drain', cb);
@@ -112,10 +157,10 @@ export class ResponseBody {
     return this.down.write(c);
   }
 
-  end(): void {
+  end(trailers?: OutgoingHttpHeaders): void {
     if (this.ended) return;
     this.ended = true;
-    this.down.end();
+    this.down.end(undefined, trailers);
   }
 }
 

@@ -30,8 +30,11 @@ export interface PhaseDeps {
   telemetry: RequestTelemetry;
   log: Logger;
   accessLog: boolean;
-  /** The app beside the proxy, on a workload port: keep-alive connections that outlive snapshots. */
-  app(workloadPort: number): Dispatch;
+  /**
+   * The app beside the proxy, on a workload port: keep-alive connections that outlive snapshots;
+   * with `http2`, one h2c session.
+   */
+  app(workloadPort: number, http2?: boolean): Dispatch;
   /** Connections to external authorizers outside the mesh; absent where nothing is sent (a simulation). */
   extAuthz?: ExtAuthzClients;
 }

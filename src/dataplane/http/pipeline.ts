@@ -5,10 +5,12 @@ import type { Logger } from '../../lib/log.ts';
 import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
 import { encodePeer, type PeerInfo, RequestTelemetry, UNKNOWN_PEER } from '../telemetry.ts';
+import { AppH2Session } from '../upstream/app-h2.ts';
 import type { Dispatch } from '../upstream/dispatch.ts';
 import type { ExternalPool } from '../upstream/external-pool.ts';
 import { H1Pool } from '../upstream/h1-pool.ts';
 import { h1Transport } from '../upstream/h1-transport.ts';
+import { h2Transport } from '../upstream/h2-transport.ts';
 import type { PeerPool } from '../upstream/peer-pool.ts';
 import { replayStale } from '../upstream/replay.ts';
 import { Exchange, type ListenerKind, type PeerTls, PLAINTEXT, type Site } from './context.ts';
@@ -52,6 +54,8 @@ export class Pipeline {
   private readonly telemetry: RequestTelemetry;
   /** Keep-alive connections to the app, per workload port; they outlive snapshots. */
   private readonly apps = new Map<number, { pool: H1Pool; dispatch: Dispatch }>();
+  /** HTTP/2 (h2c) sessions to the app, per workload port whose protocol is GRPC or HTTP2. */
+  private readonly h2Apps = new Map<number, { session: AppH2Session; dispatch: Dispatch }>();
   private readonly appPort: (p: number) => number;
   private readonly extAuthz = new ExtAuthzClients();
   private readonly sites: Record<ListenerKind, Site>;
@@ -68,7 +72,7 @@ export class Pipeline {
       telemetry: this.telemetry,
       log: deps.log,
       accessLog: deps.accessLog,
-      app: (port) => this.app(port),
+      app: (port, http2) => (http2 ? this.h2App(port) : this.app(port)),
       extAuthz: this.extAuthz,
     };
     const site = (kind: ListenerKind): Site => ({
@@ -102,9 +106,12 @@ export class Pipeline {
         record,
       );
     const gateways = new Map<string, Chain>();
-    for (const l of cfg?.snapshot.listeners ?? [])
-      if (l.type === 'gateway' && !gateways.has(l.routeTable))
-        gateways.set(l.routeTable, chain('gateway', l.routeTable));
+    for (const l of cfg?.snapshot.listeners ?? []) {
+      if (l.type !== 'gateway') continue;
+      // An HTTPS listener's servers each have a route table of their own.
+      for (const name of [l.routeTable, ...(l.tls ?? []).map((t) => t.routeTable)])
+        if (!gateways.has(name)) gateways.set(name, chain('gateway', name));
+    }
     return {
       cfg,
       outbound: chain('outbound', 'outbound'),
@@ -168,8 +175,19 @@ export class Pipeline {
     return app.dispatch;
   }
 
+  private h2App(workloadPort: number): Dispatch {
+    let app = this.h2Apps.get(workloadPort);
+    if (!app) {
+      const session = new AppH2Session(this.appPort(workloadPort));
+      app = { session, dispatch: h2Transport(session.get, `inbound|${workloadPort}||`) };
+      this.h2Apps.set(workloadPort, app);
+    }
+    return app.dispatch;
+  }
+
   close(): void {
     for (const app of this.apps.values()) app.pool.close();
+    for (const app of this.h2Apps.values()) app.session.close();
     this.extAuthz.close();
   }
 }

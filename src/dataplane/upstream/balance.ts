@@ -2,6 +2,7 @@
 // transport for its protocol, and the endpoint's in-flight count (state that outlives the snapshot)
 // follows the attempt, as does outlier detection, which learns from each answer.
 import type { IncomingHttpHeaders } from 'node:http';
+import { grpcToHttpStatus } from '../http/grpc.ts';
 import type { ClusterRuntime, EndpointRuntime } from './cluster.ts';
 import {
   type Dispatch,
@@ -50,7 +51,9 @@ export function balance(
     // Envoy's upstream_rq_total: every try sent to an endpoint.
     state.stats.upstream_rq_total++;
     const counted = new InFlight(ep, cluster, handler);
-    const protocol = upgrade ? 'HTTP/2' : http1Only ? 'HTTP/1.1' : req.protocol;
+    // An upgrade goes on HTTP/1.1 whatever the policy: a connection of its own that the 101 switches.
+    const protocol =
+      req.upgrade !== undefined ? 'HTTP/1.1' : upgrade ? 'HTTP/2' : http1Only ? 'HTTP/1.1' : req.protocol;
     counted.call = transports[ep.index][protocol](req, counted);
     return counted;
   };
@@ -82,16 +85,19 @@ class InFlight implements DispatchHandler, UpstreamCall {
   onHead(status: number, headers: IncomingHttpHeaders): void {
     if (this.outlier) {
       this.outlier.connected(this.ep.state);
-      this.outlier.response(this.ep.state, status);
+      // As Envoy: a gRPC status in the head (a trailers-only answer) counts as the HTTP status it
+      // maps to; one in the trailers does not count.
+      const g = headers['grpc-status'];
+      this.outlier.response(this.ep.state, typeof g === 'string' ? grpcToHttpStatus(g) : status);
     }
     this.handler.onHead(status, headers);
   }
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
   }
-  onEnd(): void {
+  onEnd(trailers?: IncomingHttpHeaders): void {
     this.done();
-    this.handler.onEnd();
+    this.handler.onEnd(trailers);
   }
   onError(failure: UpstreamFailure): void {
     this.done();

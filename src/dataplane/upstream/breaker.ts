@@ -57,9 +57,9 @@ export function circuitBreaker(
       hold.call = next(req, {
         onHead: (s, h) => handler.onHead(s, h),
         onData: (c) => handler.onData(c),
-        onEnd: () => {
+        onEnd: (t) => {
           done();
-          handler.onEnd();
+          handler.onEnd(t);
         },
         onError: (f) => {
           done();

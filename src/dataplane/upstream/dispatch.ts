@@ -18,6 +18,14 @@ export interface UpstreamRequest {
   readonly headers: OutgoingHttpHeaders;
   /** Absent for a bodiless request; the retry layer gives each try its own replay of it. */
   body: Readable | undefined;
+  /**
+   * The protocol an upgrade request asks for (`websocket`). Its `body` is the tunnel's bytes from the
+   * client, which the transport reads only once the upstream answered 101; a 101 makes the attempt a
+   * tunnel: onData and onEnd carry the upstream's bytes and its half-close.
+   */
+  readonly upgrade: string | undefined;
+  /** Body bytes the transport sent, for telemetry (a tunnel's bytes from the client). */
+  bodyBytes: number;
   /** Set by a transport once it reads the body: from then on the request cannot be sent again. */
   bodyStarted: boolean;
   /** Ask the transport for a new connection (a replay after a stale keep-alive one). */
@@ -46,6 +54,7 @@ export function upstreamRequest(
   headers: OutgoingHttpHeaders,
   body: Readable | undefined,
   sourceAddress = '',
+  upgrade?: string,
 ): UpstreamRequest {
   return {
     protocol,
@@ -54,6 +63,8 @@ export function upstreamRequest(
     authority,
     headers,
     body,
+    upgrade,
+    bodyBytes: 0,
     bodyStarted: false,
     fresh: false,
     endpoint: undefined,
@@ -81,7 +92,9 @@ export type FailureKind =
   /** The cluster's settings ask for something this proxy cannot do: UF. */
   | 'unsupported'
   /** A circuit breaker (connection pool limit) refused the request: UO. */
-  | 'overflow';
+  | 'overflow'
+  /** Nothing moved either way for the stream idle timeout (an upgraded tunnel's): SI. */
+  | 'idle';
 
 export class UpstreamFailure extends Error {
   readonly kind: FailureKind;
@@ -108,6 +121,7 @@ const REPLY: Record<FailureKind, { status: number; flags: string }> = {
   'no-healthy-upstream': { status: 503, flags: 'UH' },
   unsupported: { status: 503, flags: 'UF' },
   overflow: { status: 503, flags: 'UO' },
+  idle: { status: 408, flags: 'SI' },
 };
 
 /** With `retriesExhausted`, the failure's own flag and URX, as Envoy reports `UF,URX`. */
@@ -121,7 +135,8 @@ export interface DispatchHandler {
   onHead(status: number, headers: IncomingHttpHeaders): void;
   /** False when the client is slow: the upstream pauses until `resume()`. */
   onData(chunk: Buffer): boolean;
-  onEnd(): void;
+  /** `trailers`: what an HTTP/2 upstream sent after the body (gRPC's grpc-status, grpc-message). */
+  onEnd(trailers?: IncomingHttpHeaders): void;
   /** Exactly once per attempt, instead of onEnd. */
   onError(failure: UpstreamFailure): void;
 }

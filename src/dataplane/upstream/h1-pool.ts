@@ -2,7 +2,8 @@
 // proxies over mutual TLS (peer-pool.ts), and to upstreams outside the mesh (external-pool.ts). Node's http client costs as much CPU per request as the
 // rest of a sidecar (bench/README.md). Here the request is ours to write, so it is always well formed,
 // and the other end is the app or an authenticated proxy. So the codec is small: it writes requests
-// and parses responses framed by content-length, chunked encoding, or the connection's close.
+// and parses responses framed by content-length, chunked encoding, or the connection's close. An
+// upgrade request's connection answered 101 leaves the pool for good and carries the tunnel's bytes.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -35,6 +36,11 @@ export interface UpstreamRequest {
 }
 
 const MAX_HEAD = 64 * 1024;
+/** Envoy's stream_idle_timeout, which Istio leaves at its default: an upgraded tunnel's idle limit. */
+export const TUNNEL_IDLE_TIMEOUT_MS = 5 * 60_000;
+
+/** A tunnel that moved no byte either way for the idle timeout. */
+export class StreamIdleTimeout extends Error {}
 /** ` 200` and the space or end after it. */
 const STATUS = /^ [1-9]\d\d( |$)/;
 /** Control characters other than HTAB, and CR or LF outside a CRLF pair. */
@@ -51,7 +57,9 @@ type Body =
   | { kind: 'none' }
   | { kind: 'length'; left: number }
   | { kind: 'chunked'; state: 'size' | 'data' | 'data-crlf' | 'trailers'; left: number }
-  | { kind: 'close' };
+  | { kind: 'close' }
+  /** After a 101: bytes both ways until either side ends. */
+  | { kind: 'tunnel' };
 
 /** One keep-alive connection; one exchange at a time. */
 class Connection implements UpstreamRequest {
@@ -59,6 +67,7 @@ class Connection implements UpstreamRequest {
   private readonly pool: H1Pool;
   private handler?: ResponseHandler;
   private method = 'GET';
+  private upgrade: string | undefined;
   private chunkedRequest = false;
   private buf: Buffer | undefined;
   private body: Body | undefined;
@@ -100,9 +109,11 @@ class Connection implements UpstreamRequest {
     headers: OutgoingHttpHeaders,
     hasBody: boolean,
     h: ResponseHandler,
+    upgrade: string | undefined,
   ): void {
     this.handler = h;
     this.method = method;
+    this.upgrade = upgrade;
     this.served++;
     this.done = false;
     this.received = 0;
@@ -117,6 +128,7 @@ class Connection implements UpstreamRequest {
       else head += `${name}: ${v}\r\n`;
     }
     if (this.chunkedRequest) head += 'transfer-encoding: chunked\r\n';
+    if (upgrade !== undefined) head += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
     this.socket.write(`${head}\r\n`, 'latin1');
   }
 
@@ -134,6 +146,8 @@ class Connection implements UpstreamRequest {
 
   end(): void {
     if (this.chunkedRequest) this.socket.write('0\r\n\r\n', 'latin1');
+    // The client half-closed its tunnel: so does this hop, and the upstream may still answer.
+    else if (this.body?.kind === 'tunnel') this.socket.end();
   }
 
   resume(): void {
@@ -224,13 +238,17 @@ class Connection implements UpstreamRequest {
     if (status < 200) {
       // 100 Continue and 103 Early Hints: the real response follows on the same connection.
       if (status === 101) {
-        this.fail(new Error('the upstream switched protocols (101), which this hop does not carry'));
+        if (this.upgrade !== undefined) return this.switched(headers);
+        this.fail(new Error('the upstream switched protocols (101) without being asked to'));
         return false;
       }
       return true;
     }
     const connection = String(headers.connection ?? '').toLowerCase();
     this.keepAlive = minor === 0x31 ? !connection.includes('close') : connection.includes('keep-alive');
+    // A refused upgrade: the server may have treated the connection as about to change (Node's
+    // http server destroys one it has no upgrade listener for); it serves nothing more.
+    if (this.upgrade !== undefined) this.keepAlive = false;
     const te = headers['transfer-encoding'];
     if (this.method === 'HEAD' || status === 204 || status === 304) this.body = { kind: 'none' };
     else if (te !== undefined && String(te).toLowerCase().includes('chunked'))
@@ -251,10 +269,34 @@ class Connection implements UpstreamRequest {
     return true;
   }
 
+  /**
+   * The upstream answered the upgrade with 101: the connection is the tunnel's alone (never back in
+   * the pool), both directions end on their own, and it is cut after the idle timeout.
+   */
+  private switched(headers: IncomingHttpHeaders): boolean {
+    this.body = { kind: 'tunnel' };
+    this.keepAlive = false;
+    const s = this.socket;
+    s.allowHalfOpen = true;
+    s.once('end', () => {
+      const h = this.handler;
+      this.handler = undefined;
+      h?.onEnd();
+    });
+    // Node's socket timeout counts reads and writes alike, with no timer per chunk.
+    const idleMs = this.pool.tunnelIdleTimeoutMs;
+    s.removeAllListeners('timeout');
+    s.setTimeout(idleMs, () =>
+      this.fail(new StreamIdleTimeout(`no bytes either way in the upgraded stream for ${idleMs}ms`)),
+    );
+    this.handler?.onHead(101, headers);
+    return true;
+  }
+
   /** Consumes body bytes; returns what is left over. */
   private bodyBytes(data: Buffer): Buffer {
     const body = this.body!;
-    if (body.kind === 'close') {
+    if (body.kind === 'close' || body.kind === 'tunnel') {
       this.deliver(data);
       return data.subarray(data.length);
     }
@@ -344,6 +386,10 @@ class Connection implements UpstreamRequest {
   private onClose(): void {
     this.pool.forget(this);
     if (this.done) return;
+    if (this.body?.kind === 'tunnel' && !this.handler) {
+      this.done = true; // both sides ended
+      return;
+    }
     if (this.body?.kind === 'close') {
       this.finish();
       return;
@@ -368,6 +414,8 @@ export interface PoolLimits {
   idleTimeoutMs?: number;
   /** A connection is not reused once this old. */
   maxConnectionDurationMs?: number;
+  /** An upgraded connection is cut after this long without a byte either way. */
+  tunnelIdleTimeoutMs?: number;
 }
 
 /** Keep-alive connections to one upstream; `connect` opens one more. */
@@ -376,10 +424,12 @@ export class H1Pool {
   private readonly idle: Connection[] = [];
   private readonly maxIdle: number;
   private readonly limits: PoolLimits;
+  readonly tunnelIdleTimeoutMs: number;
   constructor(connect: () => net.Socket, maxIdle = 64, limits: PoolLimits = {}) {
     this.connect = connect;
     this.maxIdle = maxIdle;
     this.limits = limits;
+    this.tunnelIdleTimeoutMs = limits.tunnelIdleTimeoutMs ?? TUNNEL_IDLE_TIMEOUT_MS;
   }
 
   /** The app beside the proxy. */
@@ -394,6 +444,7 @@ export class H1Pool {
     hasBody: boolean,
     handler: ResponseHandler,
     fresh = false,
+    upgrade?: string,
   ): UpstreamRequest {
     let conn = fresh ? undefined : this.idle.pop();
     while (conn?.socket.destroyed) conn = this.idle.pop();
@@ -401,7 +452,7 @@ export class H1Pool {
       conn.reused = true;
       if (this.limits.idleTimeoutMs !== undefined) conn.socket.setTimeout(0);
     } else conn = new Connection(this);
-    conn.start(method, path, headers, hasBody, handler);
+    conn.start(method, path, headers, hasBody, handler, upgrade);
     return conn;
   }
 

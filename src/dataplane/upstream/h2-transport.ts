@@ -15,6 +15,7 @@ class H2Attempt implements UpstreamCall {
   private stream?: ClientHttp2Stream;
   private headReceived = false;
   private over = false;
+  private trailers: IncomingHttpHeaders | undefined;
 
   constructor(
     session: () => ClientHttp2Session,
@@ -53,10 +54,14 @@ class H2Attempt implements UpstreamCall {
         if (!this.over && !this.handler.onData(c)) stream.pause();
       });
     });
+    // Node emits a trailing HEADERS frame before the stream's end.
+    stream.once('trailers', (t) => {
+      this.trailers = t as IncomingHttpHeaders;
+    });
     stream.once('end', () => {
       if (this.over) return;
       this.over = true;
-      this.handler.onEnd();
+      this.handler.onEnd(this.trailers);
     });
     stream.on('error', (err) => {
       const connectFailed =

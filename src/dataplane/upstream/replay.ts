@@ -33,8 +33,8 @@ class ReplayCall implements UpstreamCall, DispatchHandler {
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
   }
-  onEnd(): void {
-    this.handler.onEnd();
+  onEnd(trailers?: Parameters<DispatchHandler['onEnd']>[0]): void {
+    this.handler.onEnd(trailers);
   }
   onError(failure: UpstreamFailure): void {
     if (failure.stale && !this.replayed && !this.req.bodyStarted) {

@@ -130,7 +130,8 @@ class RetryCall implements UpstreamCall, DispatchHandler {
     this.req = req;
     this.handler = handler;
     this.o = o;
-    if (req.body) {
+    // An upgrade's body is read only after a 101, which is never retried: each try may take it as is.
+    if (req.body && req.upgrade === undefined) {
       this.body = new ReplayableBody(req.body, RETRY_BUFFER_BYTES);
       req.body = this.body.attempt();
     }
@@ -193,7 +194,8 @@ class RetryCall implements UpstreamCall, DispatchHandler {
   }
 
   onHead(status: number, headers: IncomingHttpHeaders): void {
-    if (!this.passing && this.o.conditions.response(status, headers, this.req)) {
+    // A 101 has switched the connection to the new protocol: there is nothing left to send again.
+    if (!this.passing && status !== 101 && this.o.conditions.response(status, headers, this.req)) {
       if (this.mayRetry()) {
         this.current?.abort();
         this.retry();
@@ -210,9 +212,9 @@ class RetryCall implements UpstreamCall, DispatchHandler {
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
   }
-  onEnd(): void {
+  onEnd(trailers?: IncomingHttpHeaders): void {
     this.settle();
-    this.handler.onEnd();
+    this.handler.onEnd(trailers);
   }
   onError(failure: UpstreamFailure): void {
     if (!this.passing && !failure.afterHead && this.o.conditions.failure(failure)) {

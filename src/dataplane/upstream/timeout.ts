@@ -1,6 +1,7 @@
 // The route's timeout (VirtualService `timeout`): from dispatch until the response's last byte. When it
 // fires, the attempt is aborted and the caller gets a UT failure: a 504 if no head went downstream yet,
-// a cut response otherwise.
+// a cut response otherwise. An upgrade's 101 disarms it: the route timeout bounds the handshake, never
+// the established tunnel (Envoy's behaviour; the tunnel has the stream idle timeout instead).
 import {
   type Dispatch,
   type DispatchHandler,
@@ -43,15 +44,16 @@ class TimedCall implements UpstreamCall, DispatchHandler {
 
   onHead(status: number, headers: Parameters<DispatchHandler['onHead']>[1]): void {
     this.headSeen = true;
+    if (status === 101) clearTimeout(this.timer);
     this.handler.onHead(status, headers);
   }
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
   }
-  onEnd(): void {
+  onEnd(trailers?: Parameters<DispatchHandler['onEnd']>[0]): void {
     this.over = true;
     clearTimeout(this.timer);
-    this.handler.onEnd();
+    this.handler.onEnd(trailers);
   }
   onError(failure: UpstreamFailure): void {
     this.over = true;

@@ -254,6 +254,27 @@ test('after an upgrade the parser consumes nothing more', () => {
   assert.equal(parser.execute(Buffer.from('GET / HTTP/1.1\r\n')), 0);
 });
 
+test('an Upgrade stops the parser at its head, except a lone h2c, which is read as a plain request', () => {
+  const ws = 'GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n';
+  const up = feed(`${ws}\x81\x05hello`);
+  assert.equal((up.events[0][1] as RequestHead).upgrade, true);
+  assert.equal(up.rest, '\x81\x05hello', 'the bytes after the head are the new protocol');
+  const h2c =
+    'POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n' +
+    'HTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 2\r\n\r\nokGET / HTTP/1.1\r\nHost: a\r\n\r\n';
+  const plain = feed(h2c);
+  assert.equal((plain.events[0][1] as RequestHead).upgrade, false);
+  assert.deepEqual(plain.events[1], ['body', 'ok']);
+  assert.equal(plain.events.filter((e) => e[0] === 'head').length, 2);
+  // Without "upgrade" in Connection, or with another protocol beside h2c, it is not h2c's case.
+  const both = feed(
+    'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n\r\n',
+  );
+  assert.equal((both.events[0][1] as RequestHead).upgrade, true);
+  const noConn = feed('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n');
+  assert.equal((noConn.events[0][1] as RequestHead).upgrade, false);
+});
+
 // ---- differential test against llhttp (Node's own HTTP server, default options)
 //
 // Where llhttp rejects, we must reject too. Where both accept, method, target, raw headers and body must

@@ -28,7 +28,10 @@ export interface RequestHead {
   /** The framing the headers declare; with `upgrade` the parser stops at the head and reads no body. */
   body: 'none' | 'length' | 'chunked';
   contentLength: number;
-  /** CONNECT, or `Connection: upgrade` together with an Upgrade header. */
+  /**
+   * CONNECT, or `Connection: upgrade` together with an Upgrade header other than a lone `h2c`: as
+   * Envoy's codec does, an h2c upgrade is not offered, and the request is read as a plain one.
+   */
   upgrade: boolean;
   /** `Expect: 100-continue` in an HTTP/1.1 request (RFC 9110 §10.1.1: ignored in 1.0). */
   expectContinue: boolean;
@@ -213,6 +216,7 @@ export class RequestParser {
   private te = false;
   private connection = 0;
   private upgradeHeader = false;
+  private upgradeH2c = false;
   private expect = false;
   private tunnelNext = false;
   private closing = false; // the last message ended the connection's persistence
@@ -310,6 +314,7 @@ export class RequestParser {
     this.te = false;
     this.connection = 0;
     this.upgradeHeader = false;
+    this.upgradeH2c = false;
     this.expect = false;
     this.chunkNo = 0;
     this.events.onEnd();
@@ -543,7 +548,11 @@ export class RequestParser {
         if (ve - vs === 12 && eqi(t, s, 'expect') && eqi(t, vs, '100-continue')) this.expect = true;
         break;
       case 7:
-        if (eqi(t, s, 'upgrade')) this.upgradeHeader = true;
+        if (eqi(t, s, 'upgrade')) {
+          // Only a sole `h2c` (in one field) is the HTTP/2 upgrade; with anything else it is an upgrade.
+          this.upgradeH2c = !this.upgradeHeader && ve - vs === 3 && eqi(t, vs, 'h2c');
+          this.upgradeHeader = true;
+        }
         break;
       case 10:
         if (eqi(t, s, 'connection')) this.connectionTokens(t, vs, ve);
@@ -670,7 +679,8 @@ export class RequestParser {
       fail('TRL_HTTP_MISSING_HOST', 'HTTP/1.1 request without a Host header (RFC 9112 §3.2)');
     }
     const conn = this.connection;
-    const upgrade = this.method === 'CONNECT' || ((conn & CONN_UPGRADE) !== 0 && this.upgradeHeader);
+    const upgrade =
+      this.method === 'CONNECT' || ((conn & CONN_UPGRADE) !== 0 && this.upgradeHeader && !this.upgradeH2c);
     const body = this.te ? 'chunked' : this.contentLength > 0 ? 'length' : 'none';
     const head: RequestHead = {
       method: this.method,

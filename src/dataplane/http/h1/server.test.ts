@@ -238,24 +238,70 @@ describe('H1Server', () => {
     ]);
   });
 
-  it('serves a bodiless Upgrade request as a plain one, and refuses one with a body (it would smuggle)', async () => {
+  it('a websocket upgrade answered 101 becomes a tunnel: bytes both ways, half-close each way', async () => {
+    const got: Buffer[] = [];
+    h.handler = (down) => {
+      assert.equal(down.upgrade, 'websocket');
+      assert.equal(down.hasBody, false);
+      down.body.on('data', (c: Buffer) => {
+        got.push(c);
+        down.write(Buffer.from(`echo:${c}`));
+      });
+      // The client half-closed: the tunnel says so, and the server may still answer and end.
+      down.body.on('end', () => down.end(Buffer.from('bye')));
+      down.respond(101, { 'x-app': '1', 'content-length': '0', upgrade: 'ignored' });
+    };
+    // The bytes after the head (even in its segment) wait for the 101 and are the tunnel's first.
+    const out = await exchange(
+      port,
+      ['GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: WebSocket\r\n\r\nearly', 'later'],
+      { gapMs: 50, halfClose: true },
+    );
+    assert.equal(
+      out,
+      'HTTP/1.1 101 Switching Protocols\r\nx-app: 1\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n' +
+        'echo:earlyecho:laterbye',
+    );
+    assert.equal(Buffer.concat(got).toString(), 'earlylater');
+  });
+
+  it('an upgrade answered otherwise is an ordinary response, and the connection closes after it', async () => {
     const seen: string[] = [];
     h.handler = (down) => {
       seen.push(down.target);
-      down.respond(200, {}, 'plain');
+      down.respond(403, {}, 'no');
     };
-    const plain = await exchange(port, [
+    const out = await exchange(port, [
       'GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n' +
+        'GET /next HTTP/1.1\r\nHost: a\r\n\r\n',
+    ]);
+    assert.match(out, /^HTTP\/1\.1 403 Forbidden\r\n.*connection: close\r\n.*\r\n\r\nno$/s);
+    assert.deepEqual(seen, ['/ws'], 'what followed the head was never read as a request');
+  });
+
+  it('h2c is not offered (a plain request); other upgrades are refused; one with a body would smuggle', async () => {
+    const seen: string[] = [];
+    h.handler = (down) => {
+      seen.push(`${down.target} ${down.upgrade}`);
+      echo(down);
+    };
+    const h2c = await exchange(port, [
+      'POST /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n' +
+        'HTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 4\r\n\r\nbody' +
         'GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
     ]);
-    assert.match(plain, /^HTTP\/1\.1 200 OK\r\n.*plainHTTP\/1\.1 200 OK\r\n.*plain$/s);
-    assert.deepEqual(seen, ['/ws', '/next']);
+    assert.match(h2c, /^HTTP\/1\.1 200 OK\r\n.*bodyHTTP\/1\.1 200 OK\r\n/s);
+    assert.deepEqual(seen, ['/h2c undefined', '/next undefined']);
+    const other = await exchange(port, [
+      'GET /x HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket, foo\r\n\r\n',
+    ]);
+    assert.match(other, /^HTTP\/1\.1 403 Forbidden\r\n.*TRL_HTTP_UPGRADE_NOT_SUPPORTED/s);
     const inner = 'GET /admin HTTP/1.1\r\nHost: a\r\n\r\n';
     const smuggle = await exchange(port, [
-      `POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`,
+      `POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`,
     ]);
     assert.match(smuggle, /^HTTP\/1\.1 400 Bad Request\r\n.*TRL_HTTP_UPGRADE_WITH_BODY/s);
-    assert.deepEqual(seen, ['/ws', '/next'], 'nothing of the smuggled request reached the handler');
+    assert.deepEqual(seen, ['/h2c undefined', '/next undefined'], 'neither reached the handler');
   });
 
   it('tunnels CONNECT and serves the requests inside with the tunnel target', async () => {

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { type ErrorCode, statusOf } from '../../../lib/codes.ts';
 import type { Downstream } from '../downstream.ts';
 import { FIELD_NAME, FLAGS_HEADER } from '../headers.ts';
+import { allowedUpgrade, upgradeField } from '../upgrade.ts';
 import { ParseError, type RequestHead, RequestParser } from './parser.ts';
 
 /**
@@ -38,6 +39,11 @@ export class H1Server {
   readonly delayedCloseMs: number;
   /** Told of every rejection, for the log and the metrics. */
   readonly onReject: (r: Rejection) => void;
+  /**
+   * Takes a tunnel whose client speaks HTTP/2 with prior knowledge inside it (gRPC clients behind
+   * grpc_proxy do): the socket, with its first bytes put back, and the CONNECT target.
+   */
+  readonly onTunnelH2: ((socket: Socket, tunnel: string) => void) | undefined;
   readonly connections = new Set<H1Connection>();
   /** Draining: every response closes its connection. */
   closing = false;
@@ -50,17 +56,20 @@ export class H1Server {
       onReject: (r: Rejection) => void;
       idleTimeoutMs?: number;
       delayedCloseMs?: number;
+      onTunnelH2?: (socket: Socket, tunnel: string) => void;
     },
   ) {
     this.onRequest = onRequest;
     this.tunnels = opts.tunnels;
+    this.onTunnelH2 = opts.onTunnelH2;
     this.onReject = opts.onReject;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.delayedCloseMs = opts.delayedCloseMs ?? DELAYED_CLOSE_MS;
   }
 
-  serve(socket: Socket): void {
-    this.connections.add(new H1Connection(this, socket));
+  /** `tunnel`: the connection's destination when it was captured, served as if CONNECTed there. */
+  serve(socket: Socket, tunnel?: string): void {
+    this.connections.add(new H1Connection(this, socket, tunnel));
     // One timer for all connections, like Node's connectionsCheckingInterval: nothing per request.
     this.sweep ??= setInterval(() => this.expire(), Math.min(SWEEP_MS, this.idleTimeoutMs)).unref();
   }
@@ -94,6 +103,8 @@ export class H1Server {
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
+const PREFACE = Buffer.from('PRI');
+
 class H1Connection {
   readonly server: H1Server;
   readonly socket: Socket;
@@ -114,19 +125,68 @@ class H1Connection {
   private tunnel: string | undefined;
   /** Set by a CONNECT or Upgrade head: the parser stopped there, the bytes after it start afresh. */
   private switchParser = false;
+  /** After a 101: the exchange whose tunnel the connection now carries, byte for byte. */
+  private upgraded?: RawDownstream;
+  /** The client half-closed. */
+  private clientEnded = false;
   private delayedClose?: NodeJS.Timeout;
+  /** The first bytes in a tunnel, too few to tell HTTP/2's preface from an HTTP/1.1 method. */
+  private partialPreface?: Buffer;
 
-  constructor(server: H1Server, socket: Socket) {
+  constructor(server: H1Server, socket: Socket, tunnel?: string) {
     this.server = server;
     this.socket = socket;
+    this.tunnel = tunnel;
     // A client may half-close after its request and still wait for the answer.
     socket.allowHalfOpen = true;
     this.parser = this.newParser();
-    socket.on('data', (chunk: Buffer) => this.feed(chunk));
-    socket.on('end', () => this.onEnd());
-    socket.on('error', () => socket.destroy());
-    socket.once('close', () => this.onClose());
+    socket.on('data', this.onData);
+    socket.on('end', this.onSocketEnd);
+    socket.on('error', this.onError);
+    socket.once('close', this.onSocketClose);
     socket.resume();
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.feed(chunk);
+  private readonly onSocketEnd = (): void => this.onEnd();
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+  private readonly onSocketClose = (): void => this.onClose();
+
+  /**
+   * Inside a tunnel, before any request: whether the client opened with the HTTP/2 preface, in
+   * which case the connection leaves this server for the HTTP/2 one. A chunk too short to tell
+   * (`P`, `PR` may start PROPFIND) waits for the next.
+   */
+  private tunnelH2(chunk: Buffer): boolean {
+    const take = this.server.onTunnelH2;
+    if (!take || this.tunnel === undefined || this.current || this.receiving || !this.parser.idle)
+      return false;
+    const partial = this.partialPreface;
+    this.partialPreface = undefined;
+    const seen = partial ? Buffer.concat([partial, chunk]) : chunk;
+    const n = Math.min(seen.length, PREFACE.length);
+    if (!seen.subarray(0, n).equals(PREFACE.subarray(0, n))) {
+      if (!partial) return false;
+      this.feed(seen); // an HTTP/1.1 request after all, from its first byte
+      return true;
+    }
+    if (n < PREFACE.length) {
+      this.partialPreface = seen;
+      return true;
+    }
+    this.dead = true;
+    this.server.connections.delete(this);
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onSocketEnd);
+    s.off('error', this.onError);
+    s.off('close', this.onSocketClose);
+    s.pause();
+    s.unshift(seen);
+    take(s, this.tunnel);
+    return true;
   }
 
   /** Not serving a request and not in the middle of one. */
@@ -144,7 +204,12 @@ class H1Connection {
   }
 
   private feed(chunk: Buffer): void {
+    if (this.upgraded) {
+      this.upgraded.pushTunnel(chunk);
+      return;
+    }
     if (this.dead) return;
+    if (this.waitingSince >= 0 && this.tunnelH2(chunk)) return;
     if (this.pending || this.held) {
       this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
       this.socket.pause();
@@ -163,7 +228,10 @@ class H1Connection {
     }
     if (n === chunk.length) return;
     const rest = chunk.subarray(n);
-    if (this.current) {
+    // Answered 101 at once (from within onHead): the rest of the segment is the tunnel's.
+    const upgraded = this.upgraded as RawDownstream | undefined;
+    if (upgraded) upgraded.pushTunnel(rest);
+    else if (this.current) {
       // Pipelined: the next request waits for this response.
       this.pending = rest;
       this.socket.pause();
@@ -172,6 +240,7 @@ class H1Connection {
 
   private onHead(head: RequestHead): void {
     this.waitingSince = -1;
+    let upgrade: string | undefined;
     if (head.upgrade) {
       this.switchParser = true;
       if (head.method === 'CONNECT') {
@@ -182,14 +251,24 @@ class H1Connection {
         } else this.reject('TRL_HTTP_CONNECT_NOT_ALLOWED', 'CONNECT is not served on this listener');
         return;
       }
-      // Upgrades (WebSocket) are not proxied yet: the request goes on as a plain one, Upgrade dropped,
-      // and the bytes after its head start a new request. A body would be read as requests: refused.
+      // A body and then the new protocol's bytes could not be told apart: refused.
       if (head.body !== 'none') {
         this.reject('TRL_HTTP_UPGRADE_WITH_BODY', 'an Upgrade request with a body is not served');
         return;
       }
+      const field = upgradeField(head.rawHeaders);
+      upgrade = allowedUpgrade(field);
+      if (upgrade === undefined) {
+        this.reject(
+          'TRL_HTTP_UPGRADE_NOT_SUPPORTED',
+          `Upgrade ${JSON.stringify(field)} is not carried: the only upgrade allowed is websocket`,
+        );
+        return;
+      }
+      // The bytes after the head wait (pending, the socket paused) for the answer: a 101 makes them
+      // the tunnel's first, any other answer closes the connection.
     }
-    const down = new RawDownstream(this, head);
+    const down = new RawDownstream(this, head, upgrade);
     this.current = down;
     if (head.body !== 'none') {
       this.receiving = down;
@@ -241,9 +320,22 @@ class H1Connection {
     if (rest) this.feed(rest);
   }
 
-  /** The client half-closed: finish what is under way, then close. */
+  /** The exchange answered 101: from now on the connection's bytes are its tunnel's, both ways. */
+  upgrade(down: RawDownstream): void {
+    this.upgraded = down;
+    this.held = false;
+    const rest = this.pending;
+    this.pending = undefined;
+    if (rest) down.pushTunnel(rest);
+    if (this.clientEnded) down.pushTunnel(null);
+    if (!this.bodyPaused) this.socket.resume();
+  }
+
+  /** The client half-closed: finish what is under way, then close; a tunnel passes the end on. */
   private onEnd(): void {
-    if (!this.current && !this.receiving) this.socket.end();
+    this.clientEnded = true;
+    if (this.upgraded) this.upgraded.pushTunnel(null);
+    else if (!this.current && !this.receiving) this.socket.end();
     else if (this.receiving) this.fail(new Error('client closed before the request body ended'));
     // Otherwise the response in progress ends the connection: its keepAlive is now false.
     else this.current!.keepAlive = false;
@@ -253,6 +345,7 @@ class H1Connection {
     clearTimeout(this.delayedClose);
     this.server.connections.delete(this);
     this.receiving?.abortBody();
+    this.upgraded?.abortBody();
     this.current?.closed();
     this.current = undefined;
     this.receiving = undefined;
@@ -377,9 +470,12 @@ class RawDownstream implements Downstream {
   readonly authority: string;
   readonly headers: IncomingHttpHeaders;
   readonly hasBody: boolean;
+  readonly upgrade: string | undefined;
   headersSent = false;
   keepAlive: boolean;
   private readonly conn: H1Connection;
+  /** Answered 101: writes go to the socket as they are, end() half-closes it. */
+  private tunnelling = false;
   private readonly minor: 0 | 1;
   private requestBody?: Readable;
   /** The serialized head, held until the first body bytes so both go out in one write. */
@@ -389,7 +485,7 @@ class RawDownstream implements Downstream {
   private done = false;
   private closeCallbacks?: (() => void)[];
 
-  constructor(conn: H1Connection, head: RequestHead) {
+  constructor(conn: H1Connection, head: RequestHead, upgrade: string | undefined) {
     this.conn = conn;
     this.method = head.method;
     this.target = head.target;
@@ -398,7 +494,9 @@ class RawDownstream implements Downstream {
     this.authority = this.headers.host ?? '';
     this.hasBody = head.body !== 'none';
     this.keepAlive = head.keepAlive;
-    if (this.hasBody) {
+    this.upgrade = upgrade;
+    // An upgrade's body is what the client sends after its head, once the upstream switched.
+    if (this.hasBody || upgrade !== undefined) {
       this.requestBody = new Readable({ read: () => conn.resumeBody() });
     }
   }
@@ -426,12 +524,24 @@ class RawDownstream implements Downstream {
     if (!body.push(chunk) && chunk !== null) this.conn.pauseBody();
   }
 
+  pushTunnel(chunk: Buffer | null): void {
+    if (!this.requestBody!.push(chunk) && chunk !== null) this.conn.pauseBody();
+  }
+
   abortBody(): void {
     this.requestBody?.destroy();
   }
 
   respond(status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
     if (this.done) return;
+    if (this.upgrade !== undefined) {
+      if (status === 101) {
+        this.switchProtocols(headers);
+        return;
+      }
+      // Refused: what the client sent after its head cannot be read as requests.
+      this.keepAlive = false;
+    }
     this.headersSent = true;
     this.bodiless = this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
@@ -465,13 +575,37 @@ class RawDownstream implements Downstream {
     if (body !== undefined) this.end(typeof body === 'string' ? Buffer.from(body) : body);
   }
 
+  /** The 101: the connection and Upgrade fields are the hop's own, the rest is the upstream's. */
+  private switchProtocols(headers: OutgoingHttpHeaders): void {
+    this.headersSent = true;
+    this.tunnelling = true;
+    let head = 'HTTP/1.1 101 Switching Protocols\r\n';
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || FRAMING.has(name) || name === 'content-length' || name === 'upgrade')
+        continue;
+      if (!FIELD_NAME.test(name)) throw new TypeError(`invalid response header name ${JSON.stringify(name)}`);
+      if (Array.isArray(value)) for (const v of value) head += headerLine(name, v);
+      else head += headerLine(name, String(value));
+    }
+    this.conn.socket.write(`${head}connection: upgrade\r\nupgrade: ${this.upgrade}\r\n\r\n`, 'latin1');
+    this.conn.upgrade(this);
+  }
+
   write(chunk: Buffer): boolean {
     if (this.done) return true;
+    if (this.tunnelling) return this.conn.socket.destroyed || this.conn.socket.write(chunk);
     return this.send(chunk, false);
   }
 
   end(chunk?: Buffer): void {
     if (this.done) return;
+    if (this.tunnelling) {
+      // Half-close: the client may still send until it ends its side too.
+      const s = this.conn.socket;
+      if (!s.destroyed) s.end(chunk ?? EMPTY);
+      return;
+    }
     if (!this.headersSent) this.respond(200, {});
     this.send(chunk ?? EMPTY, true);
     this.finish();

@@ -93,7 +93,10 @@ function redirectLocation(a: RedirectAction, authority: string, pathAndQuery: st
         ? String(a.port)
         : a.authority
           ? undefined
-          : reqPort;
+          : // Envoy: a scheme change drops an explicit port that was the old scheme's default.
+            a.scheme && reqPort === (a.scheme === 'https' ? '80' : '443')
+            ? undefined
+            : reqPort;
   const defaultPort = scheme === 'https' ? '443' : '80';
   let path = pathAndQuery;
   const q = pathAndQuery.indexOf('?');

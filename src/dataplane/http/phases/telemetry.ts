@@ -16,6 +16,10 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
         ? telemetry.peer(headerValue(down.headers[PEER_HEADER]), ex.peerTls.identity)
         : (ex.upstream?.endpoint?.peer ?? ex.peer);
     const durationMs = performance.now() - ex.start;
+    // A tunnel's bytes from the client have no content-length: the transport counted them.
+    const upgraded = ex.code === 101 && ex.upstream !== undefined;
+    const requestBytes = upgraded ? ex.upstream!.bodyBytes : Number(down.headers['content-length'] ?? 0) || 0;
+    const grpc = ex.grpc;
     telemetry.record(reporter, peer, {
       service: ex.service,
       ...(ex.serviceName ? { serviceName: ex.serviceName } : {}),
@@ -23,11 +27,16 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
       flags: ex.flags,
       mtls,
       durationMs,
-      requestBytes: Number(down.headers['content-length'] ?? 0) || 0,
+      requestBytes,
       responseBytes: ex.responseBytes,
+      grpc: grpc && {
+        status: grpc.statusLabel(ex.code),
+        requestMessages: grpc.requests.messages,
+        responseMessages: grpc.responses.messages,
+      },
     });
     if (accessLog) {
-      log.info('access', {
+      const entry: Record<string, unknown> = {
         reporter,
         authority: ex.authority,
         path: ex.path,
@@ -43,7 +52,13 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
         // Envoy's DOWNSTREAM_PEER_URI_SAN: who came in over mTLS, e.g. the sidecar behind an egress
         // gateway's request, whose metrics name the gateway itself as source, as Istio's do.
         downstreamPeer: ex.peerTls.identity,
-      });
+      };
+      if (upgraded) {
+        entry.upgrade = down.upgrade;
+        entry.bytesReceived = requestBytes;
+        entry.bytesSent = ex.responseBytes;
+      }
+      log.info('access', entry);
     }
   };
 }

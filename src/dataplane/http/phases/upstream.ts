@@ -2,7 +2,8 @@
 // load balancer with outlier detection → per-try timeout → endpoint transport, see ../../upstream/)
 // and relays the answer. Stacks are built per route and cluster when the snapshot is applied; per
 // request this phase picks among weighted clusters, applies the route's rewrites and header edits,
-// fires the mirror copies and streams the response back.
+// fires the mirror copies and streams the response back. An upgrade (WebSocket) goes the same way,
+// on HTTP/1.1, unmirrored: after its 101 the relay carries the tunnel's bytes both ways.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HeaderOps, Route } from '../../../compile/snapshot.ts';
@@ -25,15 +26,19 @@ import { RetryConditions, withRetries } from '../../upstream/retry.ts';
 import { withTimeout } from '../../upstream/timeout.ts';
 import type { Exchange } from '../context.ts';
 import { bodyLength, ResponseBody } from '../downstream.ts';
+import { countAsRead, grpcTimeoutMs } from '../grpc.ts';
 import { downstreamHeaders, PEER_HEADER, RULE_HEADER, upstreamHeaders, XFCC_HEADER } from '../headers.ts';
 import type { Phase, PhaseDeps, Step } from '../phase.ts';
 import { applyHeaderOps, type PathRewriter, pathRewriter } from '../route-edits.ts';
+import { h1Handshake } from '../upgrade.ts';
 
 /** Writes one upstream answer downstream; a failure before the head becomes the proxy's own reply. */
 class Relay implements DispatchHandler {
   private readonly ex: Exchange;
   private readonly edits: HeaderOps[] | undefined;
   private body: ResponseBody | undefined;
+  /** A gRPC answer whose head carried its status: nothing follows it downstream. */
+  private trailersOnly = false;
   constructor(ex: Exchange, edits: HeaderOps[] | undefined) {
     this.ex = ex;
     this.edits = edits;
@@ -49,16 +54,35 @@ class Relay implements DispatchHandler {
     if (req.setCookie) applyHeaderOps(out, { add: { 'set-cookie': req.setCookie } });
     // A rule named by a proxy further in is as internal as our own.
     if (ex.site.edge && ex.peerTls.identity === undefined) delete out[RULE_HEADER];
+    const grpc = ex.grpc;
+    if (grpc) {
+      const g = h['grpc-status'];
+      if (typeof g === 'string') {
+        // Trailers-only: the status is in the head, and the head ends the stream.
+        grpc.status = g;
+        this.trailersOnly = true;
+        ex.down.respond(status, out, '');
+        return;
+      }
+    }
     ex.down.respond(status, out);
     this.body = new ResponseBody(ex.down, bodyLength(ex.down.method, status, h), ex.count);
   }
   onData(chunk: Buffer): boolean {
+    if (this.trailersOnly) return true;
+    this.ex.grpc?.responses.count(chunk);
     if (this.body!.data(chunk)) return true;
     this.ex.down.onDrain(() => this.ex.call?.resume());
     return false;
   }
-  onEnd(): void {
-    this.body?.end();
+  onEnd(trailers?: IncomingHttpHeaders): void {
+    if (trailers === undefined) {
+      this.body?.end();
+      return;
+    }
+    const g = trailers['grpc-status'];
+    if (this.ex.grpc && typeof g === 'string') this.ex.grpc.status = g;
+    this.body?.end(downstreamHeaders(trailers));
   }
   onError(f: UpstreamFailure): void {
     const ex = this.ex;
@@ -250,10 +274,27 @@ function outbound(targets: Map<Route, RouteTarget>, deps: PhaseDeps): Step {
     if (dest.requestEdits) for (const e of dest.requestEdits) applyHeaderOps(headers, e);
     if (t.rewritePath) ex.path = t.rewritePath(ex.path);
     if (t.authority) ex.hostHeader = t.authority;
-    if (t.mirrors) mirror(ex, t, headers);
-    send(ex, dest.dispatch, headers, dest.responseEdits);
+    // A copy of a tunnel would be a second conversation with nobody on the other end.
+    if (t.mirrors && down.upgrade === undefined) mirror(ex, t, headers);
+    send(ex, ex.grpc ? withDeadline(ex, dest) : dest.dispatch, headers, dest.responseEdits);
     return false;
   };
+}
+
+/**
+ * A gRPC client's deadline (grpc-timeout) bounds the call as the route timeout does, the shorter
+ * winning: Istio sets Envoy's max_grpc_timeout to the route's timeout, or unbounded without one.
+ */
+function withDeadline(ex: Exchange, dest: Destination): Dispatch {
+  const v = ex.down.headers['grpc-timeout'];
+  const ms = typeof v === 'string' ? grpcTimeoutMs(v) : undefined;
+  if (ms === undefined) return dest.dispatch;
+  const stats = dest.cluster.state.stats;
+  return withTimeout(
+    ms,
+    `${ex.route!.origin} grpc-timeout`,
+    () => stats.upstream_rq_timeout++,
+  )(dest.dispatch);
 }
 
 /** Envoy's shadow: the copy's authority gets `-shadow` on its host, before any port. */
@@ -313,8 +354,15 @@ function mirror(ex: Exchange, t: RouteTarget, headers: OutgoingHttpHeaders): voi
   }
 }
 
-function inbound(deps: PhaseDeps, endpoints: Record<string, number> | undefined): Step {
+function inbound(cfg: ProxyConfig, deps: PhaseDeps): Step {
   const by = `By=${deps.selfIdentity};Hash=`;
+  // The app's transport per workload port, by the inbound cluster's protocol, settled here.
+  // A Sidecar ingress listener's defaultEndpoint sends a port to another app port.
+  const endpoints = cfg.inbound?.endpoints;
+  const apps = new Map<number, Dispatch>();
+  for (const c of cfg.snapshot.clusters)
+    if (c.direction === 'inbound')
+      apps.set(c.port, deps.app(endpoints?.[c.port] ?? c.port, c.http2 === true));
   return (ex) => {
     const headers = upstreamHeaders(ex.down.headers, undefined);
     // Envoy's SANITIZE_SET with Istio's details (Hash, Subject, URI): the peer the handshake verified,
@@ -322,9 +370,8 @@ function inbound(deps: PhaseDeps, endpoints: Record<string, number> | undefined)
     const peer = ex.peerTls;
     if (peer.certHash !== undefined)
       headers[XFCC_HEADER] = `${by}${peer.certHash};Subject="";URI=${peer.identity ?? ''}`;
-    // A Sidecar ingress listener's defaultEndpoint sends the port to another app port.
     const port = ex.targetPort!;
-    send(ex, deps.app(endpoints?.[port] ?? port), headers, undefined);
+    send(ex, apps.get(port) ?? deps.app(endpoints?.[port] ?? port), headers, undefined);
     return false;
   };
 }
@@ -336,14 +383,18 @@ function send(
   responseEdits: HeaderOps[] | undefined,
 ): void {
   const down = ex.down;
+  const upgrade = down.upgrade;
+  if (upgrade !== undefined && down.protocol === 'HTTP/2') h1Handshake(headers, upgrade);
+  if (ex.grpc && down.hasBody) countAsRead(down.body, ex.grpc.requests);
   const req = upstreamRequest(
-    down.protocol,
+    upgrade === undefined ? down.protocol : 'HTTP/1.1',
     down.method,
     ex.path + ex.query,
     ex.hostHeader,
     headers,
-    ex.requestBody ?? (down.hasBody ? down.body : undefined),
+    upgrade === undefined ? (ex.requestBody ?? (down.hasBody ? down.body : undefined)) : down.body,
     down.remoteAddress ?? '',
+    upgrade,
   );
   ex.upstream = req;
   ex.call = dispatch(req, new Relay(ex, responseEdits));
@@ -352,7 +403,7 @@ function send(
 export const upstream: Phase = {
   name: 'upstream',
   setup({ kind, cfg, table, tableName, deps }) {
-    if (kind === 'inbound') return cfg?.inbound ? inbound(deps, cfg.inbound.endpoints) : undefined;
+    if (kind === 'inbound') return cfg?.inbound ? inbound(cfg, deps) : undefined;
     if (!cfg || !table) return undefined;
     return outbound(routeTargets(cfg, tableName, deps), deps);
   },
