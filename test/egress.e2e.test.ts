@@ -3,7 +3,8 @@
 // BlackHoleCluster label, ALLOW_ANY passes it through with the PassthroughCluster label), a
 // ServiceEntry making a host reachable with each resolution (STATIC, DNS, DNS_ROUND_ROBIN, NONE),
 // Istio's egress-rule-google-apis pattern (port 80 routed to 443, TLS originated by the
-// DestinationRule), and Istio's egress gateway pattern: sidecar → egress gateway (mTLS) → server.
+// DestinationRule), and Istio's egress gateway pattern: sidecar → egress gateway (mTLS) → server,
+// with an AuthorizationPolicy at the gateway that lets only one sidecar's identity out.
 import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +26,7 @@ import { adminHeaders, meshProxy } from './support/platform.ts';
 
 let cp: RunningControlPlane;
 let client: RunningProxy;
+let intruder: RunningProxy | undefined;
 let gateway: RunningProxy | undefined;
 let dir: string;
 let caFile = '';
@@ -93,23 +95,24 @@ interface Reply {
 }
 
 /** `url` from the app, through its sidecar's outbound listener (absolute-form, as HTTP_PROXY sends it). */
-function get(url: string): Promise<Reply> {
+function get(
+  url: string,
+  via = client.ports.outbound,
+  headers: http.OutgoingHttpHeaders = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: client.ports.outbound, path: url, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            flags: res.headers['x-trellis-response-flags'] as string | undefined,
-            rule: res.headers['x-trellis-rule'] as string | undefined,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-      },
-    );
+    const req = http.request({ host: '127.0.0.1', port: via, path: url, agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          flags: res.headers['x-trellis-response-flags'] as string | undefined,
+          rule: res.headers['x-trellis-rule'] as string | undefined,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+    });
     req.on('error', reject);
     req.end();
   });
@@ -161,6 +164,7 @@ describe('egress: ServiceEntry, outboundTrafficPolicy and the egress gateway', {
 
   after(async () => {
     await client?.close();
+    await intruder?.close();
     await gateway?.close();
     for (const s of servers) {
       s.closeAllConnections();
@@ -312,6 +316,7 @@ spec:
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const hostPort = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
+    ports.gateway = hostPort;
     gateway = await meshProxy(
       cp.info,
       {
@@ -408,5 +413,82 @@ spec:
       await metrics(gateway),
       /istio_requests_total\{reporter="source",source_workload="istio-egressgateway",[^}]*destination_service="secure.example.com",[^}]*response_code="200"[^}]*\} 1/,
     );
+  });
+
+  test('AuthorizationPolicy at the egress gateway: the mTLS peer is source.principal', async () => {
+    assert.ok(gateway, 'the egress gateway test runs first');
+    intruder = await meshProxy(
+      cp.info,
+      {
+        id: 'intruder-0',
+        role: 'sidecar',
+        workload: 'intruder',
+        namespace: 'default',
+        serviceAccount: 'intruder',
+        labels: { app: 'intruder' },
+        ports: [],
+      },
+      { log: SILENT },
+    );
+    const gatewayPolicy = (name: string) => (s: ProxySnapshot) =>
+      s.listeners.some(
+        (l) =>
+          l.type === 'gateway' &&
+          [...(l.authorization?.allow ?? []), ...(l.authorization?.deny ?? [])].some(
+            (p) => p.name === `istio-system/${name}`,
+          ),
+      );
+    // Only the client's workload identity may leave through the gateway.
+    await apply(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: egress-only-client, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/client]}}]
+`);
+    await running('the gateway ALLOW policy', gatewayPolicy('egress-only-client'), gateway);
+    await running(
+      "the intruder's route to the gateway",
+      (s) => vhost(s, 'secure.example.com:80')?.routes[0]?.origin.startsWith('VirtualService') === true,
+      intruder,
+    );
+    const allowed = await get('http://secure.example.com/client');
+    assert.equal(allowed.status, 200, allowed.rule);
+    assert.equal(allowed.body, 'secure.example.com sni=secure.example.com /client');
+    const denied = await get('http://secure.example.com/intruder', intruder.ports.outbound);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body, 'RBAC: access denied');
+    assert.equal(denied.flags, 'RBAC');
+    // A mesh client at the gateway learns which policy refused it, as it would from a sidecar.
+    assert.equal(
+      denied.rule,
+      'no ALLOW policy matched (AuthorizationPolicy istio-system/egress-only-client)',
+    );
+    // Plaintext straight to the gateway has no principal: refused too, and told nothing (the edge).
+    const outside = await get('/outside', ports.gateway, { host: 'secure.example.com' });
+    assert.equal(outside.status, 403);
+    assert.equal(outside.rule, undefined);
+
+    // `namespaces` comes from the same identity: DENY the default namespace except the client.
+    await remove('AuthorizationPolicy', 'egress-only-client', 'istio-system');
+    await apply(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: egress-deny-default, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: DENY
+  rules:
+  - from: [{source: {namespaces: [default], notPrincipals: [cluster.local/ns/default/sa/client]}}]
+`);
+    await running('the gateway DENY policy', gatewayPolicy('egress-deny-default'), gateway);
+    assert.equal((await get('http://secure.example.com/client')).status, 200);
+    const refused = await get('http://secure.example.com/intruder', intruder.ports.outbound);
+    assert.equal(refused.status, 403);
+    assert.match(refused.rule ?? '', /istio-system\/egress-deny-default/);
+    // Plaintext has no namespace: the DENY rule does not match it.
+    assert.equal((await get('/outside', ports.gateway, { host: 'secure.example.com' })).status, 200);
+    await remove('AuthorizationPolicy', 'egress-deny-default', 'istio-system');
   });
 });

@@ -170,6 +170,17 @@ describe('validateText: the envelope', () => {
         ],
       },
       {
+        name: 'the networking.istio.io/exportTo annotation is an exportTo list',
+        yaml: svc('reviews', '\n  annotations: {networking.istio.io/exportTo: ". , Other_NS"}'),
+        errors: [
+          {
+            path: 'metadata.annotations.networking.istio.io/exportTo[1]',
+            message: 'exportTo "Other_NS" is not valid: expected ".", "*", "~" or a namespace name',
+            line: 5,
+          },
+        ],
+      },
+      {
         name: 'a document must be an object',
         yaml: '- a\n- b\n',
         errors: [

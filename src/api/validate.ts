@@ -3,7 +3,7 @@
 // path and resource. Input is all-or-nothing: resources come back only when nothing is wrong.
 import type { Issue } from '../lib/errors.ts';
 import { decodeDocuments, type Position, positionOf } from './decode.ts';
-import { labels } from './kinds/common.ts';
+import { EXPORT_TO_ANNOTATION, exportTo, exportToAnnotation, labels } from './kinds/common.ts';
 import { apiVersionOf, kinds, unsupportedKinds, versionOf } from './kinds/index.ts';
 import { isDns1123Label, isDns1123Subdomain, labelKeyProblem } from './kinds/syntax.ts';
 import type { KindInfo } from './kinds/types.ts';
@@ -292,6 +292,9 @@ const metadataSchema: Validator = object(
     required: ['name'],
     check: (v, path, ctx) => {
       if (!isObject(v.annotations)) return;
+      const exported = v.annotations[EXPORT_TO_ANNOTATION];
+      if (typeof exported === 'string')
+        exportTo()(exportToAnnotation(exported), `${path}.annotations.${EXPORT_TO_ANNOTATION}`, ctx);
       const size = Object.entries(v.annotations).reduce((s, [k, x]) => s + k.length + String(x).length, 0);
       if (size > MAX_ANNOTATIONS_BYTES) {
         fail(

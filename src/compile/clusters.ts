@@ -1,8 +1,13 @@
 // Outbound clusters: one per (service, port, subset), built from the registry's instances — or, for
-// a ServiceEntry host, the entry's endpoints (service-entries.ts) — and the host's DestinationRule. They do not depend on who looks at them, so each is built once per index.
+// a ServiceEntry host, the entry's endpoints (service-entries.ts) — and the DestinationRule the
+// proxy's namespace looks up for the host (export-to.ts). A cluster depends on who looks at it only
+// through that rule and whether the host is exported to them, so each variant is built once per index.
+import type { DestinationRuleSpec } from '../api/kinds/index.ts';
+import type { Resource } from '../api/resource.ts';
+import { destinationRuleFor, entryVisible, serviceVisible } from './export-to.ts';
 import { outboundClusterName, outboundSni } from './hosts.ts';
 import { endpointIdentity, endpointOf, labelsMatch, type MeshIndex } from './mesh-index.ts';
-import { routedEntryCluster } from './service-entries.ts';
+import { entryPortsOf, routedEntryCluster } from './service-entries.ts';
 import type { Cluster, Endpoint, ProxyNode } from './snapshot.ts';
 import {
   connectionPool,
@@ -15,9 +20,12 @@ import {
   warmup,
 } from './traffic-policy.ts';
 
-const built = new WeakMap<MeshIndex, Map<string, Cluster>>();
+/** Cluster name → its variants, by the DestinationRule that shaped it (`null`: none, `hidden`: not exported). */
+type Built = Map<string, Map<Resource<DestinationRuleSpec> | null | 'hidden', Cluster>>;
 
-function builtFor(index: MeshIndex): Map<string, Cluster> {
+const built = new WeakMap<MeshIndex, Built>();
+
+function builtFor(index: MeshIndex): Built {
   let clusters = built.get(index);
   if (!clusters) {
     clusters = new Map();
@@ -28,36 +36,80 @@ function builtFor(index: MeshIndex): Map<string, Cluster> {
 
 /** How many outbound clusters were built for an index. */
 export function clusterCount(index: MeshIndex): number {
-  return builtFor(index).size;
+  let n = 0;
+  for (const variants of builtFor(index).values()) n += variants.size;
+  return n;
 }
 
-/** Collects the clusters routes refer to, so a proxy gets exactly the clusters it can use. */
+/** What a route names: a host port and subset, which a ClusterSet turns into its proxy's cluster. */
+export interface ClusterRef {
+  fqdn: string;
+  port: number;
+  subset: string | undefined;
+}
+
+/** The namespace a host's service lives in, where its DestinationRules are looked up second. */
+function serviceNamespaceOf(index: MeshIndex, fqdn: string, port: number): string | undefined {
+  return (
+    index.services.get(fqdn)?.namespace ??
+    entryPortsOf(index).get(`${fqdn}:${port}`)?.entry.metadata.namespace
+  );
+}
+
+/** Is the host in the registry of proxies in `namespace`? A host nobody defines is nobody's to hide. */
+function hostVisible(index: MeshIndex, fqdn: string, port: number, namespace: string): boolean {
+  const svc = index.services.get(fqdn);
+  if (svc) return serviceVisible(index, svc, namespace);
+  const entry = entryPortsOf(index).get(`${fqdn}:${port}`);
+  return entry ? entryVisible(index, entry.entry, namespace) : true;
+}
+
+/**
+ * Collects the clusters routes refer to, so a proxy gets exactly the clusters it can use, as proxies
+ * in `namespace` see them.
+ */
 export class ClusterSet {
   readonly clusters = new Map<string, Cluster>();
+  readonly refs = new Map<string, ClusterRef>();
+  readonly namespace: string;
   private readonly index: MeshIndex;
-  private readonly built: Map<string, Cluster>;
-  constructor(index: MeshIndex) {
+  private readonly built: Built;
+  constructor(index: MeshIndex, namespace: string) {
     this.index = index;
+    this.namespace = namespace;
     this.built = builtFor(index);
   }
 
   outbound(fqdn: string, port: number, subset: string | undefined): string {
     const name = outboundClusterName(port, subset, fqdn);
     if (this.clusters.has(name)) return name;
-    let cluster = this.built.get(name);
+    const index = this.index;
+    const visible = hostVisible(index, fqdn, port, this.namespace);
+    const dr = visible
+      ? destinationRuleFor(index, fqdn, serviceNamespaceOf(index, fqdn, port), this.namespace)
+      : undefined;
+    const variant = visible ? (dr ?? null) : 'hidden';
+    let variants = this.built.get(name);
+    if (!variants) {
+      variants = new Map();
+      this.built.set(name, variants);
+    }
+    let cluster = variants.get(variant);
     if (!cluster) {
-      cluster =
-        (this.index.services.has(fqdn) ? undefined : routedEntryCluster(this.index, fqdn, port, subset)) ??
-        outboundCluster(this.index, name, fqdn, port, subset);
-      this.built.set(name, cluster);
+      cluster = !visible
+        ? hiddenCluster(index, name, fqdn, port, subset, this.namespace)
+        : ((index.services.has(fqdn) ? undefined : routedEntryCluster(index, fqdn, port, subset, dr)) ??
+          outboundCluster(index, name, fqdn, port, subset, dr));
+      variants.set(variant, cluster);
     }
     this.clusters.set(name, cluster);
+    this.refs.set(name, { fqdn, port, subset });
     return name;
   }
 
-  /** Adds a cluster another ClusterSet of the same index already built. */
-  add(name: string): void {
-    this.clusters.set(name, this.built.get(name)!);
+  /** Adds the cluster a route compiled by another ClusterSet of the same index names. */
+  add(ref: ClusterRef): void {
+    this.outbound(ref.fqdn, ref.port, ref.subset);
   }
 
   /** Sorted by name. */
@@ -72,15 +124,45 @@ function gatewayAware(ep: Endpoint, node: ProxyNode, workloadPort: number): Endp
   return { ...ep, port: node.gatewayPorts?.[String(workloadPort)] ?? workloadPort };
 }
 
+/**
+ * A route's cluster for a host that is not exported to the proxy's namespace: no endpoints, so a
+ * request gets 503 naming why, as Istio's missing cluster does (less mysteriously).
+ */
+function hiddenCluster(
+  index: MeshIndex,
+  name: string,
+  fqdn: string,
+  port: number,
+  subset: string | undefined,
+  namespace: string,
+): Cluster {
+  const svc = index.services.get(fqdn);
+  const entry = entryPortsOf(index).get(`${fqdn}:${port}`)?.entry;
+  const owner = svc
+    ? `Service ${svc.namespace}/${svc.name}`
+    : `ServiceEntry ${entry?.metadata.namespace}/${entry?.metadata.name}`;
+  return {
+    name,
+    direction: 'outbound',
+    service: fqdn,
+    port,
+    ...(subset ? { subset } : {}),
+    origin: `${owner} is not exported to namespace ${namespace}`,
+    lb: loadBalancerPolicy(undefined),
+    tls: { mode: 'DISABLE' },
+    endpoints: [],
+  };
+}
+
 function outboundCluster(
   index: MeshIndex,
   name: string,
   fqdn: string,
   port: number,
   subset: string | undefined,
+  dr: Resource<DestinationRuleSpec> | undefined,
 ): Cluster {
   const svc = index.services.get(fqdn);
-  const dr = index.destinationRules.get(fqdn);
   const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
   const subsetLabels = subsetSpec?.labels;
   const instances = svc?.instances.filter((i) => i.targetPorts.has(port)) ?? [];

@@ -11,6 +11,7 @@ import {
 } from '../api/kinds/extension-provider.ts';
 import { parseDuration } from '../api/schema.ts';
 import { ClusterSet } from './clusters.ts';
+import { destinationRuleFor } from './export-to.ts';
 import type { MeshIndex } from './mesh-index.ts';
 import { serviceEntryCluster } from './service-entries.ts';
 import type { AuthorizationPolicyRules, Cluster, ExtAuthz, ExtAuthzProvider } from './snapshot.ts';
@@ -150,7 +151,10 @@ function authorizerCluster(
   const entry = index.serviceEntries.find(
     (se) => se.spec.hosts.includes(host) && (namespace === undefined || se.metadata.namespace === namespace),
   );
-  if (entry) return serviceEntryCluster(index, entry, host, port, undefined);
+  if (entry) {
+    const dr = destinationRuleFor(index, host, entry.metadata.namespace, index.meshConfig.rootNamespace);
+    return serviceEntryCluster(index, entry, host, port, undefined, dr);
+  }
   return {
     error: `service ${service} is neither a Service in the registry nor a ServiceEntry host`,
   };
@@ -158,7 +162,8 @@ function authorizerCluster(
 
 /** The registry service's outbound cluster, built as routes build it. */
 function meshCluster(index: MeshIndex, host: string, port: number): Cluster {
-  // A throwaway set: the cluster itself is memoized per index, so this builds it at most once.
-  const set = new ClusterSet(index);
+  // A throwaway set: the cluster itself is memoized per index, so this builds it at most once. An
+  // extension provider is mesh config, so its rules are looked up as for the root namespace.
+  const set = new ClusterSet(index, index.meshConfig.rootNamespace);
   return set.clusters.get(set.outbound(host, port, undefined))!;
 }

@@ -4,6 +4,7 @@
 import type { Resource } from '../api/resource.ts';
 import { authorizationFor } from './authorization.ts';
 import type { ClusterSet } from './clusters.ts';
+import { virtualServiceVisible } from './export-to.ts';
 import { addExtAuthzCluster, extAuthzCluster } from './ext-authz.ts';
 import { gatewayTlsServer, terminatesTls } from './gateway-tls.ts';
 import { hostMatches, resolveHost } from './hosts.ts';
@@ -133,8 +134,8 @@ export function gatewayConfig(
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
 
 /**
- * The routes of every VirtualService bound to these servers, merged per host in age order, as
- * gateways merge them. A host of an `httpsRedirect` server answers every request with a 301 to https
+ * The routes of every VirtualService bound to these servers and exported to the gateway's namespace,
+ * merged per host in age order, as gateways merge them. A host of an `httpsRedirect` server answers every request with a 301 to https
  * (Envoy's `require_tls: ALL`), whether or not a VirtualService routes it.
  */
 function routeTable(
@@ -148,6 +149,7 @@ function routeTable(
   const hosts = new Map<string, Route[]>();
   const redirected = new Map<string, string>();
   for (const vs of index.virtualServices) {
+    if (!virtualServiceVisible(index, vs, node.namespace)) continue;
     for (const { gw, index: i, redirect } of servers) {
       if (!bindsTo(vs, gw)) continue;
       for (const raw of vs.spec.hosts ?? []) {

@@ -44,7 +44,16 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
     h2UpgradePolicy: 'DO_NOT_UPGRADE',
     connectTimeoutMs: 10_000,
     outboundTrafficPolicy: 'REGISTRY_ONLY',
+    defaultExportTo: DEFAULT_MESH_CONFIG.defaultExportTo,
   });
+  assert.deepEqual(
+    resolveMeshConfig(
+      configMap(
+        'defaultVirtualServiceExportTo: ["."]\ndefaultServiceExportTo: ["~"]\ndefaultDestinationRuleExportTo: []',
+      ),
+    ).defaultExportTo,
+    { service: ['~'], virtualService: ['.'], destinationRule: ['*'] },
+  );
   assert.deepEqual(
     resolveMeshConfig(
       configMap(
@@ -59,6 +68,7 @@ test('mesh config defaults: no ConfigMap, no mesh key, an empty document, DEFAUL
       h2UpgradePolicy: 'DO_NOT_UPGRADE',
       connectTimeoutMs: 10_000,
       outboundTrafficPolicy: 'REGISTRY_ONLY',
+      defaultExportTo: DEFAULT_MESH_CONFIG.defaultExportTo,
     },
   );
 });

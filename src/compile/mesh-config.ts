@@ -26,6 +26,8 @@ export interface ResolvedMeshConfig {
   tcpKeepalive?: { probes?: number; time?: string; interval?: string };
   /** Where a sidecar sends a request for a host the registry does not know; Trellis' default REGISTRY_ONLY. */
   outboundTrafficPolicy: 'REGISTRY_ONLY' | 'ALLOW_ANY';
+  /** exportTo of the resources that set none (export-to.ts); Istio's default `*` for each. */
+  defaultExportTo: { service: string[]; virtualService: string[]; destinationRule: string[] };
 }
 
 export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
@@ -36,6 +38,7 @@ export const DEFAULT_MESH_CONFIG: ResolvedMeshConfig = {
   h2UpgradePolicy: 'DO_NOT_UPGRADE',
   connectTimeoutMs: 10_000,
   outboundTrafficPolicy: 'REGISTRY_ONLY',
+  defaultExportTo: { service: ['*'], virtualService: ['*'], destinationRule: ['*'] },
 };
 
 const CONFIG_MAP = kindKey('v1', 'ConfigMap');
@@ -65,5 +68,15 @@ export function resolveMeshConfig(configMap: Resource | undefined): ResolvedMesh
     connectTimeoutMs: (mesh?.connectTimeout && parseDuration(mesh.connectTimeout)) || 10_000,
     ...(mesh?.tcpKeepalive ? { tcpKeepalive: mesh.tcpKeepalive } : {}),
     outboundTrafficPolicy: mesh?.outboundTrafficPolicy?.mode ?? DEFAULT_MESH_CONFIG.outboundTrafficPolicy,
+    defaultExportTo: {
+      service: nonEmpty(mesh?.defaultServiceExportTo) ?? ['*'],
+      virtualService: nonEmpty(mesh?.defaultVirtualServiceExportTo) ?? ['*'],
+      destinationRule: nonEmpty(mesh?.defaultDestinationRuleExportTo) ?? ['*'],
+    },
   };
+}
+
+/** An empty default list means no default was given, as in Istio. */
+function nonEmpty(list: string[] | undefined): string[] | undefined {
+  return list && list.length > 0 ? list : undefined;
 }

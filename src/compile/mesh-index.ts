@@ -1,5 +1,7 @@
 // The mesh as compile sees it: services, their endpoints and the routing resources, indexed once
 // per change and shared by every proxy's compile.
+
+import { EXPORT_TO_ANNOTATION, exportToAnnotation } from '../api/kinds/common.ts';
 import type {
   AuthorizationPolicySpec,
   DestinationRuleSpec,
@@ -72,6 +74,8 @@ export interface MeshService {
   namespace: string;
   selector: Record<string, string>;
   ports: ServicePort[];
+  /** From the `networking.istio.io/exportTo` annotation (export-to.ts); undefined without one. */
+  exportTo?: string[];
   /** Sidecar instances the selector picks, with the workload port each service port lands on. */
   instances: { node: ProxyNode; targetPorts: Map<number, number> }[];
 }
@@ -85,8 +89,8 @@ export interface MeshIndex {
   services: Map<string, MeshService>;
   /** Sorted oldest first: for sidecars the first VirtualService for a host wins, as in Istio. */
   virtualServices: Resource<VirtualServiceSpec>[];
-  /** By resolved host. */
-  destinationRules: Map<string, Resource<DestinationRuleSpec>>;
+  /** By resolved host, oldest first; which of them a proxy uses is export-to.ts' lookup. */
+  destinationRules: Map<string, Resource<DestinationRuleSpec>[]>;
   gateways: Resource<GatewaySpec>[];
   /** Oldest first: within one level of precedence the oldest policy wins, as in Istio. */
   peerAuthentications: Resource<PeerAuthenticationSpec>[];
@@ -143,7 +147,7 @@ function byName(a: Resource, b: Resource): number {
 export function buildMeshIndex(input: CompileInput): MeshIndex {
   const services = new Map<string, MeshService>();
   const virtualServices: Resource<VirtualServiceSpec>[] = [];
-  const destinationRules = new Map<string, Resource<DestinationRuleSpec>>();
+  const destinationRules = new Map<string, Resource<DestinationRuleSpec>[]>();
   const gateways: Resource<GatewaySpec>[] = [];
   const peerAuthentications: Resource<PeerAuthenticationSpec>[] = [];
   const requestAuthentications: Resource<RequestAuthenticationSpec>[] = [];
@@ -159,6 +163,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
     if (key === K.service) {
       const spec = r.spec as ServiceSpec;
       const fqdn = serviceFqdn(r.metadata.name, r.metadata.namespace);
+      const exported = r.metadata.annotations?.[EXPORT_TO_ANNOTATION];
       services.set(fqdn, {
         fqdn,
         name: r.metadata.name,
@@ -170,6 +175,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
           targetPort: p.targetPort ?? p.port,
           ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
         })),
+        ...(exported !== undefined ? { exportTo: exportToAnnotation(exported) } : {}),
         instances: [],
       });
     } else if (key === K.virtualService) virtualServices.push(r as Resource<VirtualServiceSpec>);
@@ -216,12 +222,11 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
 
   authorizationPolicies.push(...legacyPolicies(input.resources, services));
 
-  // Several DestinationRules for one host merge as Istio merges them: oldest first, the first top-level
-  // traffic policy wins, and subsets are added unless an older rule already has one of that name.
   for (const dr of drs.sort(byAge)) {
     const host = resolveHost(dr.spec.host, dr.metadata.namespace);
     const seen = destinationRules.get(host);
-    destinationRules.set(host, seen ? mergeDestinationRules(seen, dr) : dr);
+    if (seen) seen.push(dr);
+    else destinationRules.set(host, [dr]);
   }
 
   return {
@@ -271,22 +276,6 @@ export function legacyPolicies(
       serviceAccounts: [...new Set(s.instances.map((i) => i.node.serviceAccount))],
     })),
   );
-}
-
-function mergeDestinationRules(
-  older: Resource<DestinationRuleSpec>,
-  newer: Resource<DestinationRuleSpec>,
-): Resource<DestinationRuleSpec> {
-  const names = new Set((older.spec.subsets ?? []).map((s) => s.name));
-  const subsets = [
-    ...(older.spec.subsets ?? []),
-    ...(newer.spec.subsets ?? []).filter((s) => !names.has(s.name)),
-  ];
-  const trafficPolicy = older.spec.trafficPolicy ?? newer.spec.trafficPolicy;
-  return {
-    ...older,
-    spec: { ...older.spec, ...(trafficPolicy ? { trafficPolicy } : {}), subsets },
-  };
 }
 
 export function endpointIdentity(trustDomain: string, node: ProxyNode): string {

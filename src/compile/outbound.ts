@@ -2,12 +2,13 @@
 // host port, with the VirtualService that wins the host for sidecars (the `mesh` gateway), or a
 // default route without one.
 import type { Resource } from '../api/resource.ts';
-import { ClusterSet } from './clusters.ts';
+import { type ClusterRef, ClusterSet } from './clusters.ts';
+import { entryVisible, serviceVisible, virtualServiceVisible } from './export-to.ts';
 import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
 import { outboundTrafficPolicyHost } from './outbound-traffic-policy.ts';
 import { defaultRoute, vsRoutes } from './routes.ts';
-import { type EntryPort, entryDomains, entryVisible, routedEntries } from './service-entries.ts';
+import { type EntryPort, entryDomains, routedEntries } from './service-entries.ts';
 import { inScope, type SidecarScope } from './sidecar-scope.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
 
@@ -35,10 +36,11 @@ interface OutboundMemo {
   sidecarEntries: { entry: EntryPort; candidates: Candidate[] }[];
   /**
    * `fqdn:port|same` or `|other` (is the proxy in the service's namespace?) and the winning
-   * VirtualService → a sidecar's virtual host for it and the clusters its routes use, when the routes
-   * depend on no proxy.
+   * VirtualService → a sidecar's virtual host for it and the clusters its routes name, when the routes
+   * depend on no proxy. The clusters are named, not shared: which DestinationRule shapes one depends
+   * on the proxy's namespace.
    */
-  virtualHosts: Map<string, { virtualHost: VirtualHost; clusters: string[] }>;
+  virtualHosts: Map<string, { virtualHost: VirtualHost; clusters: ClusterRef[] }>;
 }
 
 const memos = new WeakMap<MeshIndex, OutboundMemo>();
@@ -98,14 +100,22 @@ export function virtualHostCount(index: MeshIndex): number {
   return memos.get(index)?.virtualHosts.size ?? 0;
 }
 
-/** The VirtualService that wins a host port for this proxy: the oldest its Sidecar lets it see. */
+/**
+ * The VirtualService that wins a host port for this proxy: the oldest exported to its namespace that
+ * its Sidecar lets it see.
+ */
 function winner(
+  index: MeshIndex,
   candidates: Candidate[],
+  node: ProxyNode,
   scope: SidecarScope | undefined,
   port: number,
 ): Candidate | undefined {
-  if (!scope) return candidates[0];
-  return candidates.find((c) => inScope(scope, c.vs.metadata.namespace, vsHosts(c.vs), port));
+  return candidates.find(
+    (c) =>
+      virtualServiceVisible(index, c.vs, node.namespace) &&
+      inScope(scope, c.vs.metadata.namespace, vsHosts(c.vs), port),
+  );
 }
 
 function vsHosts(vs: Resource<VirtualServiceSpec>): string[] {
@@ -133,21 +143,22 @@ export function sidecarOutbound(
       for (const c of hit.clusters) clusters.add(c);
       return;
     }
-    const used = new ClusterSet(index);
+    const used = new ClusterSet(index, node.namespace);
     const virtualHost = build(used);
-    const names = [...used.clusters.keys()];
-    for (const c of names) clusters.add(c);
+    const refs = [...used.refs.values()];
+    for (const c of refs) clusters.add(c);
     virtualHosts.push(virtualHost);
-    if (!scoped) memo.virtualHosts.set(key, { virtualHost, clusters: names });
+    if (!scoped) memo.virtualHosts.set(key, { virtualHost, clusters: refs });
   };
   for (const { svc, candidates } of memo.sidecarServices) {
     // Unless its routes depend on the proxy, a service port's virtual host differs between proxies
     // only in whether the short name is among its domains: built once per index for each case.
     const same = svc.namespace === node.namespace;
+    if (!serviceVisible(index, svc, node.namespace)) continue;
     for (const sp of svc.ports) {
       if (!inScope(scope, svc.namespace, [svc.fqdn], sp.port)) continue;
       const name = `${svc.fqdn}:${sp.port}`;
-      const won = winner(candidates, scope, sp.port);
+      const won = winner(index, candidates, node, scope, sp.port);
       const vs = won?.vs;
       add(`${name}|${same ? 'same' : 'other'}|${won?.id ?? ''}`, won?.scoped ?? false, (used) => ({
         name,
@@ -160,11 +171,11 @@ export function sidecarOutbound(
     }
   }
   for (const { entry: e, candidates } of memo.sidecarEntries) {
-    if (!entryVisible(e.entry, node.namespace)) continue;
+    if (!entryVisible(index, e.entry, node.namespace)) continue;
     if (!inScope(scope, e.entry.metadata.namespace, [e.host], e.port)) continue;
     const name = `${e.host}:${e.port}`;
     const owner = `ServiceEntry ${e.entry.metadata.namespace}/${e.entry.metadata.name}`;
-    const won = winner(candidates, scope, e.port);
+    const won = winner(index, candidates, node, scope, e.port);
     const vs = won?.vs;
     add(`${name}|entry|${won?.id ?? ''}`, won?.scoped ?? false, (used) => ({
       name,
@@ -178,7 +189,7 @@ export function sidecarOutbound(
   // VirtualServices for hosts that are not services (e.g. a name that only exists in the mesh).
   for (const vs of memo.meshVs) {
     const id = `${vs.metadata.namespace}/${vs.metadata.name}`;
-    if (claimed.has(id)) continue;
+    if (claimed.has(id) || !virtualServiceVisible(index, vs, node.namespace)) continue;
     const hosts = vsHosts(vs).filter((h) => !index.services.has(h));
     if (hosts.length === 0 || !inScope(scope, vs.metadata.namespace, hosts)) continue;
     virtualHosts.push({ name: id, domains: hosts, routes: vsRoutes(vs, clusters, index, { node }) });

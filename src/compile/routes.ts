@@ -4,6 +4,7 @@ import type { HTTPRoute, StringMatch as StringMatchSpec } from '../api/kinds/ind
 import type { Resource } from '../api/resource.ts';
 import { parseDuration } from '../api/schema.ts';
 import type { ClusterSet } from './clusters.ts';
+import { virtualServiceVisible } from './export-to.ts';
 import { resolveHost } from './hosts.ts';
 import { labelsMatch, type MeshIndex, type VirtualServiceSpec } from './mesh-index.ts';
 import { corsPolicy, faultPolicy, headerEdits, retryPolicy } from './route-policy.ts';
@@ -177,7 +178,9 @@ function delegatedRoutes(
   const delegate = index.virtualServices.find(
     (v) => v.metadata.name === ref.name && v.metadata.namespace === dns && !v.spec.hosts?.length,
   );
-  if (!delegate) {
+  // As in Istio, a delegate must be exported to the root's namespace.
+  const hidden = delegate !== undefined && !virtualServiceVisible(index, delegate, rootNs);
+  if (!delegate || hidden) {
     // Istio drops the rule; answering makes the missing delegate visible instead of a silent 404.
     return [
       {
@@ -187,7 +190,9 @@ function delegatedRoutes(
         action: {
           type: 'direct',
           status: 500,
-          body: `${origin} delegates to VirtualService ${dns}/${ref.name}, which does not exist or has hosts\n`,
+          body: hidden
+            ? `${origin} delegates to VirtualService ${dns}/${ref.name}, which is not exported to namespace ${rootNs}\n`
+            : `${origin} delegates to VirtualService ${dns}/${ref.name}, which does not exist or has hosts\n`,
         },
       },
     ];
@@ -197,7 +202,8 @@ function delegatedRoutes(
     const own = routeMatches(rule, dns, scope);
     if (!own) return;
     const merged = mergeMatches(rootMatches, own);
-    if (merged.length === 0) return; // every match conflicts with the root's: Istio drops the rule
+    // Every match conflicts with the root's: Istio drops the rule (no matches on both sides is a catch-all).
+    if (merged.length === 0 && rootMatches.length > 0 && own.length > 0) return;
     const name = `${dns}/${delegate.metadata.name}${rule.name ? `.${rule.name}` : ''}#${i}`;
     const dOrigin = `VirtualService ${dns}/${delegate.metadata.name} http[${i}] (delegated by ${origin})`;
     routes.push(...ruleRoutes(inherit(root, rule), merged, name, dOrigin, dns, clusters, index, scope.port));

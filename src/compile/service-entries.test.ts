@@ -291,7 +291,7 @@ test('TCP and TLS ports: no virtual host, but their cluster is compiled for the 
     proxies: [client],
     mesh: { trustDomain: 'cluster.local' },
   });
-  const set = new ClusterSet(index);
+  const set = new ClusterSet(index, client.namespace);
   const c = set.clusters.get(set.outbound('api.example.com', 9000, undefined))!;
   assert.deepEqual(
     c.endpoints.map((e) => `${e.address}:${e.port}`),
@@ -320,4 +320,28 @@ test('outboundTrafficPolicy: REGISTRY_ONLY ends the table with block_all, ALLOW_
   assert.equal(any.name, 'allow_any');
   assert.deepEqual(forwardTo(any.routes[0]), ['PassthroughCluster']);
   assert.deepEqual(cluster(open, 'PassthroughCluster')?.lb, { type: 'PASSTHROUGH' });
+});
+
+test("endpoint weight reaches the cluster's endpoints as the balancer's weight (1, 0 or unset: left out)", () => {
+  const weighted = entry('weighted', {
+    hosts: ['weighted.example.com'],
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+    resolution: 'STATIC',
+    endpoints: [
+      { address: '192.0.2.1', weight: 3 },
+      { address: '192.0.2.2', weight: 1 },
+      { address: '192.0.2.3', weight: 0 },
+      { address: '192.0.2.4' },
+    ],
+  });
+  const c = cluster(snapshot(weighted), 'outbound|80||weighted.example.com')!;
+  assert.deepEqual(
+    c.endpoints.map((e) => [e.address, e.weight]),
+    [
+      ['192.0.2.1', 3],
+      ['192.0.2.2', undefined],
+      ['192.0.2.3', undefined],
+      ['192.0.2.4', undefined],
+    ],
+  );
 });

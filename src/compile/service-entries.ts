@@ -6,7 +6,7 @@
 // destination); `workloadSelector` takes the mesh's own workloads. `location` decides the default
 // TLS: MESH_INTERNAL endpoints are mesh workloads, reached with mutual TLS as mesh services are;
 // MESH_EXTERNAL ones have no sidecar, so plaintext unless a DestinationRule originates TLS.
-import type { ClientTLSSettings } from '../api/kinds/index.ts';
+import type { ClientTLSSettings, DestinationRuleSpec } from '../api/kinds/index.ts';
 import type { ServiceEntryPort, ServiceEntrySpec, WorkloadEntry } from '../api/kinds/service-entry.ts';
 import { isIP } from '../api/kinds/syntax.ts';
 import type { Resource } from '../api/resource.ts';
@@ -81,15 +81,6 @@ export function routedEntries(index: MeshIndex): Map<string, EntryPort> {
   return out;
 }
 
-/** `exportTo`: `*` (the default), `.` the entry's namespace, `~` none, or namespace names. */
-export function entryVisible(entry: Resource<ServiceEntrySpec>, namespace: string): boolean {
-  const to = entry.spec.exportTo;
-  if (!to || to.length === 0) return true;
-  return to.some(
-    (x) => x === '*' || x === namespace || (x === '.' && entry.metadata.namespace === namespace),
-  );
-}
-
 /**
  * A virtual host's domains for an entry port: the host with and without the port, and the entry's
  * single addresses, which an app may name instead (CIDRs select connections, which is the L4 path's).
@@ -154,6 +145,8 @@ function entryEndpoints(
         port: e.ports?.[sePort.name] ?? port,
         ...(labels ? { labels } : {}),
         healthy: true,
+        // Unset or 0 is 1, as Envoy takes it.
+        ...(e.weight !== undefined && e.weight > 1 ? { weight: e.weight } : {}),
       };
     });
   // DNS without endpoints: the host itself, resolved by the proxy (validation refuses a wildcard).
@@ -172,20 +165,25 @@ export function routedEntryCluster(
   host: string,
   port: number,
   subset: string | undefined,
+  dr: Resource<DestinationRuleSpec> | undefined,
 ): Cluster | undefined {
   const e = entryPortsOf(index).get(`${host}:${port}`);
   if (!e) return undefined;
-  const r = serviceEntryCluster(index, e.entry, host, port, subset);
+  const r = serviceEntryCluster(index, e.entry, host, port, subset, dr);
   return 'cluster' in r ? r.cluster : undefined;
 }
 
-/** The cluster `outbound|<port>|<subset>|<host>` of a ServiceEntry host, or why it cannot have one. */
+/**
+ * The cluster `outbound|<port>|<subset>|<host>` of a ServiceEntry host, or why it cannot have one;
+ * `dr` is the DestinationRule the proxy's namespace looks up for the host (export-to.ts).
+ */
 export function serviceEntryCluster(
   index: MeshIndex,
   se: Resource<ServiceEntrySpec>,
   host: string,
   port: number,
   subset: string | undefined,
+  dr: Resource<DestinationRuleSpec> | undefined,
 ): { cluster: Cluster } | { error: string } {
   const ref = `ServiceEntry ${se.metadata.namespace}/${se.metadata.name}`;
   const sePort = se.spec.ports?.find((p) => p.number === port);
@@ -194,7 +192,6 @@ export function serviceEntryCluster(
   if (resolution === 'DYNAMIC_DNS')
     return { error: `${ref} has resolution DYNAMIC_DNS, which Trellis does not route` };
   const all = entryEndpoints(index, se, host, sePort);
-  const dr = index.destinationRules.get(host);
   const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
   const subsetLabels = subsetSpec?.labels;
   // As for mesh services, a subset the DestinationRule does not define selects nothing; one without

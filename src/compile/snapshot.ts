@@ -614,4 +614,6 @@ export interface Endpoint {
   workload?: string;
   namespace?: string;
   healthy: boolean;
+  /** Envoy's load_balancing_weight (ServiceEntry `endpoints[].weight`); left out at 1. */
+  weight?: number;
 }

@@ -59,8 +59,9 @@ export function compileStats(index: MeshIndex): { views: number; virtualHosts: n
 
 /**
  * Proxies with equal view keys get equal shared configs. A sidecar's outbound side depends on its
- * namespace (short names), its Sidecar (what it imports) and on the labels some sourceLabels match
- * tests; a gateway's on its labels (the Gateway selectors) and namespace.
+ * namespace (short names; what is exported to it, which DestinationRules it looks up), its Sidecar
+ * (what it imports) and on the labels some sourceLabels match tests; a gateway's on its labels (the
+ * Gateway selectors) and namespace (exportTo again).
  */
 export function viewKey(index: MeshIndex, node: ProxyNode): string {
   if (node.role === 'gateway') {
@@ -122,7 +123,7 @@ export function viewOf(index: MeshIndex, node: ProxyNode): View {
   let view = memo.views.get(key);
   if (view) return view;
   // Compiled for the first proxy with this key; by construction it gives every other one the same.
-  const clusters = new ClusterSet(index);
+  const clusters = new ClusterSet(index, node.namespace);
   if (node.role === 'gateway') {
     const gw = gatewayConfig(index, node, clusters);
     view = { shared: sharedConfig(gw.tables, clusters.list()), listeners: gw.listeners };

@@ -296,11 +296,15 @@ export function gatewayServer(
   const { creds, tls } = secure;
   const tableOf = (socket: Socket) => (tls && routeTableOf(socket)) || table.name;
   const mtls = !tls && creds ? { server: meshTlsServer(creds, listener), plaintext: () => true } : undefined;
+  // A sidecar over mesh mTLS is a peer with an identity; a terminated client's certificate is not one.
+  const peerFor = (socket: Socket) => (mtls ? peerOfConnection(socket) : PLAINTEXT);
   return httpFront(
     pipeline,
-    (down, socket) => pipeline.gateway(down, tableOf(socket)),
-    (stream, headers, flags) =>
-      pipeline.gateway(new H2Downstream(stream, headers, flags), tableOf(stream.session!.socket as Socket)),
+    (down, socket) => pipeline.gateway(down, tableOf(socket), peerFor(socket)),
+    (stream, headers, flags) => {
+      const socket = stream.session!.socket as Socket;
+      pipeline.gateway(new H2Downstream(stream, headers, flags), tableOf(socket), peerFor(socket));
+    },
     { tunnels: false, reporter: 'source', ...(tls ? { tls } : {}), ...(mtls ? { mtls } : {}) },
     listener,
   );
@@ -317,6 +321,12 @@ function meshTlsServer(creds: CredentialStore, listener: ListenerSettings): tls.
   });
   creds.onChange(() => server.setSecureContext(creds.tlsOptions()));
   return server;
+}
+
+/** Identity and SNI are per connection: worked out on its first request, not per request. */
+function peerOfConnection(socket: Socket & { [PEER]?: PeerTls }): PeerTls {
+  socket[PEER] ??= socket instanceof TLSSocket ? peerOf(socket) : PLAINTEXT;
+  return socket[PEER];
 }
 
 /**
@@ -343,14 +353,14 @@ export function inboundServer(
   listener: ListenerSettings,
 ): Front {
   const mtls = meshTlsServer(creds, listener);
-  // Identity and SNI are per connection: worked out on its first request, not per request.
-  const peer = (socket: Socket & { [PEER]?: PeerTls }): PeerTls =>
-    (socket[PEER] ??= socket instanceof TLSSocket ? peerOf(socket) : PLAINTEXT);
   return httpFront(
     pipeline,
-    (down, socket) => pipeline.inbound(down, peer(socket)),
+    (down, socket) => pipeline.inbound(down, peerOfConnection(socket)),
     (stream, headers, flags) =>
-      pipeline.inbound(new H2Downstream(stream, headers, flags), peer(stream.session!.socket as Socket)),
+      pipeline.inbound(
+        new H2Downstream(stream, headers, flags),
+        peerOfConnection(stream.session!.socket as Socket),
+      ),
     { tunnels: false, reporter: 'destination', mtls: { server: mtls, plaintext: acceptsPlaintext } },
     listener,
   );

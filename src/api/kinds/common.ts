@@ -394,16 +394,30 @@ export function weightedDestinations(item: Validator, opts: { min?: number } = {
   };
 }
 
-/** `exportTo`: `.` (own namespace), `*` (all), a namespace name, and for ServiceEntry `~` (none). */
-export function exportTo(opts: { allowNone?: boolean } = {}): Validator {
+/** Istio's annotation that gives a core Service its exportTo: a comma-separated list. */
+export const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
+
+/** The annotation's list, as Istio splits it: on commas, blanks trimmed, empty entries dropped. */
+export function exportToAnnotation(value: string): string[] {
+  return value
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+}
+
+/**
+ * `exportTo`: `.` (own namespace), `*` (all), `~` (none) or a namespace name, as Istio accepts them
+ * for every kind that has the field.
+ */
+export function exportTo(): Validator {
   const entry = string({
     check: (v, path, ctx) => {
-      if (v === '.' || v === '*' || (v === '~' && opts.allowNone)) return;
+      if (v === '.' || v === '*' || v === '~') return;
       if (!isDns1123Label(v)) {
         fail(
           ctx,
           path,
-          `exportTo ${JSON.stringify(v)} is not valid: expected ".", "*"${opts.allowNone ? ', "~"' : ''} or a namespace name`,
+          `exportTo ${JSON.stringify(v)} is not valid: expected ".", "*", "~" or a namespace name`,
         );
       }
     },

@@ -75,7 +75,6 @@ table('DestinationRule', [
         retryBudget: {percent: 20, minRetryConcurrency: 3}
     `,
     warnings: [
-      { path: 'spec.exportTo', message: NE },
       {
         path: 'spec.trafficPolicy.loadBalancer.warmup',
         message: 'applies to ROUND_ROBIN and LEAST_REQUEST only',
@@ -386,7 +385,7 @@ table('DestinationRule', [
     errors: [
       {
         path: 'spec.exportTo[1]',
-        message: 'exportTo "Bad" is not valid: expected ".", "*" or a namespace name',
+        message: 'exportTo "Bad" is not valid: expected ".", "*", "~" or a namespace name',
         line: 7,
       },
     ],

@@ -67,7 +67,7 @@ export const destinationRuleSpec: Validator = object(
   },
   {
     required: ['host'],
-    notEnforced: ['exportTo', 'workloadSelector'],
+    notEnforced: ['workloadSelector'],
     check: checkDestinationRule,
   },
 );

@@ -14,6 +14,7 @@ import {
   string,
   type Validator,
 } from '../schema.ts';
+import { exportTo } from './common.ts';
 import {
   EXTENSION_PROVIDER_KINDS,
   type ExtensionProvider,
@@ -56,6 +57,12 @@ export interface MeshConfigSpec {
   tcpKeepalive?: { probes?: number; time?: string; interval?: string };
   /** Default (in Trellis) REGISTRY_ONLY: hosts outside the registry are refused. */
   outboundTrafficPolicy?: { mode?: 'REGISTRY_ONLY' | 'ALLOW_ANY' };
+  /** exportTo of Services and ServiceEntries that set none; default `*`. */
+  defaultServiceExportTo?: string[];
+  /** exportTo of VirtualServices that set none; default `*`. */
+  defaultVirtualServiceExportTo?: string[];
+  /** exportTo of DestinationRules that set none; default `*`. */
+  defaultDestinationRuleExportTo?: string[];
   [field: string]: unknown;
 }
 
@@ -81,9 +88,6 @@ const NOT_ENFORCED_FIELDS = [
   'enableAutoMtls',
   'trustDomain',
   'caCertificates',
-  'defaultServiceExportTo',
-  'defaultVirtualServiceExportTo',
-  'defaultDestinationRuleExportTo',
   'dnsRefreshRate',
   'inboundClusterStatName',
   'outboundClusterStatName',
@@ -115,6 +119,9 @@ const fields: Record<string, Validator> = {
   connectTimeout: duration(),
   tcpKeepalive,
   outboundTrafficPolicy: object({ mode: string({ enum: ['REGISTRY_ONLY', 'ALLOW_ANY'] }) }),
+  defaultServiceExportTo: exportTo(),
+  defaultVirtualServiceExportTo: exportTo(),
+  defaultDestinationRuleExportTo: exportTo(),
 };
 for (const f of NOT_ENFORCED_FIELDS) fields[f] = any();
 

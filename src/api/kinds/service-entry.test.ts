@@ -67,6 +67,7 @@ table('ServiceEntry', [
         labels: {version: v1}
         locality: us-west/zone1
         weight: 2
+        network: net-2
       - address: unix:///var/run/mysql.sock
       exportTo: ["~"]
     `,
@@ -76,7 +77,7 @@ table('ServiceEntry', [
         message: 'port 3306 (protocol TCP) is not routed: its cluster is compiled',
       },
       { path: 'spec.addresses', message: `${NE}: CIDR addresses (10.1.0.0/16) select connections` },
-      { path: 'spec.endpoints[0].weight', message: NE },
+      { path: 'spec.endpoints[0].network', message: `${NE}: endpoint network` },
       { path: 'spec.endpoints[1].address', message: 'unix domain socket endpoints are not routed' },
     ],
   },

@@ -276,7 +276,7 @@ const serviceEntryFields = object(
     resolution: string({ enum: ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'] }),
     endpoints: array(endpoint),
     workloadSelector: networkingWorkloadSelector(),
-    exportTo: exportTo({ allowNone: true }),
+    exportTo: exportTo(),
     subjectAltNames: stringList(nonEmptyString()),
   },
   { check: checkServiceEntry },
@@ -313,7 +313,6 @@ function warnNotEnforced(v: Record<string, unknown>, path: string, ctx: Ctx): vo
   list(v.endpoints).forEach((e, i) => {
     if (!isObject(e)) return;
     const ep = join(at('endpoints'), i);
-    if (e.weight != null) ne(join(ep, 'weight'), 'endpoint weight: endpoints are balanced equally');
     if (e.network != null)
       ne(
         join(ep, 'network'),

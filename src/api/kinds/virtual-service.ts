@@ -238,7 +238,7 @@ export const virtualServiceSpec: Validator = object(
     tcp: array(tcpRoute),
     exportTo: exportTo(),
   },
-  { notEnforced: ['exportTo', 'tls', 'tcp'], check: checkVirtualService },
+  { notEnforced: ['tls', 'tcp'], check: checkVirtualService },
 );
 
 export const virtualService: KindInfo = {

@@ -143,9 +143,11 @@ export class Exchange {
       [FLAGS_HEADER]: flags,
       'content-length': Buffer.byteLength(text),
     };
-    // Inside the mesh the caller may learn which rule answered; at the edge that stays in the log.
+    // Inside the mesh the caller may learn which rule answered; at the edge that stays in the log,
+    // unless the caller is a mesh workload that came over mTLS (a sidecar at its egress gateway).
     // Rules may quote an upstream's error (OpenSSL's end in a newline), which a header cannot hold.
-    if (!this.site.edge) headers[RULE_HEADER] = rule.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+    if (!this.site.edge || this.peerTls.identity !== undefined)
+      headers[RULE_HEADER] = rule.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
     this.down.respond(status, headers, text);
     this.responseBytes = Buffer.byteLength(text);
     this.site.log.info('proxy response', {

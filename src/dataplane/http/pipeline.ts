@@ -133,10 +133,13 @@ export class Pipeline {
     chain.run(new Exchange(down, chain.site, PLAINTEXT, tunnel));
   }
 
-  /** A request from a client outside the mesh, on the gateway listener whose route table is `table`. */
-  gateway(down: Downstream, table: string): void {
+  /**
+   * A request on the gateway listener whose route table is `table`: from a client outside the mesh,
+   * or over mesh mTLS from a sidecar (`peer`), whose identity policies see as source.principal.
+   */
+  gateway(down: Downstream, table: string, peer: PeerTls = PLAINTEXT): void {
     const chain = this.current.gateway(table);
-    chain.run(new Exchange(down, chain.site, PLAINTEXT));
+    chain.run(new Exchange(down, chain.site, peer));
   }
 
   /** A request from another proxy over mTLS — or in plaintext where PERMISSIVE allows — for the app. */

@@ -18,8 +18,10 @@ export class EndpointRuntime {
   readonly index: number;
   readonly locality: Locality;
   readonly labels: Readonly<Record<string, string>> | undefined;
+  readonly weight: number | undefined;
   constructor(endpoint: Endpoint, state: EndpointState, index: number) {
     this.endpoint = endpoint;
+    this.weight = endpoint.weight;
     this.state = state;
     this.index = index;
     this.peer = endpointPeer(endpoint);

@@ -3,9 +3,12 @@
 // the snapshot (round robin's position, requests in flight) is read from the upstream state.
 import type { LoadBalancerPolicy } from '../../compile/snapshot.ts';
 import type { ClusterState, EndpointState } from './state.ts';
+import { unequalWeights, WeightedLeastRequest, WeightedRoundRobin } from './weighted.ts';
 
 export interface Balanced {
   readonly state: EndpointState;
+  /** Envoy's load_balancing_weight (weighted.ts); unset, 1. */
+  readonly weight?: number;
 }
 
 export interface LoadBalancer<E extends Balanced = Balanced> {
@@ -64,10 +67,15 @@ export class RandomPick<E extends Balanced> implements LoadBalancer<E> {
 
 type Factory = <E extends Balanced>(healthy: readonly E[], cluster: ClusterState) => LoadBalancer<E>;
 
-/** The policies this proxy balances with; a snapshot asking for another is refused. */
+/**
+ * The policies this proxy balances with; a snapshot asking for another is refused. Endpoints of
+ * unequal weights are balanced by weight, as Envoy does, except by RANDOM, which ignores weights.
+ */
 export const LOAD_BALANCERS: Readonly<Partial<Record<LoadBalancerPolicy['type'], Factory>>> = {
-  ROUND_ROBIN: (healthy, cluster) => new RoundRobin(healthy, cluster),
-  LEAST_REQUEST: (healthy) => new LeastRequest(healthy),
+  ROUND_ROBIN: (healthy, cluster) =>
+    unequalWeights(healthy) ? new WeightedRoundRobin(healthy) : new RoundRobin(healthy, cluster),
+  LEAST_REQUEST: (healthy) =>
+    unequalWeights(healthy) ? new WeightedLeastRequest(healthy) : new LeastRequest(healthy),
   RANDOM: (healthy) => new RandomPick(healthy),
 };
 

@@ -49,6 +49,9 @@ export function recorder(deps: PhaseDeps): (ex: Exchange) => void {
           : undefined,
         durationMs: Math.round(durationMs * 1000) / 1000,
         requestId: ex.requestId ?? headerValue(down.headers['x-request-id']),
+        // Envoy's DOWNSTREAM_PEER_URI_SAN: who came in over mTLS, e.g. the sidecar behind an egress
+        // gateway's request, whose metrics name the gateway itself as source, as Istio's do.
+        downstreamPeer: ex.peerTls.identity,
       };
       if (upgraded) {
         entry.upgrade = down.upgrade;

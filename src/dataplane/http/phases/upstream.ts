@@ -53,7 +53,7 @@ class Relay implements DispatchHandler {
     if (ex.responseHeaders) for (const x of ex.responseHeaders) out[x.name] = x.value;
     if (req.setCookie) applyHeaderOps(out, { add: { 'set-cookie': req.setCookie } });
     // A rule named by a proxy further in is as internal as our own.
-    if (ex.site.edge) delete out[RULE_HEADER];
+    if (ex.site.edge && ex.peerTls.identity === undefined) delete out[RULE_HEADER];
     const grpc = ex.grpc;
     if (grpc) {
       const g = h['grpc-status'];
