@@ -5,6 +5,7 @@ import type { MeshIndex } from './mesh-index.ts';
 import { inboundMtls } from './peer-authentication.ts';
 import { jwtRules } from './request-authentication.ts';
 import type { Cluster, InboundService, Listener, ProxyNode } from './snapshot.ts';
+import { tcpAuthorization } from './tcp-authorization.ts';
 
 /** Proxy id → the service ports it serves, worked out once per index for every proxy. */
 const servedByIndex = new WeakMap<MeshIndex, Map<string, InboundService[]>>();
@@ -38,6 +39,7 @@ export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
   }
   const jwt = jwtRules(index, { node, targets: [...targets] });
   const authorization = authorizationFor(index, node);
+  const tcpAuthz = authorization && tcpAuthorization(authorization);
   return {
     name: 'inbound',
     type: 'inbound',
@@ -46,6 +48,7 @@ export function sidecarInbound(index: MeshIndex, node: ProxyNode): Listener {
     ports: node.ports.map((p) => p.port).sort((a, b) => a - b),
     ...(jwt && { jwtRules: jwt }),
     ...(authorization && { authorization }),
+    ...(tcpAuthz !== authorization && { tcpAuthorization: tcpAuthz }),
   };
 }
 

@@ -15,6 +15,7 @@ import { kindKey } from '../api/resource.ts';
 import { resolveHost, serviceFqdn } from './hosts.ts';
 import { convertLegacyRbac } from './legacy-rbac.ts';
 import { isMeshConfigMap, type ResolvedMeshConfig, resolveMeshConfig } from './mesh-config.ts';
+import { type Protocol, servicePortProtocol } from './protocol.ts';
 
 export type { DestinationRuleSpec, GatewaySpec, VirtualServiceSpec };
 
@@ -61,6 +62,8 @@ export interface ServicePort {
   name?: string;
   port: number;
   targetPort: number | string;
+  /** Protocol selection's answer (protocol.ts). */
+  protocol: Protocol;
 }
 
 export interface MeshService {
@@ -157,6 +160,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
           name: p.name,
           port: p.port,
           targetPort: p.targetPort ?? p.port,
+          protocol: servicePortProtocol(p),
         })),
         instances: [],
       });

@@ -5,9 +5,11 @@ import type { Resource } from '../api/resource.ts';
 import { ClusterSet } from './clusters.ts';
 import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
+import { portProxying } from './protocol.ts';
 import { defaultRoute, vsRoutes } from './routes.ts';
 import { type EntryPort, routedEntries } from './service-entries.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
+import { l4Routing } from './tcp-routes.ts';
 
 /**
  * What the sidecar outbound side works out once per mesh index and shares between proxies. Keyed by
@@ -34,7 +36,8 @@ const memos = new WeakMap<MeshIndex, OutboundMemo>();
 
 /** Does any rule of the VirtualService depend on the calling proxy (sourceLabels, sourceNamespace)? */
 function sourceScoped(vs: Resource<VirtualServiceSpec>): boolean {
-  return (vs.spec.http ?? []).some((rule) =>
+  const { http = [], tcp = [], tls = [] } = vs.spec;
+  return [...http, ...tcp, ...tls].some((rule) =>
     (rule.match ?? []).some((m) => m.sourceLabels !== undefined || m.sourceNamespace !== undefined),
   );
 }
@@ -112,13 +115,24 @@ export function sidecarOutbound(index: MeshIndex, node: ProxyNode, clusters: Clu
     const same = svc.namespace === node.namespace;
     for (const sp of svc.ports) {
       const name = `${svc.fqdn}:${sp.port}`;
-      add(`${name}|${same ? 'same' : 'other'}`, scoped, (used) => ({
-        name,
-        domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
-        routes: vs
-          ? vsRoutes(vs, used, index, { node, port: sp.port })
-          : [defaultRoute(index, used, svc.fqdn, sp.port, `Service ${svc.namespace}/${svc.name}`)],
-      }));
+      const owner = `Service ${svc.namespace}/${svc.name}`;
+      const proxying = portProxying(sp.protocol);
+      add(`${name}|${same ? 'same' : 'other'}`, scoped, (used) => {
+        const scope = { node, port: sp.port };
+        const l4 = l4Routing(proxying, vs, used, index, scope, svc.fqdn, owner);
+        return {
+          name,
+          domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
+          // A TCP or TLS port has no HTTP routes; a sniffed one has both.
+          routes:
+            proxying === 'TCP' || proxying === 'TLS'
+              ? []
+              : vs
+                ? vsRoutes(vs, used, index, scope)
+                : [defaultRoute(index, used, svc.fqdn, sp.port, owner)],
+          ...(l4 ? { l4 } : {}),
+        };
+      });
       if (vs) claimed.add(`${vs.metadata.namespace}/${vs.metadata.name}`);
     }
   }

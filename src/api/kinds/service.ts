@@ -73,6 +73,10 @@ const targetPort: Validator = (v, path, ctx) => {
   fail(ctx, path, `expected a port number or port name, found ${v === null ? 'null' : typeof v}`);
 };
 
+/** appProtocol values Trellis proxies as what they say; `<protocol>[-<suffix>]` as Istio reads them. */
+const L4_OR_HTTP = /^(http|tcp|tls|https|mongo|redis|mysql)(-|$)/;
+const HTTP_FAMILY = /^(http2|grpc|grpc-web|http_proxy)(-|$)/;
+
 const servicePort: Validator = object(
   {
     name: dns1123Label('port name'),
@@ -86,11 +90,19 @@ const servicePort: Validator = object(
     required: ['port'],
     notEnforced: ['nodePort'],
     check: (v, path, ctx) => {
-      if (typeof v.appProtocol === 'string' && v.appProtocol.toLowerCase() !== 'http') {
+      const app = typeof v.appProtocol === 'string' ? v.appProtocol.toLowerCase() : undefined;
+      // HTTP/1.1 and the L4 protocols are proxied as such (compile/protocol.ts); an unknown one is sniffed.
+      if (app !== undefined && HTTP_FAMILY.test(app)) {
         warn(
           ctx,
           join(path, 'appProtocol'),
           `${NOT_ENFORCED}: Trellis serves every port as HTTP/1.1 for now, found ${v.appProtocol}`,
+        );
+      } else if (app !== undefined && !L4_OR_HTTP.test(app) && !app.startsWith('kubernetes.io/')) {
+        warn(
+          ctx,
+          join(path, 'appProtocol'),
+          `appProtocol ${v.appProtocol} names no protocol Istio knows: connections are sniffed (HTTP detected, anything else proxied as TCP)`,
         );
       }
       if (v.protocol === 'UDP' || v.protocol === 'SCTP') {
