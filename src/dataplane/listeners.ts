@@ -16,6 +16,7 @@ import { H1Server, type RequestHandler } from './http/h1/server.ts';
 import { FLAGS_HEADER } from './http/headers.ts';
 import type { Pipeline } from './http/pipeline.ts';
 import type { ListenerCounters, ListenerSettings } from './listener-limits.ts';
+import { TCP_ALPN } from './upstream/peer-pool.ts';
 
 const PEER = Symbol('trellis.peer');
 const INNER = Symbol('trellis.inner');
@@ -122,7 +123,11 @@ function httpFront(
   pipeline: Pipeline,
   onRequest: RequestHandler,
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void,
-  opts: { tunnels: boolean; mtls?: { server: tls.Server; plaintext: () => boolean } },
+  opts: {
+    tunnels: boolean;
+    /** With `stream`: a client proxy's TCP stream (ALPN `trellis-tcp`) goes there. */
+    mtls?: { server: tls.Server; plaintext: () => boolean; stream?: (socket: TLSSocket) => void };
+  },
   listener: ListenerSettings,
 ): Front {
   const { limits } = listener;
@@ -132,6 +137,8 @@ function httpFront(
     onReject: (r) =>
       pipeline.protocolError(reporter, r.status, `${r.code}: ${r.message}`, r.socket instanceof TLSSocket),
     delayedCloseMs: limits.delayedCloseMs,
+    // A tunnel to a TCP, TLS or sniffed service port carries bytes: the L4 path takes it.
+    connect: opts.tunnels ? (target) => tunnelToL4(pipeline, target) : undefined,
   });
   const h2 = http2.createServer({
     // The HTTP/1.1 head limits, as Node counts them for HTTP/2: pairs include the four request
@@ -161,9 +168,15 @@ function httpFront(
   });
   trackSessions(h2);
   const { mtls } = opts;
+  if (opts.tunnels)
+    pipeline.serveOutboundHttp((socket, tunnel, protocol) => {
+      if (protocol === 'h2') h2.emit('connection', socket);
+      else h1.serve(socket, tunnel);
+    });
   // After the handshake, the protocol the client proxy chose says which server gets the connection.
   mtls?.server.on('secureConnection', (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+    else if (socket.alpnProtocol === TCP_ALPN && mtls.stream) mtls.stream(socket);
     else h1.serve(socket);
   });
   const front: Front = net.createServer({ noDelay: true }, (socket) =>
@@ -200,6 +213,15 @@ export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): 
     { tunnels: true },
     listener,
   );
+}
+
+/** The CONNECT target `host:port` (`[v6]:port`) as a destination, when the L4 path takes its tunnel. */
+function tunnelToL4(pipeline: Pipeline, target: string): ((socket: Socket) => void) | undefined {
+  const colon = target.lastIndexOf(':');
+  const port = Number(target.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || !pipeline.isL4(target)) return undefined;
+  const host = target.slice(0, colon);
+  return (socket) => pipeline.connection(socket, { host, port });
 }
 
 /** `table` is updated in place when a snapshot renames the route table of this port. */
@@ -244,7 +266,7 @@ export function inboundServer(
     ...creds.tlsOptions(),
     requestCert: true,
     rejectUnauthorized: true,
-    ALPNProtocols: ['h2', 'http/1.1'],
+    ALPNProtocols: ['h2', 'http/1.1', TCP_ALPN],
     handshakeTimeout: listener.limits.handshakeTimeoutMs,
   });
   creds.onChange(() => mtls.setSecureContext(creds.tlsOptions()));
@@ -256,7 +278,14 @@ export function inboundServer(
     (down, socket) => pipeline.inbound(down, peer(socket)),
     (stream, headers, flags) =>
       pipeline.inbound(new H2Downstream(stream, headers, flags), peer(stream.session!.socket as Socket)),
-    { tunnels: false, mtls: { server: mtls, plaintext: acceptsPlaintext } },
+    {
+      tunnels: false,
+      mtls: {
+        server: mtls,
+        plaintext: acceptsPlaintext,
+        stream: (socket) => pipeline.inboundConnection(socket, peer(socket)),
+      },
+    },
     listener,
   );
 }

@@ -21,6 +21,9 @@ const SWEEP_MS = 1000;
 /** `tunnel` is the CONNECT target when the request came through a tunnel. */
 export type RequestHandler = (down: Downstream, socket: Socket, tunnel: string | undefined) => void;
 
+/** Takes over a CONNECT tunnel's socket once the client was told 200. */
+export type TunnelHandler = (socket: Socket) => void;
+
 /** A request the codec refused itself (malformed, ambiguous, too slow): answered with `status`, flag DPE. */
 export interface Rejection {
   status: number;
@@ -38,6 +41,11 @@ export class H1Server {
   readonly delayedCloseMs: number;
   /** Told of every rejection, for the log and the metrics. */
   readonly onReject: (r: Rejection) => void;
+  /**
+   * Asked for each CONNECT target: a handler takes the tunnel's socket (past the head, paused, with
+   * what the client sent after it put back) instead of serving HTTP inside it.
+   */
+  readonly connect: ((target: string) => TunnelHandler | undefined) | undefined;
   readonly connections = new Set<H1Connection>();
   /** Draining: every response closes its connection. */
   closing = false;
@@ -50,17 +58,20 @@ export class H1Server {
       onReject: (r: Rejection) => void;
       idleTimeoutMs?: number;
       delayedCloseMs?: number;
+      connect?: (target: string) => TunnelHandler | undefined;
     },
   ) {
     this.onRequest = onRequest;
     this.tunnels = opts.tunnels;
     this.onReject = opts.onReject;
+    this.connect = opts.connect;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.delayedCloseMs = opts.delayedCloseMs ?? DELAYED_CLOSE_MS;
   }
 
-  serve(socket: Socket): void {
-    this.connections.add(new H1Connection(this, socket));
+  /** `tunnel`: the socket is a CONNECT tunnel to that target, opened elsewhere. */
+  serve(socket: Socket, tunnel?: string): void {
+    this.connections.add(new H1Connection(this, socket, tunnel));
     // One timer for all connections, like Node's connectionsCheckingInterval: nothing per request.
     this.sweep ??= setInterval(() => this.expire(), Math.min(SWEEP_MS, this.idleTimeoutMs)).unref();
   }
@@ -115,18 +126,47 @@ class H1Connection {
   /** Set by a CONNECT or Upgrade head: the parser stopped there, the bytes after it start afresh. */
   private switchParser = false;
   private delayedClose?: NodeJS.Timeout;
+  /** Set by a CONNECT head whose tunnel another handler takes: the socket leaves after the head. */
+  private handoff?: TunnelHandler;
+  private readonly listeners: {
+    data: (c: Buffer) => void;
+    end: () => void;
+    error: () => void;
+    close: () => void;
+  };
 
-  constructor(server: H1Server, socket: Socket) {
+  constructor(server: H1Server, socket: Socket, tunnel?: string) {
     this.server = server;
     this.socket = socket;
+    this.tunnel = tunnel;
     // A client may half-close after its request and still wait for the answer.
     socket.allowHalfOpen = true;
     this.parser = this.newParser();
-    socket.on('data', (chunk: Buffer) => this.feed(chunk));
-    socket.on('end', () => this.onEnd());
-    socket.on('error', () => socket.destroy());
-    socket.once('close', () => this.onClose());
+    this.listeners = {
+      data: (chunk: Buffer) => this.feed(chunk),
+      end: () => this.onEnd(),
+      error: () => socket.destroy(),
+      close: () => this.onClose(),
+    };
+    socket.on('data', this.listeners.data);
+    socket.on('end', this.listeners.end);
+    socket.on('error', this.listeners.error);
+    socket.once('close', this.listeners.close);
     socket.resume();
+  }
+
+  /** The socket leaves this connection for `to`, with `rest` (read past the CONNECT head) put back. */
+  private release(rest: Buffer, to: TunnelHandler): void {
+    const s = this.socket;
+    this.dead = true;
+    s.pause();
+    s.off('data', this.listeners.data);
+    s.off('end', this.listeners.end);
+    s.off('error', this.listeners.error);
+    s.off('close', this.listeners.close);
+    this.server.connections.delete(this);
+    if (rest.length) s.unshift(rest);
+    to(s);
   }
 
   /** Not serving a request and not in the middle of one. */
@@ -157,6 +197,10 @@ class H1Connection {
       this.fail(err as Error);
       return;
     }
+    if (this.handoff) {
+      this.release(chunk.subarray(n), this.handoff);
+      return;
+    }
     if (this.switchParser) {
       this.switchParser = false;
       this.parser = this.newParser();
@@ -179,6 +223,7 @@ class H1Connection {
           this.tunnel = head.target;
           this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
           this.waitingSince = performance.now();
+          this.handoff = this.server.connect?.(head.target);
         } else this.reject('TRL_HTTP_CONNECT_NOT_ALLOWED', 'CONNECT is not served on this listener');
         return;
       }
