@@ -5,16 +5,22 @@
 // HTTP-only fields on TCP).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import tls from 'node:tls';
 import type { ProxySnapshot } from '../src/compile/snapshot.ts';
 import { type RunningControlPlane, startControlPlane } from '../src/controlplane/control-plane.ts';
 import { type RunningProxy, startProxy } from '../src/dataplane/proxy.ts';
 import { SILENT } from '../src/lib/log.ts';
 import { until } from './support/mesh.ts';
+import { makeLeaf, makeRoot, type TestCa } from './support/pki.ts';
 import { adminHeaders, platformInstance } from './support/platform.ts';
 import { type App, ask, connectVia, echoApp, kvApp, readAll } from './support/tcp-apps.ts';
 
@@ -106,6 +112,38 @@ async function stat(proxy: RunningProxy, name: string, labels: Record<string, st
 }
 
 const ECHO = 'echo.default.svc.cluster.local';
+/** The CA of the TLS apps' own certificates (not the mesh's): the client app trusts it, the mesh never sees inside. */
+let appCa: TestCa;
+
+/** A TLS server app that greets each client with its name and the SNI it was asked for. */
+async function tlsApp(name: string, dns: string[]): Promise<App> {
+  const leaf = await makeLeaf(appCa, name, { dns });
+  const server = tls.createServer({ cert: leaf.pem, key: leaf.keyPem }, (s) => {
+    s.on('error', () => s.destroy());
+    s.end(`${name} ${(s as tls.TLSSocket & { servername?: string }).servername ?? '-'}\n`);
+  });
+  const app = { server: server as unknown as net.Server, port: 0, accepted: 0 };
+  server.on('secureConnection', () => app.accepted++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  app.port = (server.address() as net.AddressInfo).port;
+  return app;
+}
+
+/** The app's own TLS through its sidecar: CONNECT, then a handshake with `servername` inside the tunnel. */
+async function tlsThrough(target: string, servername: string): Promise<string> {
+  const raw = await tunnel(target);
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ socket: raw, servername, ca: appCa.pem });
+    let text = '';
+    s.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(text.trim()));
+    // The tunnel socket is half-open: once the server is done, so is this client.
+    s.on('end', () => s.end());
+  });
+}
 const tunnel = (target: string) => connectVia(client.ports.outbound!, target);
 
 /** One connection's round trip: `data` out, the client half-closes, everything the echo sent back. */
@@ -152,6 +190,49 @@ spec:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}
 `);
+    appCa = await makeRoot('apps');
+    await apply(`apiVersion: v1
+kind: Service
+metadata: {name: secure}
+spec:
+  selector: {app: secure}
+  ports: [{name: tls, port: 8443, targetPort: 8443}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: https, port: 443, targetPort: 8443}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure}
+spec:
+  host: secure
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`);
+    for (const v of ['v1', 'v2']) {
+      const app = await tlsApp(`secure-${v}`, ['a.example', 'b.example', 'c.example']);
+      apps.set(`secure-${v}`, app);
+      await sidecar(`secure-${v}`, { app: 'secure', version: v }, 'secure', [
+        { name: 'tls', port: 8443, app },
+      ]);
+    }
+    const leaf = await makeLeaf(appCa, 'web', { dns: ['web.default.svc.cluster.local', 'web'] });
+    const web = https.createServer({ cert: leaf.pem, key: leaf.keyPem }, (req, res) => {
+      res.end(`web saw ${req.method} ${req.url} for ${req.headers.host}`);
+    });
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+    const webApp = {
+      server: web as unknown as net.Server,
+      port: (web.address() as net.AddressInfo).port,
+      accepted: 0,
+    };
+    apps.set('web', webApp);
+    await sidecar('web', { app: 'web' }, 'web', [{ name: 'https', port: 8443, app: webApp }]);
     for (const v of ['v1', 'v2']) {
       const app = await echoApp();
       apps.set(`echo-${v}`, app);
@@ -163,7 +244,7 @@ spec:
     client = await sidecar('client', { app: 'client' }, 'client', []);
     await waitFor(client, 'the echo and kv endpoints in the client snapshot', (s) => {
       const eps = s.clusters.filter((c) => c.name.startsWith('outbound|')).flatMap((c) => c.endpoints);
-      return eps.length >= 3 && eps.every((e) => e.healthy);
+      return eps.length >= 6 && eps.every((e) => e.healthy);
     });
   });
 
@@ -298,6 +379,62 @@ spec:
     assert.equal(await ask(third, 'PING'), '+PONG');
     third.destroy();
     await remove('destinationrules', 'kv');
+  });
+
+  test('TLS passthrough: the app does TLS itself, tls routes pick the subset by SNI', async () => {
+    // No VirtualService: a TLS port is proxied as TCP to the service; the SNI reaches the app intact.
+    assert.match(await tlsThrough('secure:8443', 'c.example'), /^secure-v[12] c\.example$/);
+    await apply(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure}
+spec:
+  hosts: [secure, a.example, b.example]
+  tls:
+  - match: [{sniHosts: [a.example], port: 8443}]
+    route: [{destination: {host: secure, subset: v1}}]
+  - match: [{sniHosts: [b.example]}]
+    route: [{destination: {host: secure, subset: v2}}]
+`);
+    await waitFor(client, 'the tls routes', (s) =>
+      s.routeTables.some((t) => t.virtualHosts.some((v) => v.l4?.tls?.length === 2)),
+    );
+    for (let i = 0; i < 10; i++) {
+      assert.equal(await tlsThrough('secure:8443', 'a.example'), 'secure-v1 a.example');
+      assert.equal(await tlsThrough('secure.default:8443', 'b.example'), 'secure-v2 b.example');
+    }
+    // tls routes apply: a ClientHello none of them matches is refused (NR), as pilot builds no fallback.
+    await assert.rejects(tlsThrough('secure:8443', 'c.example'));
+    assert.ok((await stat(client, 'istio_tcp_connections_closed_total', { response_flags: 'NR' })) >= 1);
+    const sni = {
+      reporter: 'destination',
+      destination_service: 'secure.default.svc.cluster.local',
+      connection_security_policy: 'mutual_tls',
+    };
+    assert.ok((await stat(proxies.get('secure-v1')!, 'istio_tcp_connections_opened_total', sni)) >= 10);
+    await remove('virtualservices', 'secure');
+  });
+
+  test("HTTPS via CONNECT, as an app's https_proxy sends it, to an https service port", async () => {
+    // What an https_proxy client does: CONNECT web:443, then TLS to `web` inside the tunnel, then HTTP.
+    const raw = await tunnel('web:443');
+    const secured = tls.connect({ socket: raw, servername: 'web', ca: appCa.pem });
+    await once(secured, 'secureConnect');
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = http.request(
+        { host: 'web', path: '/hello', headers: { host: 'web' }, createConnection: () => secured },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => {
+            text += c.toString();
+          });
+          res.on('end', () => resolve(text));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    secured.destroy();
+    assert.equal(body, 'web saw GET /hello for web');
   });
 
   describe('AuthorizationPolicy on a TCP port', () => {

@@ -14,9 +14,8 @@ export type HelloResult = { sni: string | undefined } | 'more' | 'not-tls';
  */
 export function clientHello(b: Buffer): HelloResult {
   if (b.length === 0) return 'more';
-  if (b[0] !== 0x16) return 'not-tls';
+  if (b[0] !== 0x16 || (b.length > 1 && b[1] !== 0x03)) return 'not-tls';
   if (b.length < 5) return 'more';
-  if (b[1] !== 0x03) return 'not-tls';
   const recordLen = b.readUInt16BE(3);
   const end = 5 + recordLen;
   if (b.length < end) return end > MAX_HELLO_BYTES ? { sni: undefined } : 'more';
