@@ -304,7 +304,7 @@ describe('proxy-config', () => {
   test('all tables', () => {
     const fqdn = 'reviews.default.svc.cluster.local';
     const snap: ProxySnapshot = {
-      schema: 4,
+      schema: 5,
       version: 'v1',
       revision: 4,
       proxy: {

@@ -6,6 +6,7 @@ import { inboundMtls } from './peer-authentication.ts';
 import { jwtRules } from './request-authentication.ts';
 import { entryInboundServices } from './service-entries.ts';
 import type { Cluster, InboundService, Listener, ProxyNode } from './snapshot.ts';
+import { tcpAuthorization } from './tcp-authorization.ts';
 
 /** Proxy id → the service ports it serves, worked out once per index for every proxy. */
 const servedByIndex = new WeakMap<MeshIndex, Map<string, InboundService[]>>();
@@ -46,6 +47,7 @@ export function sidecarInbound(
   }
   const jwt = jwtRules(index, { node, targets: [...targets] });
   const authorization = authorizationFor(index, node);
+  const tcpAuthz = authorization && tcpAuthorization(authorization);
   return {
     name: 'inbound',
     type: 'inbound',
@@ -55,6 +57,7 @@ export function sidecarInbound(
     ...(ingress && { endpoints: Object.fromEntries([...ingress].map(([p, to]) => [String(p), to])) }),
     ...(jwt && { jwtRules: jwt }),
     ...(authorization && { authorization }),
+    ...(tcpAuthz !== authorization && { tcpAuthorization: tcpAuthz }),
   };
 }
 

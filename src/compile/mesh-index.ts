@@ -19,6 +19,7 @@ import { clusterIps } from './cluster-ips.ts';
 import { resolveHost, serviceFqdn } from './hosts.ts';
 import { convertLegacyRbac } from './legacy-rbac.ts';
 import { isMeshConfigMap, type ResolvedMeshConfig, resolveMeshConfig } from './mesh-config.ts';
+import { type Protocol, servicePortProtocol } from './protocol.ts';
 
 export type { DestinationRuleSpec, GatewaySpec, VirtualServiceSpec };
 
@@ -66,6 +67,8 @@ export interface ServicePort {
   port: number;
   targetPort: number | string;
   appProtocol?: string;
+  /** Protocol selection's answer (protocol.ts). */
+  protocol: Protocol;
 }
 
 export interface MeshService {
@@ -174,6 +177,7 @@ export function buildMeshIndex(input: CompileInput): MeshIndex {
           port: p.port,
           targetPort: p.targetPort ?? p.port,
           ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+          protocol: servicePortProtocol(p),
         })),
         ...(exported !== undefined ? { exportTo: exportToAnnotation(exported) } : {}),
         instances: [],

@@ -7,10 +7,12 @@ import { entryVisible, serviceVisible, virtualServiceVisible } from './export-to
 import { hostMatches, resolveHost, serviceDomains } from './hosts.ts';
 import type { MeshIndex, MeshService, VirtualServiceSpec } from './mesh-index.ts';
 import { outboundTrafficPolicyHost } from './outbound-traffic-policy.ts';
+import { portProxying } from './protocol.ts';
 import { defaultRoute, vsRoutes } from './routes.ts';
 import { type EntryPort, entryDomains, routedEntries } from './service-entries.ts';
 import { inScope, type SidecarScope } from './sidecar-scope.ts';
 import type { ProxyNode, RouteTable, VirtualHost } from './snapshot.ts';
+import { l4Routing } from './tcp-routes.ts';
 
 /** A VirtualService that may win a host, and whether its routes depend on who asks. */
 interface Candidate {
@@ -47,7 +49,8 @@ const memos = new WeakMap<MeshIndex, OutboundMemo>();
 
 /** Does any rule of the VirtualService depend on the calling proxy (sourceLabels, sourceNamespace)? */
 function sourceScoped(vs: Resource<VirtualServiceSpec>): boolean {
-  return (vs.spec.http ?? []).some((rule) =>
+  const { http = [], tcp = [], tls = [] } = vs.spec;
+  return [...http, ...tcp, ...tls].some((rule) =>
     (rule.match ?? []).some((m) => m.sourceLabels !== undefined || m.sourceNamespace !== undefined),
   );
 }
@@ -160,13 +163,24 @@ export function sidecarOutbound(
       const name = `${svc.fqdn}:${sp.port}`;
       const won = winner(index, candidates, node, scope, sp.port);
       const vs = won?.vs;
-      add(`${name}|${same ? 'same' : 'other'}|${won?.id ?? ''}`, won?.scoped ?? false, (used) => ({
-        name,
-        domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
-        routes: vs
-          ? vsRoutes(vs, used, index, { node, port: sp.port })
-          : [defaultRoute(index, used, svc.fqdn, sp.port, `Service ${svc.namespace}/${svc.name}`)],
-      }));
+      const owner = `Service ${svc.namespace}/${svc.name}`;
+      const proxying = portProxying(sp.protocol);
+      add(`${name}|${same ? 'same' : 'other'}|${won?.id ?? ''}`, won?.scoped ?? false, (used) => {
+        const at = { node, port: sp.port };
+        const l4 = l4Routing(proxying, vs, used, index, at, svc.fqdn, owner);
+        return {
+          name,
+          domains: serviceDomains(svc.fqdn, sp.port, node.namespace),
+          // A TCP or TLS port has no HTTP routes; a sniffed one has both.
+          routes:
+            proxying === 'TCP' || proxying === 'TLS'
+              ? []
+              : vs
+                ? vsRoutes(vs, used, index, at)
+                : [defaultRoute(index, used, svc.fqdn, sp.port, owner)],
+          ...(l4 ? { l4 } : {}),
+        };
+      });
       if (won) claimed.add(won.id);
     }
   }

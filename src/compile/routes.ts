@@ -282,7 +282,8 @@ function mergeMatch(r: RouteMatch, o: RouteMatch): RouteMatch | undefined {
   return m;
 }
 
-function destinationOf(
+/** A route destination's cluster; without a port, the service's only port or the one addressed. */
+export function destinationOf(
   d: { host: string; subset?: string; port?: { number?: number } },
   ns: string,
   clusters: ClusterSet,

@@ -2,7 +2,7 @@
 // fully resolved: the proxy needs no Istio resource to run it. Encoding (JSON over the push stream)
 // is kept separate from this shape.
 
-export const SNAPSHOT_SCHEMA_VERSION = 4;
+export const SNAPSHOT_SCHEMA_VERSION = 5;
 
 export type ProxyRole = 'sidecar' | 'gateway';
 
@@ -99,6 +99,12 @@ export interface InboundListener {
   jwtRules?: JwtRule[];
   /** The AuthorizationPolicies that apply to this workload; absent: none, every request is allowed. */
   authorization?: Authorization;
+  /**
+   * `authorization` as Istio builds it for TCP connections (compile/tcp-authorization.ts): ALLOW rules
+   * with HTTP-only fields dropped, HTTP-only fields of DENY and AUDIT rules left out. Absent: the
+   * same as `authorization` (no rule uses an HTTP-only field).
+   */
+  tcpAuthorization?: Authorization;
 }
 
 export interface InboundService {
@@ -317,6 +323,43 @@ export interface VirtualHost {
   /** Exact host names (lower-case, with and without `:port`) and `*.suffix` wildcards; `*` matches all. */
   domains: string[];
   routes: Route[];
+  /** A service port that is not plain HTTP (compile/protocol.ts): how its connections are proxied. */
+  l4?: L4Routing;
+}
+
+/**
+ * L4 proxying of one service port. TCP: the first `tcp` route that matches. TLS: the first `tls` route
+ * whose SNI hosts match the ClientHello, else as TCP. AUTO: sniffed per connection, HTTP goes to the
+ * virtual host's `routes`, anything else as TCP. Nothing matching: the connection is closed (NR).
+ */
+export interface L4Routing {
+  protocol: 'TCP' | 'TLS' | 'AUTO';
+  tls?: TlsRoute[];
+  tcp: TcpRoute[];
+}
+
+/** The matches settled at compile (port, sourceLabels, sourceNamespace, gateways) are left out. */
+export interface L4Match {
+  /** CIDR blocks the connection's destination address must be in. */
+  destinationSubnets?: string[];
+}
+
+export interface TlsMatch extends L4Match {
+  /** Lower-case; `*.suffix` wildcards, `*` any. */
+  sniHosts: string[];
+}
+
+export interface TcpRoute {
+  /** `<namespace>/<virtualservice>#tcp<i>`, or `default`. */
+  name: string;
+  origin: string;
+  /** ORed; an empty list matches every connection. */
+  matches: L4Match[];
+  clusters: WeightedCluster[];
+}
+
+export interface TlsRoute extends TcpRoute {
+  matches: TlsMatch[];
 }
 
 /** One of the fields; `{}` means "present, with any value". */
@@ -587,6 +630,8 @@ export interface ConnectionPool {
   maxConcurrentStreams?: number;
   /** DestinationRule `retryBudget`: retries in flight limited to a share of requests in flight. */
   retryBudget?: { percent: number; minRetryConcurrency: number };
+  /** `tcp.idleTimeout` for proxied TCP connections; absent: Istio's 1 h, 0: none. */
+  tcpIdleTimeoutMs?: number;
 }
 
 /** Istio's outlierDetection, resolved with its defaults; a count of 0 turns that detector off. */

@@ -172,12 +172,13 @@ export function connectionPool(
     };
   }
   set('maxConnectionDurationMs', ms(tcp.maxConnectionDuration));
+  set('tcpIdleTimeoutMs', ms(tcp.idleTimeout));
   set('maxPendingRequests', http?.http1MaxPendingRequests);
   set('maxRequests', http?.http2MaxRequests);
   // 0 is Istio's "unlimited".
   if (http?.maxRequestsPerConnection) out.maxRequestsPerConnection = http.maxRequestsPerConnection;
   set('maxRetries', http?.maxRetries);
-  // http.idleTimeout is the one Envoy applies to HTTP connections; tcp.idleTimeout is for TCP proxying.
+  // http.idleTimeout is the one Envoy applies to HTTP connections; tcp.idleTimeout (above) to proxied TCP.
   set('idleTimeoutMs', ms(http?.idleTimeout));
   const upgrade = http?.h2UpgradePolicy ?? 'DEFAULT';
   if (upgrade === 'UPGRADE' || (upgrade === 'DEFAULT' && mesh?.h2UpgradePolicy === 'UPGRADE'))

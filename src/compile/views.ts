@@ -39,10 +39,12 @@ function memoOf(index: MeshIndex): ViewMemo {
   let memo = memos.get(index);
   if (memo) return memo;
   const sourceLabelKeys = new Set<string>();
-  for (const vs of index.virtualServices)
-    for (const rule of vs.spec.http ?? [])
+  for (const vs of index.virtualServices) {
+    const { http = [], tcp = [], tls = [] } = vs.spec;
+    for (const rule of [...http, ...tcp, ...tls])
       for (const m of rule.match ?? [])
         for (const k of Object.keys(m.sourceLabels ?? {})) sourceLabelKeys.add(k);
+  }
   memo = { views: new Map(), sourceLabelKeys: [...sourceLabelKeys].sort() };
   memos.set(index, memo);
   return memo;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { AppHealth } from './app-health.ts';
 
@@ -75,4 +75,21 @@ test('during the initial delay the app is not ready', async () => {
   s.close();
   s.closeAllConnections();
   assert.deepEqual(reports, [true]);
+});
+
+test('without a path an app is ready once it accepts a connection (a TCP app is not HTTP)', async () => {
+  const s = net.createServer((c) => {
+    c.on('error', () => {});
+    c.end('not http\n');
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  const readiness = { port, periodMs: 60_000, timeoutMs: 1000, initialDelayMs: 0, failureThreshold: 1 };
+  const h = new AppHealth(readiness, () => {});
+  assert.equal(await h.start(), true);
+  h.stop();
+  await new Promise((r) => s.close(r));
+  const gone = new AppHealth(readiness, () => {});
+  assert.equal(await gone.start(), false, 'nothing listening: not ready');
+  gone.stop();
 });

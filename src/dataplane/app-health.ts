@@ -8,7 +8,7 @@ import net from 'node:net';
 export interface Readiness {
   /** The port the app really listens on. */
   port: number;
-  /** HTTP GET path; without one, any HTTP answer (or an accepted connection) means ready. */
+  /** HTTP GET path; without one, an accepted connection means ready. */
   path?: string;
   periodMs: number;
   timeoutMs: number;
@@ -17,18 +17,33 @@ export interface Readiness {
 }
 
 export function probe(port: number, path: string | undefined, timeoutMs: number): Promise<boolean> {
+  // Without a path, Kubernetes' tcpSocket probe: an app that is not HTTP (TCP, TLS) is ready once it accepts.
+  if (path === undefined) return accepts(port, timeoutMs);
   return new Promise((resolve) => {
     const req = http.get(
       { host: '127.0.0.1', port, path: path ?? '/', timeout: timeoutMs, agent: false },
       (res) => {
         res.resume();
-        resolve(path ? (res.statusCode ?? 500) < 400 : true);
+        resolve((res.statusCode ?? 500) < 400);
       },
     );
     req.on('timeout', () => req.destroy());
     // Without a path, an app that answers in another protocol than HTTP/1.1 (a gRPC server that
     // speaks only HTTP/2) still accepted the connection and answered: ready.
     req.on('error', (err: NodeJS.ErrnoException) => resolve(!path && err.code?.startsWith('HPE_') === true));
+  });
+}
+
+function accepts(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port, timeout: timeoutMs });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.once('connect', () => done(true));
+    s.once('timeout', () => done(false));
+    s.once('error', () => done(false));
   });
 }
 

@@ -7,7 +7,7 @@ import { UpstreamState } from './upstream/state.ts';
 
 function snapshot(over: Partial<ProxySnapshot> = {}): ProxySnapshot {
   return {
-    schema: 4,
+    schema: 5,
     version: 'v1',
     revision: 1,
     proxy: {

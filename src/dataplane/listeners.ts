@@ -18,6 +18,7 @@ import { FLAGS_HEADER } from './http/headers.ts';
 import type { Pipeline } from './http/pipeline.ts';
 import { allowedUpgrade } from './http/upgrade.ts';
 import type { ListenerCounters, ListenerSettings } from './listener-limits.ts';
+import { TCP_ALPN } from './upstream/peer-pool.ts';
 
 const PEER = Symbol('trellis.peer');
 const INNER = Symbol('trellis.inner');
@@ -135,7 +136,8 @@ function httpFront(
     tunnels: boolean;
     /** Who reports what this front refuses itself: the client side (source) or the server side. */
     reporter: 'source' | 'destination';
-    mtls?: { server: tls.Server; plaintext: () => boolean };
+    /** With `stream`: a client proxy's TCP stream (ALPN `trellis-tcp`) goes there. */
+    mtls?: { server: tls.Server; plaintext: () => boolean; stream?: (socket: TLSSocket) => void };
     tls?: GatewayTls;
     /** Transparent capture: each connection's original destination; without one it is cut. */
     destinationOf?: (socket: Socket) => Destination | undefined;
@@ -149,13 +151,9 @@ function httpFront(
     onReject: (r) =>
       pipeline.protocolError(reporter, r.status, `${r.code}: ${r.message}`, r.socket instanceof TLSSocket),
     delayedCloseMs: limits.delayedCloseMs,
-    // gRPC clients behind grpc_proxy speak HTTP/2 with prior knowledge inside the tunnel.
-    onTunnelH2: opts.tunnels
-      ? (socket, tunnel) => {
-          (socket as Socket & { [TUNNEL]?: string })[TUNNEL] = tunnel;
-          h2.emit('connection', socket);
-        }
-      : undefined,
+    // A CONNECT tunnel leaves for the L4 path, which proxies TCP and TLS ports as bytes and hands
+    // HTTP (HTTP/1.1, or HTTP/2 with prior knowledge as gRPC clients behind grpc_proxy speak) back.
+    connect: opts.tunnels ? (target) => tunnelHandler(pipeline, target) : undefined,
   });
   const h2 = http2.createServer({
     // The HTTP/1.1 head limits, as Node counts them for HTTP/2: pairs include the four request
@@ -194,28 +192,26 @@ function httpFront(
     }
   });
   trackSessions(h2);
-  const { mtls, tls: terminated } = opts;
+  const { mtls, tls: terminated, destinationOf } = opts;
+  if (opts.tunnels || destinationOf)
+    pipeline.serveOutboundHttp((socket, tunnel, protocol) => {
+      if (protocol === 'h2') {
+        (socket as Socket & { [TUNNEL]?: string })[TUNNEL] = tunnel;
+        h2.emit('connection', socket);
+      } else h1.serve(socket, tunnel);
+    });
   // After the handshake, the protocol the client chose says which server gets the connection.
   const serveSecure = (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+    else if (socket.alpnProtocol === TCP_ALPN && mtls?.stream) mtls.stream(socket);
     else h1.serve(socket);
   };
   mtls?.server.on('secureConnection', serveSecure);
-  /**
-   * A connection the netns rules redirected here, for `dest`: HTTP is served as if it came through a
-   * CONNECT tunnel to `host:port`. (Where TCP proxying lands, non-HTTP goes there instead.)
-   */
-  const captured = (socket: Socket, dest: Destination) =>
-    sniff(socket, limits.sniffTimeoutMs, counters, (p) => {
-      if (p === 'tls') socket.destroy();
-      else if (p === 'h2c') h2.emit('connection', socket);
-      else h1.serve(socket, `${dest.host}:${dest.port}`);
-    });
-  const { destinationOf } = opts;
   const front: Front = net.createServer({ noDelay: true }, (socket) => {
     if (destinationOf) {
       const dest = destinationOf(socket);
-      if (dest) captured(socket, dest);
+      // Where the app was going decides: the L4 path proxies TCP and TLS, and hands HTTP back.
+      if (dest) pipeline.connection(socket, dest);
       else socket.destroy();
       return;
     }
@@ -280,6 +276,15 @@ export function capturedOutboundServer(
   );
 }
 
+/** The CONNECT target `host:port` (`[v6]:port`) as the destination the L4 path takes the tunnel to. */
+function tunnelHandler(pipeline: Pipeline, target: string): ((socket: Socket) => void) | undefined {
+  const colon = target.lastIndexOf(':');
+  const port = Number(target.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port)) return undefined;
+  const host = target.slice(0, colon);
+  return (socket) => pipeline.connection(socket, { host, port });
+}
+
 /**
  * `table` is updated in place when a snapshot renames the route table of this port. With `tls` (an
  * HTTPS listener) only TLS is heard, and each connection's SNI names its server's route table.
@@ -311,12 +316,16 @@ export function gatewayServer(
 }
 
 /** A TLS server that takes only clients with a certificate of the mesh's trust bundle. */
-function meshTlsServer(creds: CredentialStore, listener: ListenerSettings): tls.Server {
+function meshTlsServer(
+  creds: CredentialStore,
+  listener: ListenerSettings,
+  alpn: string[] = ['h2', 'http/1.1'],
+): tls.Server {
   const server = tls.createServer({
     ...creds.tlsOptions(),
     requestCert: true,
     rejectUnauthorized: true,
-    ALPNProtocols: ['h2', 'http/1.1'],
+    ALPNProtocols: alpn,
     handshakeTimeout: listener.limits.handshakeTimeoutMs,
   });
   creds.onChange(() => server.setSecureContext(creds.tlsOptions()));
@@ -352,7 +361,8 @@ export function inboundServer(
   acceptsPlaintext: () => boolean,
   listener: ListenerSettings,
 ): Front {
-  const mtls = meshTlsServer(creds, listener);
+  // A client proxy's TCP streams ask for TCP_ALPN.
+  const mtls = meshTlsServer(creds, listener, ['h2', 'http/1.1', TCP_ALPN]);
   return httpFront(
     pipeline,
     (down, socket) => pipeline.inbound(down, peerOfConnection(socket)),
@@ -361,7 +371,15 @@ export function inboundServer(
         new H2Downstream(stream, headers, flags),
         peerOfConnection(stream.session!.socket as Socket),
       ),
-    { tunnels: false, reporter: 'destination', mtls: { server: mtls, plaintext: acceptsPlaintext } },
+    {
+      tunnels: false,
+      reporter: 'destination',
+      mtls: {
+        server: mtls,
+        plaintext: acceptsPlaintext,
+        stream: (socket) => pipeline.inboundConnection(socket, peerOfConnection(socket)),
+      },
+    },
     listener,
   );
 }

@@ -2,7 +2,12 @@
 // destination from the snapshot's endpoint; the destination learns the source workload from the peer
 // header the client proxy sets (cf. Istio's metadata exchange) and its principal from mTLS.
 import type { Endpoint, ProxyNode } from '../compile/snapshot.ts';
-import type { IstioMetrics, IstioRequestLabels, IstioRequestSeries } from '../telemetry/istio.ts';
+import type {
+  IstioMetrics,
+  IstioPeerLabels,
+  IstioRequestLabels,
+  IstioRequestSeries,
+} from '../telemetry/istio.ts';
 
 export interface PeerInfo {
   workload: string;
@@ -96,31 +101,47 @@ interface SeriesKey {
   mtls: boolean;
 }
 
-function requestSeries(metrics: IstioMetrics, r: SeriesKey): IstioRequestSeries {
-  const svcName = r.service.split('.')[0] ?? 'unknown';
-  const svcNs = r.service.split('.')[1] ?? 'unknown';
-  const labels: IstioRequestLabels = {
-    reporter: r.reporter,
-    source_workload: r.source.workload,
-    source_workload_namespace: r.source.namespace,
-    source_principal: r.source.principal,
-    source_app: r.source.app,
-    source_version: r.source.version,
+/** The labels HTTP and TCP metrics share, from who reported, who called whom and how it went. */
+export function peerLabels(
+  reporter: 'source' | 'destination',
+  source: PeerInfo,
+  destination: PeerInfo,
+  service: string,
+  flags: string,
+  mtls: boolean,
+  /** The PassthroughCluster's name where `service` is the host the app asked for. */
+  serviceName?: string,
+): IstioPeerLabels {
+  const svcName = service.split('.')[0] ?? 'unknown';
+  const svcNs = service.split('.')[1] ?? 'unknown';
+  return {
+    reporter,
+    source_workload: source.workload,
+    source_workload_namespace: source.namespace,
+    source_principal: source.principal,
+    source_app: source.app,
+    source_version: source.version,
     source_cluster: 'Kubernetes',
-    destination_workload: r.destination.workload,
-    destination_workload_namespace: r.destination.namespace,
-    destination_principal: r.destination.principal,
-    destination_app: r.destination.app,
-    destination_version: r.destination.version,
-    destination_service: r.service,
-    destination_service_name: r.serviceName ?? (r.service === 'unknown' ? 'unknown' : svcName),
-    destination_service_namespace: r.service === 'unknown' ? 'unknown' : svcNs,
+    destination_workload: destination.workload,
+    destination_workload_namespace: destination.namespace,
+    destination_principal: destination.principal,
+    destination_app: destination.app,
+    destination_version: destination.version,
+    destination_service: service,
+    destination_service_name: serviceName ?? (service === 'unknown' ? 'unknown' : svcName),
+    destination_service_namespace: service === 'unknown' ? 'unknown' : svcNs,
     destination_cluster: 'Kubernetes',
+    response_flags: flags,
+    connection_security_policy: reporter === 'source' ? 'unknown' : mtls ? 'mutual_tls' : 'none',
+  };
+}
+
+function requestSeries(metrics: IstioMetrics, r: SeriesKey): IstioRequestSeries {
+  const labels: IstioRequestLabels = {
+    ...peerLabels(r.reporter, r.source, r.destination, r.service, r.flags, r.mtls, r.serviceName),
     request_protocol: r.protocol,
     response_code: r.code,
     grpc_response_status: r.grpcStatus,
-    response_flags: r.flags,
-    connection_security_policy: r.reporter === 'source' ? 'unknown' : r.mtls ? 'mutual_tls' : 'none',
   };
   return metrics.requestSeries(labels);
 }

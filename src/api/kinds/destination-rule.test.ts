@@ -37,9 +37,7 @@ table('DestinationRule', [
             baseEjectionTime: 15m
             maxEjectionPercent: 50
     `,
-    warnings: [
-      { path: 'spec.subsets[0].trafficPolicy.connectionPool.tcp.idleTimeout', message: NE, line: 15 },
-    ],
+    warnings: 'none',
   },
   {
     name: "credentialName is enforced (the control plane's credential store): no warning",

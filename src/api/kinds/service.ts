@@ -73,8 +73,10 @@ const targetPort: Validator = (v, path, ctx) => {
   fail(ctx, path, `expected a port number or port name, found ${v === null ? 'null' : typeof v}`);
 };
 
-/** HTTP, and what reaches the app as HTTP/2 (app-protocol.ts). */
-const SERVED_APP_PROTOCOLS = new Set(['http', 'http2', 'grpc', 'kubernetes.io/h2c']);
+/** appProtocol values Trellis proxies as what they say; `<protocol>[-<suffix>]` as Istio reads them. */
+const L4_OR_HTTP = /^(http|http2|grpc|tcp|tls|https|mongo|redis|mysql)(-|$)/;
+/** Accepted, not yet served as what they say (no gRPC-Web translation, no HTTP CONNECT proxying). */
+const NOT_SERVED = /^(grpc-web|http_proxy)(-|$)/;
 
 const servicePort: Validator = object(
   {
@@ -89,11 +91,20 @@ const servicePort: Validator = object(
     required: ['port'],
     notEnforced: ['nodePort'],
     check: (v, path, ctx) => {
-      if (typeof v.appProtocol === 'string' && !SERVED_APP_PROTOCOLS.has(v.appProtocol.toLowerCase())) {
+      const app = typeof v.appProtocol === 'string' ? v.appProtocol.toLowerCase() : undefined;
+      // HTTP, HTTP/2, gRPC and the L4 protocols are proxied as such (compile/protocol.ts,
+      // app-protocol.ts); an unknown one is sniffed.
+      if (app !== undefined && NOT_SERVED.test(app)) {
         warn(
           ctx,
           join(path, 'appProtocol'),
           `${NOT_ENFORCED}: Trellis serves ports as HTTP, HTTP/2 and gRPC for now, found ${v.appProtocol}`,
+        );
+      } else if (app !== undefined && !L4_OR_HTTP.test(app) && !app.startsWith('kubernetes.io/')) {
+        warn(
+          ctx,
+          join(path, 'appProtocol'),
+          `appProtocol ${v.appProtocol} names no protocol Istio knows: connections are sniffed (HTTP detected, anything else proxied as TCP)`,
         );
       }
       if (v.protocol === 'UDP' || v.protocol === 'SCTP') {

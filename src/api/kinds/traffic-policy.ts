@@ -378,16 +378,13 @@ const nonNegativeInt32 = (what: string): Validator =>
 
 export const connectionPool: Validator = object(
   {
-    tcp: object(
-      {
-        maxConnections: nonNegativeInt32('max connections'),
-        connectTimeout: duration(),
-        tcpKeepalive,
-        maxConnectionDuration: duration(),
-        idleTimeout: duration({ minMs: 0 }),
-      },
-      { notEnforced: ['idleTimeout'] },
-    ),
+    tcp: object({
+      maxConnections: nonNegativeInt32('max connections'),
+      connectTimeout: duration(),
+      tcpKeepalive,
+      maxConnectionDuration: duration(),
+      idleTimeout: duration({ minMs: 0 }),
+    }),
     http: object(
       {
         http1MaxPendingRequests: nonNegativeInt32('http1 max pending requests'),

@@ -151,7 +151,7 @@ table('VirtualService', [
       - route:
         - destination: {host: mysql, port: {number: 3306}}
     `,
-    warnings: [{ path: 'spec.tcp', message: NE, line: 20 }],
+    warnings: 'none',
   },
   {
     name: 'every match field and redirect are enforced: no warning',
@@ -884,10 +884,29 @@ table('VirtualService', [
     ],
   },
   {
-    name: 'valid TCP and TLS routes warn as not enforced',
+    name: 'valid TCP and TLS routes on sidecars are enforced: no warning',
     spec: `
       hosts: [mysql, "*.example.com"]
       gateways: [mesh, egress]
+      tcp:
+      - match:
+        - port: 3306
+          destinationSubnets: [10.0.0.0/8, "2001:db8::/32"]
+        route:
+        - destination: {host: mysql}
+      tls:
+      - match:
+        - sniHosts: [api.example.com]
+        route:
+        - destination: {host: api.example.com, port: {number: 443}}
+    `,
+    warnings: 'none',
+  },
+  {
+    name: 'TCP and TLS routes bound to gateways only warn as not enforced',
+    spec: `
+      hosts: [mysql, "*.example.com"]
+      gateways: [egress]
       tcp:
       - match:
         - port: 3306

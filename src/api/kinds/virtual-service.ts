@@ -21,6 +21,7 @@ import {
   int32,
   ipOrCidr,
   labels,
+  NOT_ENFORCED,
   portNumber,
   weightedDestinations,
 } from './common.ts';
@@ -178,6 +179,10 @@ function checkVirtualService(v: Record<string, unknown>, path: string, ctx: Ctx)
   }
 
   const boundToMesh = gateways.length === 0 || gateways.includes('mesh');
+  // Sidecars proxy tcp and tls routes; gateway listeners serve HTTP only so far.
+  for (const field of ['tcp', 'tls'])
+    if (!boundToMesh && list(v[field]).length > 0)
+      warn(ctx, join(path, field), `${NOT_ENFORCED} on gateways: Trellis gateways serve HTTP only for now`);
   hosts.forEach((h, i) => {
     if (h === '*' && boundToMesh) {
       fail(
@@ -238,7 +243,7 @@ export const virtualServiceSpec: Validator = object(
     tcp: array(tcpRoute),
     exportTo: exportTo(),
   },
-  { notEnforced: ['tls', 'tcp'], check: checkVirtualService },
+  { check: checkVirtualService },
 );
 
 export const virtualService: KindInfo = {

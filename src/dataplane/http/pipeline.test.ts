@@ -13,7 +13,7 @@ import { PHASES, Pipeline } from './pipeline.ts';
 
 function sidecar(inbound: Partial<InboundListener>): ProxySnapshot {
   return {
-    schema: 4,
+    schema: 5,
     version: 'v1',
     revision: 1,
     proxy: {

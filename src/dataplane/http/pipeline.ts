@@ -1,9 +1,15 @@
 // The request pipeline of one proxy: the phase chains of each listener, rebuilt when a snapshot is
 // applied and swapped in with it. Every listener runs the same phase list (phase.ts); what differs
 // is each phase's setup for that listener.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/log.ts';
 import type { IstioMetrics } from '../../telemetry/istio.ts';
 import type { ProxyConfig } from '../config.ts';
+import { ConnectionAuthorization } from '../tcp/authorize.ts';
+import { type ConnectionDestination, type HttpServe, type TcpConfig, TcpProxy } from '../tcp/proxy.ts';
+import { L4Routes } from '../tcp/routes.ts';
+import { ConnectionTelemetry } from '../tcp/telemetry.ts';
 import { encodePeer, type PeerInfo, RequestTelemetry, UNKNOWN_PEER } from '../telemetry.ts';
 import { AppH2Session } from '../upstream/app-h2.ts';
 import type { Dispatch } from '../upstream/dispatch.ts';
@@ -47,6 +53,8 @@ export interface Chains {
   readonly inbound: Chain;
   /** By route table: a gateway listener names its own. */
   gateway(table: string): Chain;
+  /** The L4 path's routing and policies. */
+  readonly tcp: TcpConfig;
 }
 
 export class Pipeline {
@@ -59,6 +67,9 @@ export class Pipeline {
   private readonly appPort: (p: number) => number;
   private readonly extAuthz = new ExtAuthzClients();
   private readonly sites: Record<ListenerKind, Site>;
+  private readonly tcp: TcpProxy;
+  private readonly metrics: IstioMetrics;
+  private outboundHttp: HttpServe | undefined;
   private current: Chains;
 
   constructor(deps: PipelineDeps) {
@@ -82,6 +93,14 @@ export class Pipeline {
       log: deps.log,
     });
     this.sites = { outbound: site('outbound'), gateway: site('gateway'), inbound: site('inbound') };
+    this.metrics = deps.metrics;
+    this.tcp = new TcpProxy({
+      peers: deps.peers,
+      telemetry: new ConnectionTelemetry(deps.metrics, deps.self, deps.log, deps.accessLog),
+      peerOf: (header, principal) => this.telemetry.peer(header, principal),
+      selfHeader: this.deps.selfHeader,
+      appPort: deps.appPort,
+    });
     this.current = this.build(undefined);
   }
 
@@ -112,8 +131,16 @@ export class Pipeline {
       for (const name of [l.routeTable, ...(l.tls ?? []).map((t) => t.routeTable)])
         if (!gateways.has(name)) gateways.set(name, chain('gateway', name));
     }
+    const inbound = cfg?.inbound;
+    const tcpAuthz = inbound?.tcpAuthorization ?? inbound?.authorization;
+    const tcp: TcpConfig = {
+      cfg,
+      routes: new L4Routes(cfg),
+      authorization: tcpAuthz && new ConnectionAuthorization(tcpAuthz, this.metrics.authorizationDenied),
+    };
     return {
       cfg,
+      tcp,
       outbound: chain('outbound', 'outbound'),
       inbound: chain('inbound', 'inbound'),
       gateway: (table) => {
@@ -131,6 +158,28 @@ export class Pipeline {
   outbound(down: Downstream, tunnel?: string): void {
     const chain = this.current.outbound;
     chain.run(new Exchange(down, chain.site, PLAINTEXT, tunnel));
+  }
+
+  /**
+   * The entry point for an app's connection the outbound side did not parse: a CONNECT tunnel (the
+   * socket past its head), or a connection transparent capture took to its original destination.
+   * `dest.host` is an FQDN, a short name or an IP, and `dest.port` the port, as the app addressed
+   * them. A service port whose protocol is TCP or TLS (or a sniffed one carrying neither HTTP nor a
+   * known start) is proxied as bytes; HTTP, and what is not a mesh service port, goes to the outbound
+   * HTTP server as a tunnel to `host:port`. The socket may hold unread bytes; it is owned from here.
+   */
+  connection(socket: Socket, dest: ConnectionDestination): void {
+    this.tcp.outbound(this.current.tcp, socket, dest, this.outboundHttp);
+  }
+
+  /** Where `connection` hands HTTP: the outbound listener's HTTP servers. */
+  serveOutboundHttp(serve: HttpServe): void {
+    this.outboundHttp = serve;
+  }
+
+  /** A TCP stream from another proxy over mTLS (ALPN `trellis-tcp`), for the app. */
+  inboundConnection(socket: TLSSocket, peer: PeerTls): void {
+    this.tcp.inbound(this.current.tcp, socket, peer);
   }
 
   /**

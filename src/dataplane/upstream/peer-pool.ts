@@ -16,6 +16,9 @@ import { h1Transport } from './h1-transport.ts';
 import { h2Transport } from './h2-transport.ts';
 import { replayStale } from './replay.ts';
 
+/** The ALPN a client proxy offers for a TCP stream; the inbound listener hands such a connection to the L4 path. */
+export const TCP_ALPN = 'trellis-tcp';
+
 interface PeerH1Pool {
   pool: H1Pool;
   /** The identities it was opened for: a snapshot that changes them gets a new pool. */
@@ -59,6 +62,14 @@ export class PeerPool {
     });
     tuneUpstreamSocket(socket, pool, 'secureConnect', this.connectTimeoutMs);
     return socket;
+  }
+
+  /**
+   * One mTLS connection carrying a proxied TCP stream (ALPN `trellis-tcp`), never pooled: its bytes
+   * belong to one downstream connection. The same secure naming as for HTTP.
+   */
+  stream(ep: Endpoint, sni: string, identities: readonly string[], settings?: ConnectionPool): tls.TLSSocket {
+    return this.connect(ep, sni, identities, TCP_ALPN, settings);
   }
 
   /** Keep-alive HTTP/1.1 connections to the endpoint, for requests that came in as HTTP/1.1. */

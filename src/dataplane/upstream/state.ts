@@ -76,6 +76,8 @@ export class ClusterState {
   activeH1 = 0;
   /** HTTP/1.1 requests waiting for one. */
   pending = 0;
+  /** Proxied TCP connections open or opening (circuit breaking's max connections, for TCP). */
+  activeTcp = 0;
   /** Retries in flight (circuit breaking's max retries). */
   activeRetries = 0;
   /** Endpoints ejected now. */

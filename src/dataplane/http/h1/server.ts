@@ -22,6 +22,9 @@ const SWEEP_MS = 1000;
 /** `tunnel` is the CONNECT target when the request came through a tunnel. */
 export type RequestHandler = (down: Downstream, socket: Socket, tunnel: string | undefined) => void;
 
+/** Takes over a CONNECT tunnel's socket once the client was told 200. */
+export type TunnelHandler = (socket: Socket) => void;
+
 /** A request the codec refused itself (malformed, ambiguous, too slow): answered with `status`, flag DPE. */
 export interface Rejection {
   status: number;
@@ -40,10 +43,10 @@ export class H1Server {
   /** Told of every rejection, for the log and the metrics. */
   readonly onReject: (r: Rejection) => void;
   /**
-   * Takes a tunnel whose client speaks HTTP/2 with prior knowledge inside it (gRPC clients behind
-   * grpc_proxy do): the socket, with its first bytes put back, and the CONNECT target.
+   * Asked for each CONNECT target: a handler takes the tunnel's socket (past the head, paused, with
+   * what the client sent after it put back) instead of serving HTTP inside it.
    */
-  readonly onTunnelH2: ((socket: Socket, tunnel: string) => void) | undefined;
+  readonly connect: ((target: string) => TunnelHandler | undefined) | undefined;
   readonly connections = new Set<H1Connection>();
   /** Draining: every response closes its connection. */
   closing = false;
@@ -56,18 +59,18 @@ export class H1Server {
       onReject: (r: Rejection) => void;
       idleTimeoutMs?: number;
       delayedCloseMs?: number;
-      onTunnelH2?: (socket: Socket, tunnel: string) => void;
+      connect?: (target: string) => TunnelHandler | undefined;
     },
   ) {
     this.onRequest = onRequest;
     this.tunnels = opts.tunnels;
-    this.onTunnelH2 = opts.onTunnelH2;
     this.onReject = opts.onReject;
+    this.connect = opts.connect;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.delayedCloseMs = opts.delayedCloseMs ?? DELAYED_CLOSE_MS;
   }
 
-  /** `tunnel`: the connection's destination when it was captured, served as if CONNECTed there. */
+  /** `tunnel`: the socket's destination, a CONNECT tunnel opened elsewhere or a captured connection. */
   serve(socket: Socket, tunnel?: string): void {
     this.connections.add(new H1Connection(this, socket, tunnel));
     // One timer for all connections, like Node's connectionsCheckingInterval: nothing per request.
@@ -103,8 +106,6 @@ export class H1Server {
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
-const PREFACE = Buffer.from('PRI');
-
 class H1Connection {
   readonly server: H1Server;
   readonly socket: Socket;
@@ -130,8 +131,8 @@ class H1Connection {
   /** The client half-closed. */
   private clientEnded = false;
   private delayedClose?: NodeJS.Timeout;
-  /** The first bytes in a tunnel, too few to tell HTTP/2's preface from an HTTP/1.1 method. */
-  private partialPreface?: Buffer;
+  /** Set by a CONNECT head whose tunnel another handler takes: the socket leaves after the head. */
+  private handoff?: TunnelHandler;
 
   constructor(server: H1Server, socket: Socket, tunnel?: string) {
     this.server = server;
@@ -154,39 +155,18 @@ class H1Connection {
   };
   private readonly onSocketClose = (): void => this.onClose();
 
-  /**
-   * Inside a tunnel, before any request: whether the client opened with the HTTP/2 preface, in
-   * which case the connection leaves this server for the HTTP/2 one. A chunk too short to tell
-   * (`P`, `PR` may start PROPFIND) waits for the next.
-   */
-  private tunnelH2(chunk: Buffer): boolean {
-    const take = this.server.onTunnelH2;
-    if (!take || this.tunnel === undefined || this.current || this.receiving || !this.parser.idle)
-      return false;
-    const partial = this.partialPreface;
-    this.partialPreface = undefined;
-    const seen = partial ? Buffer.concat([partial, chunk]) : chunk;
-    const n = Math.min(seen.length, PREFACE.length);
-    if (!seen.subarray(0, n).equals(PREFACE.subarray(0, n))) {
-      if (!partial) return false;
-      this.feed(seen); // an HTTP/1.1 request after all, from its first byte
-      return true;
-    }
-    if (n < PREFACE.length) {
-      this.partialPreface = seen;
-      return true;
-    }
-    this.dead = true;
-    this.server.connections.delete(this);
+  /** The socket leaves this connection for `to`, with `rest` (read past the CONNECT head) put back. */
+  private release(rest: Buffer, to: TunnelHandler): void {
     const s = this.socket;
+    this.dead = true;
+    s.pause();
     s.off('data', this.onData);
     s.off('end', this.onSocketEnd);
     s.off('error', this.onError);
     s.off('close', this.onSocketClose);
-    s.pause();
-    s.unshift(seen);
-    take(s, this.tunnel);
-    return true;
+    this.server.connections.delete(this);
+    if (rest.length) s.unshift(rest);
+    to(s);
   }
 
   /** Not serving a request and not in the middle of one. */
@@ -209,7 +189,6 @@ class H1Connection {
       return;
     }
     if (this.dead) return;
-    if (this.waitingSince >= 0 && this.tunnelH2(chunk)) return;
     if (this.pending || this.held) {
       this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
       this.socket.pause();
@@ -220,6 +199,10 @@ class H1Connection {
       n = this.parser.execute(chunk);
     } catch (err) {
       this.fail(err as Error);
+      return;
+    }
+    if (this.handoff) {
+      this.release(chunk.subarray(n), this.handoff);
       return;
     }
     if (this.switchParser) {
@@ -248,6 +231,7 @@ class H1Connection {
           this.tunnel = head.target;
           this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
           this.waitingSince = performance.now();
+          this.handoff = this.server.connect?.(head.target);
         } else this.reject('TRL_HTTP_CONNECT_NOT_ALLOWED', 'CONNECT is not served on this listener');
         return;
       }
