@@ -360,9 +360,10 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       assert.equal(r.err, null);
       assert.equal(r.reply?.received, 6 * MB);
       assert.equal(r.reply?.payload.length, 6 * MB);
-      // 32 × 512 KiB to a client that stops reading after the first: the server can write only
-      // as far as the flow-control windows and the proxies' bounded buffers let it, then waits.
-      const call = c.Download({ text: 'd', size: MB / 2, count: 32 }, { deadline: Date.now() + 60_000 });
+      // 128 × 512 KiB (64 MiB) to a client that stops reading after the first: the server can write
+      // only as far as the flow-control windows and the proxies' bounded buffers let it, then waits.
+      // (Windows and grpc-js's own buffering hold a few MiB; on a quiet machine 16 MiB all fit.)
+      const call = c.Download({ text: 'd', size: MB / 2, count: 128 }, { deadline: Date.now() + 60_000 });
       let n = 0;
       let bytes = 0;
       const status = new Promise<grpc.StatusObject>((resolve, reject) => {
@@ -381,7 +382,7 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       );
       // The server stops once the windows are full: its count stays put over a few looks. (grpc-js
       // holds 16 messages of its own before its write says wait; a proxy that buffered without
-      // bound would let all 32 go.)
+      // bound would let all 128 go.)
       let last = -1;
       let still = 0;
       await until('the server to stop writing while the client does not read', async () => {
@@ -389,15 +390,15 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
         last = app.downloaded;
         return still >= 3;
       });
-      assert.ok(app.downloaded < 32, `the server was held back, at ${app.downloaded} of 32 messages`);
+      assert.ok(app.downloaded < 128, `the server was held back, at ${app.downloaded} of 128 messages`);
       call.resume();
       const s = await status;
-      assert.deepEqual({ n, bytes, sent: s.metadata.get('x-sent') }, { n: 32, bytes: 16 * MB, sent: ['32'] });
+      assert.deepEqual({ n, bytes, sent: s.metadata.get('x-sent') }, { n: 128, bytes: 64 * MB, sent: ['128'] });
       await statReaches(
         client,
         'istio_response_messages_total',
         { reporter: 'source', request_protocol: 'grpc', grpc_response_status: '0' },
-        32,
+        128,
       );
     } finally {
       c.close();
