@@ -19,14 +19,28 @@ const unavailable = await captureUnavailable();
 const skip = unavailable ? `transparent capture needs root, ip and nft: ${unavailable}` : false;
 const PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p));
 
+// A TCP echo (not HTTP): every byte back, then the end when the client ends.
+const ECHO = `require('node:net').createServer({ allowHalfOpen: true }, (c) => c.pipe(c)).listen(Number(process.argv[2]), '0.0.0.0');`;
+
 // A Python stdlib app that has never heard of a mesh: it listens on 0.0.0.0 on the port in its argv
 // (`$(PORT)` in the mesh file) and calls `http://details:9080` with no proxy settings.
 const FRONT = `
-import http.server, sys, urllib.request
+import http.server, socket, sys, urllib.request
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == '/health':
             body = b'ok'
+        elif self.path == '/tcp':
+            # A plain TCP protocol to the echo service, by name: captured and proxied as bytes.
+            with socket.create_connection(('echo', 9000), timeout=5) as c:
+                c.sendall(b'ping through the mesh\\n')
+                c.shutdown(socket.SHUT_WR)
+                body = b''
+                while True:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    body += chunk
         else:
             with urllib.request.urlopen('http://details:9080/details/7', timeout=5) as r:
                 body = r.read()
@@ -70,6 +84,24 @@ spec:
   ports: [{ name: http, port: 9080 }]
   readinessProbe: { httpGet: { path: /health } }
 ---
+apiVersion: v1
+kind: Service
+metadata: { name: echo, namespace: default }
+spec:
+  selector: { app: echo }
+  ports: [{ name: tcp-echo, port: 9000 }]
+---
+apiVersion: trellis.dev/v1alpha1
+kind: Workload
+metadata: { name: echo-v1, namespace: default }
+spec:
+  command: node
+  args: [echo.cjs, $(PORT)]
+  workingDir: ${dir}
+  labels: { app: echo, version: v1 }
+  serviceAccount: echo
+  ports: [{ name: tcp-echo, port: 9000, protocol: TCP }]
+---
 apiVersion: trellis.dev/v1alpha1
 kind: Workload
 metadata: { name: front-v1, namespace: default }
@@ -112,6 +144,7 @@ async function meshDir(): Promise<string> {
   // The apps run as their own users: they must read their files.
   await chmod(dir, 0o755);
   await writeFile(path.join(dir, 'front.py'), FRONT, { mode: 0o644 });
+  await writeFile(path.join(dir, 'echo.cjs'), ECHO, { mode: 0o644 });
   await writeFile(path.join(dir, 'mesh.yaml'), meshFile(dir));
   return dir;
 }
@@ -180,8 +213,20 @@ describe('transparent capture', {
     );
   });
 
+  test('a plain TCP protocol to a service by name is captured and proxied as bytes, over mTLS', async () => {
+    const r = await page(`${mesh.gateway}/tcp`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, 'ping through the mesh\n');
+    const echo = mesh.instance('echo-v1');
+    const metrics = await (await fetch(`http://${echo.address}:${echo.adminPort}/stats/prometheus`)).text();
+    assert.match(
+      metrics,
+      /istio_tcp_connections_opened_total\{[^}]*source_workload="front-v1"[^}]*connection_security_policy="mutual_tls"/,
+    );
+  });
+
   test('an app port is not reachable around the sidecar from outside its netns', async () => {
-    for (const w of ['details-v1', 'front-v1']) {
+    for (const w of ['details-v1', 'front-v1', 'echo-v1']) {
       const i = mesh.instance(w);
       const got = await rawGet(i.address, i.appPort!);
       assert.doesNotMatch(got, /^HTTP\//, `${w}: a plaintext client got an answer: ${got}`);

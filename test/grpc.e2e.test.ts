@@ -393,7 +393,10 @@ describe('gRPC through the mesh with real grpc-js clients and servers', { timeou
       assert.ok(app.downloaded < 128, `the server was held back, at ${app.downloaded} of 128 messages`);
       call.resume();
       const s = await status;
-      assert.deepEqual({ n, bytes, sent: s.metadata.get('x-sent') }, { n: 128, bytes: 64 * MB, sent: ['128'] });
+      assert.deepEqual(
+        { n, bytes, sent: s.metadata.get('x-sent') },
+        { n: 128, bytes: 64 * MB, sent: ['128'] },
+      );
       await statReaches(
         client,
         'istio_response_messages_total',

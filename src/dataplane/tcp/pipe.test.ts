@@ -30,27 +30,35 @@ async function joined(o: { idleTimeoutMs: number; maxDurationMs?: number }) {
 
 test('bytes both ways with backpressure, a FIN passed on, counts on close', async () => {
   const { client, app, result, close } = await joined({ idleTimeoutMs: 0 });
-  const big = Buffer.alloc(8 * 1024 * 1024, 7);
-  // The app reads nothing for a while: the pipe must hold at most a buffer's worth, not all 8 MiB.
-  app.pause();
-  client.end(big);
-  await new Promise((r) => setTimeout(r, 100));
-  assert.ok(client.writableLength > 0 || !client.writableFinished, 'the client is held back');
-  const chunks: Buffer[] = [];
-  app.on('data', (c: Buffer) => chunks.push(c));
-  app.resume();
-  await new Promise((r) => app.once('end', r));
-  assert.equal(Buffer.concat(chunks).length, big.length);
-  // Half-closed: the app still answers after the client's FIN.
-  const answer = new Promise<string>((r) => client.once('data', (c: Buffer) => r(c.toString())));
-  app.end('done');
-  assert.equal(await answer, 'done');
-  const r = await result;
-  assert.deepEqual(
-    { received: r.received, sent: r.sent, end: r.end },
-    { received: big.length, sent: 4, end: 'closed' },
-  );
-  close();
+  // More than the kernel's socket buffers of both pairs can hold (on loopback tcp_rmem grows to
+  // 32 MiB, tcp_wmem to 4 MiB): what is left in the client shows the pipe waits for the app.
+  const big = Buffer.alloc(128 * 1024 * 1024, 7);
+  try {
+    // The app reads nothing for a while: the pipe must hold at most a buffer's worth, not all 128 MiB.
+    app.pause();
+    client.end(big);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(client.writableLength > 0 || !client.writableFinished, 'the client is held back');
+    const chunks: Buffer[] = [];
+    app.on('data', (c: Buffer) => chunks.push(c));
+    app.resume();
+    await new Promise((r) => app.once('end', r));
+    assert.equal(Buffer.concat(chunks).length, big.length);
+    // Half-closed: the app still answers after the client's FIN.
+    const answer = new Promise<string>((r) => client.once('data', (c: Buffer) => r(c.toString())));
+    app.end('done');
+    assert.equal(await answer, 'done');
+    const r = await result;
+    assert.deepEqual(
+      { received: r.received, sent: r.sent, end: r.end },
+      { received: big.length, sent: 4, end: 'closed' },
+    );
+  } finally {
+    // A failed assertion must not leave the sockets holding the test file open.
+    client.destroy();
+    app.destroy();
+    close();
+  }
 });
 
 test('the idle timeout closes a quiet pair; traffic keeps it open', async () => {
