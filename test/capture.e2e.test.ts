@@ -190,9 +190,14 @@ describe('transparent capture', {
     const front = mesh.instance('front-v1');
     assert.ok(front.netns && front.address !== '127.0.0.1', 'front runs in a netns of its own');
     const admin = `http://${front.address}:${front.adminPort}/stats/prometheus`;
-    const before = await counter(admin, 'trellis_listener_downstream_cx_total', 'outbound');
     // Enough new connections (urllib opens one per call) to fill more than a page of conntrack entries.
     const rounds = 60;
+    // The gateway learns front's endpoint by a push that may trail the banner by a moment.
+    await until(
+      'front through the gateway',
+      async () => (await page(`${mesh.gateway}/health`)).status === 200,
+    );
+    const before = await counter(admin, 'trellis_listener_downstream_cx_total', 'outbound');
     for (let i = 0; i < rounds; i++) {
       const r = await page(`${mesh.gateway}/anything`);
       assert.equal(r.status, 200, r.text);
@@ -282,8 +287,10 @@ describe('a SIGKILLed trellis up', { skip }, () => {
       const fresh = new Set(second.info.instances.flatMap((i) => (i.netns ? [i.netns] : [])));
       for (const ns of namespaces)
         if (!fresh.has(ns)) assert.doesNotMatch(stdout, new RegExp(`^${ns} `, 'm'));
-      const r = await page(`${second.gateway}/x`);
-      assert.equal(r.status, 200, r.text);
+      await until(
+        'front through the gateway',
+        async () => (await page(`${second.gateway}/x`)).status === 200,
+      );
     } finally {
       await second.down();
     }
