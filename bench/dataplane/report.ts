@@ -49,6 +49,7 @@ export function dataPlaneTables(results: RunResult[]): string {
   for (const p of protocols) {
     for (const s of scenarios) {
       const runs = rounds.map((r) => find(s, p, r)).filter((r) => r !== undefined);
+      if (!runs.length) continue; // gRPC runs on HTTP/2 only, TCP scenarios on TCP
       const base = baselines(s);
       const added = (q: 'p50' | 'p90' | 'p99') =>
         runs.map((r) => ms(r.rate[q] - (find(base.direct, p, r.round)?.rate[q] ?? Number.NaN)));
