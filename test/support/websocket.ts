@@ -276,6 +276,14 @@ export interface Handshake {
  * proxy is the app's HTTP proxy); a 101 must carry the right Sec-WebSocket-Accept. With `tunnel`,
  * the handshake goes inside a CONNECT to that authority, as a client configured with a proxy sends it.
  */
+/** Every client socket `wsConnect` opened, so a suite's teardown can end what a test left open. */
+const clientSockets = new Set<net.Socket>();
+
+export function destroyClients(): void {
+  for (const s of clientSockets) s.destroy();
+  clientSockets.clear();
+}
+
 export function wsConnect(
   port: number,
   target: string,
@@ -285,6 +293,8 @@ export function wsConnect(
 ): Promise<Handshake> {
   const key = randomBytes(16).toString('base64');
   const socket = net.connect({ host: '127.0.0.1', port });
+  clientSockets.add(socket);
+  socket.once('close', () => clientSockets.delete(socket));
   let head =
     `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`;
