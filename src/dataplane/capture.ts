@@ -18,7 +18,7 @@
 // VIPs), and needs nothing installed.
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import type { Destination } from './listeners.ts';
+import type { ConnectionDestination } from './tcp/proxy.ts';
 
 /** Bounds the walk: a netns's table is small (the runtime keeps closed entries 1 s, see capture-network.ts). */
 const MAX_TABLE_BYTES = 16 << 20;
@@ -36,7 +36,7 @@ export class ConntrackTable {
    * file is a seq_file: a read returns at most about a page of whole entries, and each read walks the
    * kernel's hash again, so chunks are searched as they come and the walk stops at the entry.
    */
-  original(remoteAddress: string, remotePort: number, localPort: number): Destination | undefined {
+  original(remoteAddress: string, remotePort: number, localPort: number): ConnectionDestination | undefined {
     const key = ` dst=${remoteAddress} sport=${localPort} dport=${remotePort} `;
     // Reads at consecutive offsets continue the walk; a read at 0 starts it afresh.
     for (let pos = 0; pos < MAX_TABLE_BYTES; ) {
@@ -62,7 +62,7 @@ export class ConntrackTable {
 export function capturedDestination(
   table: ConntrackTable,
   addresses: () => Record<string, string> | undefined,
-): (socket: Socket) => Destination | undefined {
+): (socket: Socket) => ConnectionDestination | undefined {
   return (socket) => {
     const { remoteAddress, remotePort, localPort } = socket;
     if (remoteAddress === undefined || remotePort === undefined || localPort === undefined) return undefined;

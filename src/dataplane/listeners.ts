@@ -18,6 +18,7 @@ import { FLAGS_HEADER } from './http/headers.ts';
 import type { Pipeline } from './http/pipeline.ts';
 import { allowedUpgrade } from './http/upgrade.ts';
 import type { ListenerCounters, ListenerSettings } from './listener-limits.ts';
+import type { ConnectionDestination } from './tcp/proxy.ts';
 import { TCP_ALPN } from './upstream/peer-pool.ts';
 
 const PEER = Symbol('trellis.peer');
@@ -143,7 +144,7 @@ function httpFront(
     mtls?: { server: tls.Server; plaintext: () => boolean; stream?: (socket: TLSSocket) => void };
     tls?: GatewayTls;
     /** Transparent capture: each connection's original destination; without one it is cut. */
-    destinationOf?: (socket: Socket) => Destination | undefined;
+    destinationOf?: (socket: Socket) => ConnectionDestination | undefined;
   },
   listener: ListenerSettings,
 ): Front {
@@ -261,12 +262,6 @@ export function outboundServer(pipeline: Pipeline, listener: ListenerSettings): 
   );
 }
 
-/** Where a captured connection was headed: a service host (or an address no service has) and port. */
-export interface Destination {
-  host: string;
-  port: number;
-}
-
 /**
  * The outbound listener under transparent capture (see capture.ts): the app connected to a service's
  * VIP, the netns rules redirected it here, and `destinationOf` recovers where it was going.
@@ -274,7 +269,7 @@ export interface Destination {
 export function capturedOutboundServer(
   pipeline: Pipeline,
   listener: ListenerSettings,
-  destinationOf: (socket: Socket) => Destination | undefined,
+  destinationOf: (socket: Socket) => ConnectionDestination | undefined,
 ): Front {
   return httpFront(
     pipeline,

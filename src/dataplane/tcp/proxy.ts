@@ -7,6 +7,7 @@
 // capture, later a gateway listener).
 import net, { type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from '../client-hello.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { PeerTls } from '../http/context.ts';
 import type { PeerInfo } from '../telemetry.ts';
@@ -16,7 +17,7 @@ import type { PeerPool } from '../upstream/peer-pool.ts';
 import { ConnectionAttributes, type ConnectionAuthorization } from './authorize.ts';
 import { pipe } from './pipe.ts';
 import { type L4Port, L4Routes, type L4Target, pickCluster } from './routes.ts';
-import { clientHello, httpStart, MAX_HELLO_BYTES, peek } from './sniff.ts';
+import { httpStart, peek } from './sniff.ts';
 import type { ConnectionInfo, ConnectionTelemetry } from './telemetry.ts';
 
 /** Istio's default idle timeout for proxied TCP (DestinationRule `connectionPool.tcp.idleTimeout`). */
@@ -120,14 +121,15 @@ export class TcpProxy {
     const byHello = () =>
       peek(
         socket,
-        MAX_HELLO_BYTES,
+        // The hello and the headers of the records it spans.
+        MAX_CLIENT_HELLO_BYTES + 5,
         HELLO_TIMEOUT_MS,
         (seen, full) => {
-          const hello = clientHello(seen);
-          return hello === 'more' && !full ? undefined : hello;
+          const hello = parseClientHello(seen);
+          return hello.state === 'partial' && !full ? undefined : hello;
         },
         (hello) => {
-          const sni = typeof hello === 'object' ? hello.sni : undefined;
+          const sni = hello.state === 'complete' ? hello.sni : undefined;
           if (sni) info.sni = sni;
           const target = (sni !== undefined && L4Routes.tls(port, sni, ip)) || L4Routes.tcp(port, ip);
           this.route(socket, port, info, target);
